@@ -1,0 +1,48 @@
+"""Installation script for sk-mlcpc; the metadata lives here, the tool settings in pyproject.toml."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = {}
+exec((HERE / "sk_mlcpc" / "_version.py").read_text(), VERSION)
+
+setup(
+    name="sk-mlcpc",
+    version=VERSION["__version__"],
+    description=(
+        "Multi-label Contrastive Predictive Coding (ML-CPC): contrastive mutual information "
+        "bounds and estimators for scikit-learn, trained with skorch."
+    ),
+    long_description=(HERE / "README.rst").read_text(encoding="utf-8"),
+    long_description_content_type="text/x-rst",
+    license="BSD-3-Clause",
+    python_requires=">=3.10",
+    packages=find_packages(include=["sk_mlcpc", "sk_mlcpc.*"]),
+    install_requires=[
+        "numpy>=1.24,<3",
+        # validate_data, _parameter_constraints and __sklearn_tags__ as used here appeared in 1.6.
+        "scikit-learn>=1.6,<1.10",
+        "torch>=2.2,<3",
+        "skorch>=1.0,<2",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pandas>=1.5", "scipy>=1.10", "ruff>=0.5"],
+        "docs": [
+            "sphinx>=7",
+            "numpydoc>=1.6",
+            "pydata-sphinx-theme>=0.15",
+            "sphinx-gallery>=0.15",
+            "matplotlib>=3.6",
+        ],
+        "bench": ["matplotlib>=3.6", "pandas>=1.5"],
+    },
+    entry_points={"console_scripts": ["sk-mlcpc=sk_mlcpc._cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Intended Audience :: Science/Research",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "License :: OSI Approved :: BSD License",
+    ],
+)
