@@ -1,6 +1,22 @@
-"""sk-mlcpc: Multi-label Contrastive Predictive Coding for scikit-learn."""
+"""sk-mlcpc: Multi-label Contrastive Predictive Coding for scikit-learn.
 
-from sk_mlcpc import bounds, datasets
+Contrastive mutual-information bounds (:mod:`sk_mlcpc.bounds`), critics
+(:mod:`sk_mlcpc.critics`), samplers with known MI (:mod:`sk_mlcpc.datasets`) and
+scikit-learn estimators trained with skorch.
+"""
+
+from sk_mlcpc import bounds, critics, datasets, encoders
+from sk_mlcpc._engine import DivergenceError
+from sk_mlcpc._mi import MutualInformationEstimator, estimate_mi
 from sk_mlcpc._version import __version__
 
-__all__ = ["__version__", "bounds", "datasets"]
+__all__ = [
+    "DivergenceError",
+    "MutualInformationEstimator",
+    "__version__",
+    "bounds",
+    "critics",
+    "datasets",
+    "encoders",
+    "estimate_mi",
+]

@@ -1,0 +1,229 @@
+"""The training engine: a skorch ``NeuralNet`` whose loss is a negated contrastive bound.
+
+Public estimators build a :class:`ContrastiveNet` in ``fit`` and keep it as ``net_``; the
+loop, callbacks, progress bar and history are skorch's. What this module adds:
+
+* :class:`PairedTensorDataset` and :class:`TensorBatches`: the training data lives as
+  tensors on the training device and a batch is a slice of a shuffled index, not a
+  per-sample ``__getitem__`` plus collation;
+* :class:`BoundLoss`: the criterion, ``-bound(scores)``, which also carries MINE's moving
+  average between steps;
+* callbacks: :class:`DivergenceGuard` (raise with advice on a non-finite loss) and
+  :class:`MutualInformationLog` (held-out MI in nats in ``history``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from torch import nn
+
+from sk_mlcpc.bounds import get_bound
+
+__all__ = [
+    "BoundLoss",
+    "ContrastiveNet",
+    "DivergenceError",
+    "DivergenceGuard",
+    "MutualInformationLog",
+    "PairedTensorDataset",
+    "TensorBatches",
+    "resolve_device",
+]
+
+
+class DivergenceError(FloatingPointError):
+    """Raised when training produces a non-finite loss."""
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as given."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+    return resolved
+
+
+class PairedTensorDataset(torch.utils.data.Dataset):
+    """Paired samples ``(x_i, y_i)`` held as two tensors on one device."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}.")
+        self.x = x
+        self.y = y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return {"x": self.x[index], "y": self.y[index]}, torch.zeros(())
+
+
+class TensorBatches:
+    """Iterable of batches sliced from a (shuffled) index over a :class:`PairedTensorDataset`.
+
+    Only full batches are produced: every bound depends on the batch size, so a smaller
+    last batch would be a different estimator. Each pass draws a new permutation from
+    ``generator`` when ``shuffle`` is true; with ``shuffle=False`` a fixed permutation
+    (seeded by ``seed``) is reused, so that evaluations are repeatable and not biased by
+    the order of the rows.
+    """
+
+    def __init__(
+        self,
+        dataset: PairedTensorDataset,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+    ) -> None:
+        if batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2, got {batch_size}.")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.generator = generator
+        self.seed = seed
+        self._fixed_order: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset) // self.batch_size
+
+    def _order(self) -> torch.Tensor:
+        if self.shuffle:
+            return torch.randperm(len(self.dataset), generator=self.generator)
+        if self._fixed_order is None:
+            fixed = torch.Generator().manual_seed(self.seed)
+            self._fixed_order = torch.randperm(len(self.dataset), generator=fixed)
+        return self._fixed_order
+
+    def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
+        order = self._order().to(self.dataset.x.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield {"x": self.dataset.x[index], "y": self.dataset.y[index]}, None
+
+
+class BoundLoss(nn.Module):
+    """Criterion ``-bound(scores)`` for a named bound from :data:`sk_mlcpc.bounds.BOUNDS`.
+
+    Parameters
+    ----------
+    objective : str
+        Bound name.
+    alpha : float
+        Positive weight for ``"alpha_cpc"`` / ``"ml_cpc"`` (ignored otherwise). A plain
+        attribute, so a callback may change it between steps (alpha schedules).
+    layout : {"batch", "anchored"}
+        Score-matrix layout.
+    """
+
+    def __init__(self, objective: str, alpha: float = 1.0, layout: str = "batch") -> None:
+        super().__init__()
+        self.bound = get_bound(objective)
+        self.objective = objective
+        self.alpha = float(alpha)
+        self.layout = layout
+        # MINE's moving average of the log partition; NaN marks "not started yet".
+        self.register_buffer("log_partition_ema", torch.tensor(math.nan))
+
+    def estimate(self, scores: torch.Tensor, *, update_state: bool = False) -> torch.Tensor:
+        """The bound (or estimate) in nats, with the training gradient."""
+        if self.objective in ("alpha_cpc", "ml_cpc"):
+            return self.bound(scores, alpha=self.alpha, layout=self.layout)
+        if self.objective == "mine":
+            previous = self.log_partition_ema
+            state = None if torch.isnan(previous) else previous
+            value, new_state = self.bound(scores, log_partition_ema=state, layout=self.layout)
+            if update_state:
+                self.log_partition_ema = new_state.to(previous.dtype)
+            return value
+        return self.bound(scores, layout=self.layout)
+
+    def forward(self, scores: torch.Tensor, training: bool = True) -> torch.Tensor:
+        return -self.estimate(scores, update_state=training)
+
+
+class DivergenceGuard(Callback):
+    """Stop training with a :class:`DivergenceError` as soon as a batch loss is not finite."""
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        loss = net.history[-1, "batches", -1, "train_loss" if training else "valid_loss"]
+        if not math.isfinite(loss):
+            epoch = len(net.history)
+            raise DivergenceError(
+                f"Training diverged: the {'training' if training else 'validation'} loss became "
+                f"{loss} in epoch {epoch}. Lower learning_rate (currently {net.lr}), standardise "
+                "the inputs (preprocessing='standard' or 'quantile'), use a smaller network, "
+                "or choose a lower-variance objective ('ml_cpc' or 'cpc' rather than 'nwj'/'dv')."
+            )
+
+
+class MutualInformationLog(Callback):
+    """Record ``train_mi`` and ``valid_mi`` (nats, = minus the loss) in the history."""
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        if "train_loss" in row:
+            net.history.record("train_mi", -row["train_loss"])
+        if "valid_loss" in row:
+            net.history.record("valid_mi", -row["valid_loss"])
+
+
+class ContrastiveNet(NeuralNet):
+    """skorch net training a critic to maximise a contrastive bound.
+
+    ``module`` is a critic (``forward(x, y) -> scores``); ``criterion`` a
+    :class:`BoundLoss`. Batches are dicts ``{"x": ..., "y": ...}`` sliced on the device by
+    :class:`TensorBatches`. Extra parameters: ``eval_batch_size`` (validation batches),
+    ``shuffle_seed`` (training order) and ``eval_seed`` (fixed validation order).
+    """
+
+    def __init__(
+        self,
+        module,
+        *args,
+        eval_batch_size: int | None = None,
+        shuffle_seed: int = 0,
+        eval_seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(module, *args, **kwargs)
+        self.eval_batch_size = eval_batch_size
+        self.shuffle_seed = shuffle_seed
+        self.eval_seed = eval_seed
+
+    def get_iterator(self, dataset, training=False):
+        if training:
+            # Seeded per call (and offset by the epochs already run, for partial_fit) so the
+            # net holds no generator object and stays picklable.
+            seed = int(self.shuffle_seed) + len(self.history)
+            generator = torch.Generator().manual_seed(seed)
+            return TensorBatches(dataset, self.batch_size, shuffle=True, generator=generator)
+        batch_size = self.eval_batch_size or self.batch_size
+        return TensorBatches(dataset, batch_size, shuffle=False, seed=self.eval_seed)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return self.criterion_(y_pred, training=training)
+
+    def batch_estimates(self, dataset: PairedTensorDataset, batch_size: int) -> np.ndarray:
+        """The bound on each full evaluation batch of ``dataset`` (fixed order), in nats."""
+        self.check_is_fitted()
+        self._set_training(False)
+        values = []
+        with torch.no_grad():
+            for batch, _ in TensorBatches(dataset, batch_size, shuffle=False, seed=self.eval_seed):
+                scores = self.infer(batch)
+                values.append(self.criterion_.estimate(scores, update_state=False))
+        if not values:
+            return np.empty(0)
+        return torch.stack(values).double().cpu().numpy()

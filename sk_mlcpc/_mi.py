@@ -1,0 +1,615 @@
+"""MutualInformationEstimator: neural MI lower bounds with a scikit-learn face."""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from scipy import stats
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.preprocessing import QuantileTransformer, StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+from skorch.helper import predefined_split
+
+from sk_mlcpc._engine import (
+    BoundLoss,
+    ContrastiveNet,
+    DivergenceError,
+    DivergenceGuard,
+    MutualInformationLog,
+    PairedTensorDataset,
+    resolve_device,
+)
+from sk_mlcpc.bounds import BOUNDS, bound_validity, cap, resolve_alpha
+from sk_mlcpc.critics import CRITICS, make_critic
+from sk_mlcpc.encoders import ACTIVATIONS
+
+__all__ = ["MutualInformationEstimator", "estimate_mi"]
+
+_SEPARABLE_CRITICS = ("separable", "separable_additive", "bilinear")
+_MAX_REFERENCE = 2048
+_MAX_PAIRS_PER_CHUNK = 1 << 20
+
+
+def _has_embedding(estimator: MutualInformationEstimator) -> bool:
+    if estimator.critic not in _SEPARABLE_CRITICS:
+        raise AttributeError(
+            f"transform is only available for separable or bilinear critics, which embed x "
+            f"on its own; critic={estimator.critic!r} scores (x, y) pairs jointly. Use "
+            f"critic='separable' (or one of {_SEPARABLE_CRITICS}) to get embeddings."
+        )
+    return True
+
+
+def _noop(*args, **kwargs) -> None:
+    return None
+
+
+class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Estimate the mutual information ``I(X; Y)`` with a trained contrastive critic.
+
+    ``fit(X, Y)`` trains a critic network (with skorch) to maximise a contrastive bound on
+    a training split, then evaluates the bound on the held-out split: ``mi_`` is that
+    held-out estimate in nats, ``mi_std_`` its spread over evaluation batches.
+
+    Parameters
+    ----------
+    objective : str, default="ml_cpc"
+        The bound to train and report, a name from :data:`sk_mlcpc.bounds.BOUNDS`:
+        ``"ml_cpc"``, ``"cpc"``, ``"alpha_cpc"``, ``"nwj"``, ``"tuba"``, ``"dv"``,
+        ``"mine"``, ``"js"``, ``"smile"``.
+    alpha : float or "auto", default="auto"
+        Positive weight of ``"ml_cpc"`` / ``"alpha_cpc"`` (ignored by the others).
+        ``"auto"`` is the smallest alpha treated as valid for the batch size,
+        :func:`sk_mlcpc.bounds.valid_alpha_range` ``(n).low``; it lifts ML-CPC's cap
+        from ``log n`` to ``log(n (n - 1) + 1)``. See ``bound_validity_``.
+    critic : {"separable", "separable_additive", "bilinear", "concat"}, default="separable_additive"
+        ``"concat"`` scores each pair with one MLP (most accurate, ``O(n^2)`` network
+        evaluations per batch); the separable critics score ``g(x) . h(y)`` (with
+        ``+ a(x) + b(y)`` for ``"separable_additive"``) and give embeddings via
+        :meth:`transform`.
+    hidden_layer_sizes : tuple of int, default=(256, 256)
+        Hidden widths of the critic's MLP(s).
+    n_components : int, default=32
+        Embedding width of separable and bilinear critics (ignored by ``"concat"``).
+    activation : str, default="relu"
+        Hidden activation, one of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
+    batch_size : int, default=128
+        Pairs per training batch; each batch yields ``batch_size - 1`` negatives per
+        positive.
+    eval_batch_size : int or None, default=None
+        Pairs per evaluation batch for ``mi_`` and :meth:`score` (the bound and its cap
+        depend on it). ``None`` uses ``batch_size``.
+    max_epochs : int, default=100
+        Maximum passes over the training split.
+    learning_rate : float, default=5e-4
+        Adam learning rate.
+    weight_decay : float, default=0.0
+        Adam weight decay.
+    validation_fraction : float, default=0.2
+        Share of the rows held out for early stopping and for ``mi_``.
+    early_stopping : bool, default=True
+        Stop when the held-out bound has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best weights.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-3
+        Minimum improvement of the held-out bound (nats) that resets the patience.
+    preprocessing : {"quantile", "standard"} or None, default="quantile"
+        Per-column transformation learnt on the training split and applied everywhere.
+        ``"quantile"`` maps each column to a standard normal through its empirical
+        quantiles: mutual information is unchanged by such monotone maps, and heavy
+        tails stop mattering. ``"standard"`` centres and scales; ``None`` leaves the data.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when available, else on the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Controls the split, the initialisation and the batch order. The global torch
+        random state is left untouched.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
+    callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
+        Extra skorch callbacks; copies are used, the originals are not modified.
+
+    Attributes
+    ----------
+    mi_ : float
+        Held-out estimate of the bound, nats (mean over evaluation batches).
+    mi_std_ : float
+        Standard deviation of the estimate over evaluation batches.
+    mi_ci_ : tuple of float
+        95% confidence interval of ``mi_`` (Student t over evaluation batches).
+    mi_cap_ : float
+        Largest value the bound can take at ``eval_batch_size_``.
+    bound_validity_ : {"proven", "claimed", "invalid"}
+        Whether the configured bound is a lower bound on the MI, see
+        :func:`sk_mlcpc.bounds.bound_validity`.
+    alpha_ : float
+        The alpha used (``"auto"`` resolved).
+    batch_size_, eval_batch_size_ : int
+        Batch sizes used (capped by the number of rows available).
+    net_ : ContrastiveNet
+        The fitted skorch net.
+    critic_ : torch.nn.Module
+        The trained critic.
+    history_ : skorch.History
+        Per-epoch ``train_loss``, ``valid_loss``, ``train_mi``, ``valid_mi`` (nats), and
+        per-batch losses.
+    n_epochs_ : int
+        Epochs run.
+    device_ : torch.device
+        Training device.
+    n_features_in_ : int
+        Columns of ``X``.
+    n_features_y_ : int
+        Columns of ``Y``.
+    feature_names_in_ : ndarray of str
+        Column names of ``X``, when it had string column names.
+
+    See Also
+    --------
+    estimate_mi : One-call convenience wrapper.
+    sk_mlcpc.bounds.ml_cpc : The default objective.
+
+    Notes
+    -----
+    The estimate is computed on rows not used for training, in batches of
+    ``eval_batch_size_`` (a last partial batch is dropped), because a bound on the
+    training rows is optimistic. The same held-out rows select the best epoch, which
+    makes ``mi_`` slightly optimistic; :meth:`score` on fresh data is not. Negative
+    values are legitimate for a lower bound and are not clipped.
+
+    References
+    ----------
+    .. [1] J. Song, S. Ermon. "Multi-label Contrastive Predictive Coding." NeurIPS 2020.
+    .. [2] B. Poole et al. "On Variational Bounds of Mutual Information." ICML 2019.
+
+    Examples
+    --------
+    >>> from sk_mlcpc import MutualInformationEstimator
+    >>> from sk_mlcpc.datasets import make_correlated_gaussians
+    >>> X, Y, true_mi = make_correlated_gaussians(2000, 2, mi=1.0, random_state=0)
+    >>> est = MutualInformationEstimator(
+    ...     critic="separable", hidden_layer_sizes=(64,), max_epochs=20, random_state=0
+    ... ).fit(X, Y)
+    >>> bool(0.6 < est.mi_ < true_mi + 0.1)
+    True
+    >>> est.bound_validity_
+    'claimed'
+    """
+
+    _parameter_constraints: dict = {
+        "objective": [StrOptions(set(BOUNDS))],
+        "alpha": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "critic": [StrOptions(set(CRITICS))],
+        "hidden_layer_sizes": ["array-like"],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "eval_batch_size": [Interval(Integral, 2, None, closed="left"), None],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "early_stopping": ["boolean"],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "preprocessing": [StrOptions({"quantile", "standard"}), None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
+    def __init__(
+        self,
+        *,
+        objective: str = "ml_cpc",
+        alpha: float | str = "auto",
+        critic: str = "separable_additive",
+        hidden_layer_sizes: tuple[int, ...] = (256, 256),
+        n_components: int = 32,
+        activation: str = "relu",
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        max_epochs: int = 100,
+        learning_rate: float = 5e-4,
+        weight_decay: float = 0.0,
+        validation_fraction: float = 0.2,
+        early_stopping: bool = True,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-3,
+        preprocessing: str | None = "quantile",
+        device: str | torch.device = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list | None = None,
+    ) -> None:
+        self.objective = objective
+        self.alpha = alpha
+        self.critic = critic
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_components = n_components
+        self.activation = activation
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.max_epochs = max_epochs
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.preprocessing = preprocessing
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    # ------------------------------------------------------------------ input handling
+
+    def _validate_y(self, Y, n_samples: int, *, reset: bool) -> np.ndarray:
+        Y = check_array(
+            Y, dtype=np.float32, ensure_2d=False, input_name="Y", ensure_min_samples=2
+        )
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1)
+        if len(Y) != n_samples:
+            raise ValueError(
+                f"X and Y must have the same number of rows, got {n_samples} and {len(Y)}."
+            )
+        if reset:
+            self.n_features_y_ = Y.shape[1]
+        elif Y.shape[1] != self.n_features_y_:
+            raise ValueError(
+                f"Y has {Y.shape[1]} columns, but {type(self).__name__} was fitted with "
+                f"{self.n_features_y_} columns of Y."
+            )
+        return Y
+
+    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        if self.critic == "concat" and sizes.size == 0:
+            raise ValueError("critic='concat' needs at least one hidden layer.")
+        return tuple(int(size) for size in sizes)
+
+    def _make_preprocessor(self, n_rows: int, seed: int):
+        if self.preprocessing == "quantile":
+            return QuantileTransformer(
+                n_quantiles=min(1000, n_rows), output_distribution="normal", random_state=seed
+            )
+        if self.preprocessing == "standard":
+            return StandardScaler()
+        return None
+
+    def _preprocess(self, X: np.ndarray, Y: np.ndarray | None = None):
+        X = X if self.preprocessor_x_ is None else self.preprocessor_x_.transform(X)
+        X = torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.device_)
+        if Y is None:
+            return X
+        Y = Y if self.preprocessor_y_ is None else self.preprocessor_y_.transform(Y)
+        return X, torch.as_tensor(np.asarray(Y, dtype=np.float32), device=self.device_)
+
+    def _callbacks(self) -> list:
+        callbacks: list = [
+            ("divergence_guard", DivergenceGuard()),
+            ("mutual_information", MutualInformationLog()),
+        ]
+        if self.early_stopping:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss",
+                        patience=self.n_iter_no_change,
+                        threshold=self.tol,
+                        threshold_mode="abs",
+                        load_best=True,
+                        sink=print if self.verbose else _noop,
+                    ),
+                )
+            )
+        if self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
+        for index, entry in enumerate(self.callbacks or []):
+            name, callback = entry if isinstance(entry, tuple) else (None, entry)
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    "callbacks must hold skorch Callback instances or (name, Callback) "
+                    f"tuples, got {entry!r}."
+                )
+            name = name or f"user_{index}_{type(callback).__name__}"
+            callbacks.append((name, copy.deepcopy(callback)))
+        return callbacks
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, Y, **fit_params):
+        """Train the critic on a training split and estimate the MI on the held-out rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            First variable.
+        Y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+            Second variable, paired row by row with ``X`` (continuous).
+        **fit_params : dict
+            Not used; accepted for compatibility with meta-estimators.
+
+        Returns
+        -------
+        self : MutualInformationEstimator
+            The fitted estimator.
+        """
+        self._validate_params()
+        if Y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires Y to be passed, but the target y is None: "
+                "fit(X, Y) estimates the mutual information between X and Y."
+            )
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=True)
+        Y = self._validate_y(Y, len(X), reset=True)
+        hidden_layer_sizes = self._check_hidden_layer_sizes()
+
+        n_samples = len(X)
+        n_valid = max(2, math.ceil(self.validation_fraction * n_samples))
+        n_train = n_samples - n_valid
+        if n_train < 2:
+            raise ValueError(
+                f"Too few samples: {n_samples} rows leave {n_train} for training after "
+                f"holding out {n_valid} (validation_fraction={self.validation_fraction}); "
+                "at least 4 rows are needed, and hundreds for a useful estimate."
+            )
+        rng = check_random_state(self.random_state)
+        split_seed, init_seed, shuffle_seed, eval_seed, prep_seed = (
+            int(seed) for seed in rng.randint(0, 2**31 - 1, size=5)
+        )
+        order = np.random.default_rng(split_seed).permutation(n_samples)
+        train_rows, valid_rows = order[:n_train], order[n_train:]
+
+        self.device_ = resolve_device(self.device)
+        self.preprocessor_x_ = self._make_preprocessor(n_train, prep_seed)
+        self.preprocessor_y_ = self._make_preprocessor(n_train, prep_seed)
+        if self.preprocessor_x_ is not None:
+            self.preprocessor_x_.fit(X[train_rows])
+            self.preprocessor_y_.fit(Y[train_rows])
+        x_all, y_all = self._preprocess(X, Y)
+        train_set = PairedTensorDataset(x_all[train_rows], y_all[train_rows])
+        valid_set = PairedTensorDataset(x_all[valid_rows], y_all[valid_rows])
+
+        self.batch_size_ = min(self.batch_size, n_train)
+        self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid)
+        self.alpha_ = resolve_alpha(
+            self.alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
+        )
+
+        cuda_devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.manual_seed(init_seed)
+            critic = make_critic(
+                self.critic,
+                X.shape[1],
+                Y.shape[1],
+                embedding_dim=self.n_components,
+                hidden_layer_sizes=hidden_layer_sizes,
+                activation=self.activation,
+            )
+            net = ContrastiveNet(
+                critic,
+                criterion=BoundLoss,
+                criterion__objective=self.objective,
+                criterion__alpha=self.alpha_,
+                optimizer=torch.optim.Adam,
+                lr=self.learning_rate,
+                optimizer__weight_decay=self.weight_decay,
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size_,
+                eval_batch_size=self.eval_batch_size_,
+                shuffle_seed=shuffle_seed,
+                eval_seed=eval_seed,
+                train_split=predefined_split(valid_set),
+                callbacks=self._callbacks(),
+                device=self.device_,
+                verbose=self.verbose,
+                torch_load_kwargs={"weights_only": False},
+            )
+            net.fit(train_set, None)
+        # The held-out tensors are not part of the model: do not pickle them with it.
+        net.train_split = None
+        self.net_ = net
+        self.critic_ = net.module_
+        self.history_ = net.history
+        self.n_epochs_ = len(net.history)
+
+        estimates = net.batch_estimates(valid_set, self.eval_batch_size_)
+        if not np.all(np.isfinite(estimates)):
+            raise DivergenceError(
+                "The fitted critic gives a non-finite held-out estimate. Lower learning_rate, "
+                "keep preprocessing on, or use a lower-variance objective such as 'ml_cpc'."
+            )
+        self.mi_, self.mi_std_, self.mi_ci_ = _summarise(estimates)
+        self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.alpha_)
+        self.bound_validity_ = bound_validity(
+            self.objective, self.eval_batch_size_, alpha=self.alpha_
+        )
+        return self
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _validated_pair(self, X, Y) -> tuple[torch.Tensor, torch.Tensor]:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=False)
+        Y = self._validate_y(Y, len(X), reset=False)
+        return self._preprocess(X, Y)
+
+    def score(self, X, Y) -> float:
+        """The bound on new paired data, in nats (higher is better).
+
+        Rows are shuffled with a fixed seed and scored in full batches of
+        ``eval_batch_size_`` rows (fewer if fewer rows are given; a last partial batch is
+        dropped), as for ``mi_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+
+        Returns
+        -------
+        score : float
+            Mean of the bound over evaluation batches.
+        """
+        x, y = self._validated_pair(X, Y)
+        batch_size = min(self.eval_batch_size_, len(x))
+        if batch_size < self.eval_batch_size_:
+            validity = bound_validity(self.objective, batch_size, alpha=self.alpha_)
+            warnings.warn(
+                f"Only {len(x)} rows given: scoring one batch of {batch_size} instead of "
+                f"{self.eval_batch_size_}; the bound's cap and bias change with the batch "
+                f"size (validity at this size: {validity}).",
+                UserWarning,
+                stacklevel=2,
+            )
+        estimates = self.net_.batch_estimates(PairedTensorDataset(x, y), batch_size)
+        return float(estimates.mean())
+
+    def score_samples(self, X, Y) -> np.ndarray:
+        """Pointwise mutual information of each pair, in nats.
+
+        ``f(x_i, y_i) - log mean_j exp f(x_i, y_j)``, where the ``y_j`` run over a
+        reference sample of the given ``Y`` (all rows, or a random subset of 2048). At the
+        optimal critic this estimates ``log p(y_i | x_i) / p(y_i)``; its mean is an
+        InfoNCE-type estimate with the reference rows as negatives, capped at
+        ``log(n_reference)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+
+        Returns
+        -------
+        pmi : ndarray of shape (n_samples,)
+        """
+        x, y = self._validated_pair(X, Y)
+        if len(y) > _MAX_REFERENCE:
+            rows = check_random_state(self.random_state).choice(
+                len(y), _MAX_REFERENCE, replace=False
+            )
+            reference = y[torch.as_tensor(np.sort(rows), device=y.device)]
+        else:
+            reference = y
+        chunk = max(1, _MAX_PAIRS_PER_CHUNK // len(reference))
+        critic = self.critic_.eval()
+        values = []
+        with torch.no_grad():
+            for start in range(0, len(x), chunk):
+                xs, ys = x[start : start + chunk], y[start : start + chunk]
+                normaliser = torch.logsumexp(critic(xs, reference), dim=1)
+                values.append(critic.pointwise(xs, ys) - normaliser)
+        pmi = torch.cat(values).double().cpu().numpy() + math.log(len(reference))
+        return pmi
+
+    @available_if(_has_embedding)
+    def transform(self, X) -> np.ndarray:
+        """Embed ``X`` with the critic's ``x``-side encoder (separable/bilinear critics).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_embedded : ndarray of shape (n_samples, n_components), float32
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        x = self._preprocess(X)
+        critic = self.critic_.eval()
+        with torch.no_grad():
+            parts = [critic.embed_x(x[start : start + 8192]) for start in range(0, len(x), 8192)]
+        return torch.cat(parts).float().cpu().numpy()
+
+    @available_if(_has_embedding)
+    def fit_transform(self, X, Y, **fit_params) -> np.ndarray:
+        """Fit on ``(X, Y)`` and return the embedding of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+        **fit_params : dict
+            Not used.
+
+        Returns
+        -------
+        X_embedded : ndarray of shape (n_samples, n_components), float32
+        """
+        return self.fit(X, Y, **fit_params).transform(X)
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.n_components
+
+
+def _summarise(estimates: np.ndarray) -> tuple[float, float, tuple[float, float]]:
+    mean = float(estimates.mean())
+    if len(estimates) < 2:
+        return mean, math.nan, (math.nan, math.nan)
+    std = float(estimates.std(ddof=1))
+    half_width = float(stats.t.ppf(0.975, len(estimates) - 1)) * std / math.sqrt(len(estimates))
+    return mean, std, (mean - half_width, mean + half_width)
+
+
+def estimate_mi(X, Y, *, random_state=None, **params) -> float:
+    """Estimate the mutual information between ``X`` and ``Y`` in nats, in one call.
+
+    Fits a :class:`MutualInformationEstimator` with the given parameters and returns its
+    held-out estimate ``mi_``. Use the estimator directly for the uncertainty
+    (``mi_std_``, ``mi_ci_``), the training history or scoring new data.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    Y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+    random_state : int, RandomState instance or None, default=None
+        Seed for a reproducible estimate.
+    **params : dict
+        Any :class:`MutualInformationEstimator` parameter.
+
+    Returns
+    -------
+    mi : float
+        Held-out lower-bound estimate, nats.
+
+    Examples
+    --------
+    >>> from sk_mlcpc import estimate_mi
+    >>> from sk_mlcpc.datasets import make_correlated_gaussians
+    >>> X, Y, true_mi = make_correlated_gaussians(2000, 2, mi=1.0, random_state=0)
+    >>> mi = estimate_mi(X, Y, critic="separable", hidden_layer_sizes=(64,), max_epochs=20,
+    ...                  random_state=0)
+    >>> bool(0.6 < mi < true_mi + 0.1)
+    True
+    """
+    estimator = MutualInformationEstimator(random_state=random_state, **params)
+    return estimator.fit(X, Y).mi_
