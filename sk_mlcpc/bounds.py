@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from numbers import Real
+from numbers import Integral, Real
 from typing import Literal, NamedTuple
 
 import torch
@@ -272,8 +272,8 @@ def ml_cpc(scores: torch.Tensor, *, alpha: float = 1.0, layout: Layout = "batch"
         0-d tensor, nats. Never larger than :func:`alpha_cpc` on the same scores (its
         normaliser is the average of alpha-CPC's row normalisers and ``log`` is concave),
         hence a proven lower bound for ``1 <= alpha <= m``; between the working limit
-        ``m / (n (m - 1) + 1)`` and 1 it is valid by the paper's claim and our exhaustive
-        checks, not by proof.
+        ``m / (n (m - 1) + 1)`` and 1 it is valid by the paper's claim and exact grid
+        searches, not by proof.
 
     See Also
     --------
@@ -656,8 +656,9 @@ def get_bound(name: str) -> Callable[..., object]:
 def _check_sizes(n: int, m: int | None) -> tuple[int, int]:
     m = n if m is None else m
     for label, value in (("n", n), ("m", m)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
             raise ValueError(f"{label} must be a positive integer, got {value!r}.")
+    n, m = int(n), int(m)
     if m < 2:
         raise ValueError(f"m must be at least 2 (one positive and one negative), got {m}.")
     return n, m

@@ -1083,11 +1083,6 @@ def test_resolve_alpha_rejects_bad_arguments(alpha, objective, match):
         resolve_alpha(alpha, objective, 128)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bounds._check_sizes accepts only Python int: numpy integers (e.g. a batch size "
-    "from np.arange in a GridSearchCV grid, or X.shape arithmetic in numpy) raise ValueError",
-)
 @pytest.mark.parametrize(
     "helper",
     [
