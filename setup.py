@@ -1,4 +1,4 @@
-"""Installation script for sk-mlcpc; the metadata lives here, the tool settings in pyproject.toml."""
+"""Installation script for sk-mlcpc (tool settings live in pyproject.toml)."""
 
 from pathlib import Path
 

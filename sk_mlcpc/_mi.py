@@ -6,6 +6,7 @@ import copy
 import math
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -146,6 +147,8 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         Epochs run.
     device_ : torch.device
         Training device.
+    reference_y_ : torch.Tensor
+        Preprocessed training rows of ``Y`` (up to 2048) used by :meth:`score_samples`.
     n_features_in_ : int
         Columns of ``X``.
     n_features_y_ : int
@@ -185,7 +188,7 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
     'claimed'
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "objective": [StrOptions(set(BOUNDS))],
         "alpha": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "critic": [StrOptions(set(CRITICS))],
@@ -258,14 +261,13 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         tags.target_tags.required = True
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
     # ------------------------------------------------------------------ input handling
 
     def _validate_y(self, Y, n_samples: int, *, reset: bool) -> np.ndarray:
-        Y = check_array(
-            Y, dtype=np.float32, ensure_2d=False, input_name="Y", ensure_min_samples=2
-        )
+        Y = check_array(Y, dtype=np.float32, ensure_2d=False, input_name="Y", ensure_min_samples=2)
         if Y.ndim == 1:
             Y = Y.reshape(-1, 1)
         if len(Y) != n_samples:
@@ -343,15 +345,17 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X, Y, **fit_params):
+    def fit(self, X, y, **fit_params):
         """Train the critic on a training split and estimate the MI on the held-out rows.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             First variable.
-        Y : array-like of shape (n_samples,) or (n_samples, n_features_y)
-            Second variable, paired row by row with ``X`` (continuous).
+        y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+            The second variable ``Y``, paired row by row with ``X`` (continuous). It is
+            named ``y`` as in every scikit-learn ``fit``, so that Pipelines, scorers and
+            GridSearchCV pass it along.
         **fit_params : dict
             Not used; accepted for compatibility with meta-estimators.
 
@@ -361,10 +365,11 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
             The fitted estimator.
         """
         self._validate_params()
+        Y = y
         if Y is None:
             raise ValueError(
-                f"{type(self).__name__} requires Y to be passed, but the target y is None: "
-                "fit(X, Y) estimates the mutual information between X and Y."
+                f"{type(self).__name__} requires y to be passed, but the target y is None: "
+                "fit(X, y) estimates the mutual information between X and the paired variable y."
             )
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=True)
         Y = self._validate_y(Y, len(X), reset=True)
@@ -394,6 +399,9 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
             self.preprocessor_y_.fit(Y[train_rows])
         x_all, y_all = self._preprocess(X, Y)
         train_set = PairedTensorDataset(x_all[train_rows], y_all[train_rows])
+        # A fixed sample of the marginal of Y for score_samples' normaliser.
+        reference_rows = np.sort(train_rows[:_MAX_REFERENCE])
+        self.reference_y_ = y_all[torch.as_tensor(reference_rows, device=self.device_)]
         valid_set = PairedTensorDataset(x_all[valid_rows], y_all[valid_rows])
 
         self.batch_size_ = min(self.batch_size, n_train)
@@ -461,7 +469,7 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         Y = self._validate_y(Y, len(X), reset=False)
         return self._preprocess(X, Y)
 
-    def score(self, X, Y) -> float:
+    def score(self, X, y) -> float:
         """The bound on new paired data, in nats (higher is better).
 
         Rows are shuffled with a fixed seed and scored in full batches of
@@ -471,14 +479,15 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        Y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+        y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+            The paired variable ``Y``.
 
         Returns
         -------
         score : float
             Mean of the bound over evaluation batches.
         """
-        x, y = self._validated_pair(X, Y)
+        x, y = self._validated_pair(X, y)
         batch_size = min(self.eval_batch_size_, len(x))
         if batch_size < self.eval_batch_size_:
             validity = bound_validity(self.objective, batch_size, alpha=self.alpha_)
@@ -492,32 +501,28 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         estimates = self.net_.batch_estimates(PairedTensorDataset(x, y), batch_size)
         return float(estimates.mean())
 
-    def score_samples(self, X, Y) -> np.ndarray:
+    def score_samples(self, X, y) -> np.ndarray:
         """Pointwise mutual information of each pair, in nats.
 
-        ``f(x_i, y_i) - log mean_j exp f(x_i, y_j)``, where the ``y_j`` run over a
-        reference sample of the given ``Y`` (all rows, or a random subset of 2048). At the
-        optimal critic this estimates ``log p(y_i | x_i) / p(y_i)``; its mean is an
-        InfoNCE-type estimate with the reference rows as negatives, capped at
+        ``f(x_i, y_i) - log mean_j exp f(x_i, y_j)``, where the ``y_j`` are a fixed
+        reference sample of the marginal of ``Y`` kept from the training rows (up to
+        2048, ``reference_y_``), so each pair's value does not depend on the other rows
+        passed. At the optimal critic this estimates ``log p(y_i | x_i) / p(y_i)``; its
+        mean is an InfoNCE-type estimate with the reference rows as negatives, capped at
         ``log(n_reference)``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        Y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+        y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+            The paired variable ``Y``.
 
         Returns
         -------
         pmi : ndarray of shape (n_samples,)
         """
-        x, y = self._validated_pair(X, Y)
-        if len(y) > _MAX_REFERENCE:
-            rows = check_random_state(self.random_state).choice(
-                len(y), _MAX_REFERENCE, replace=False
-            )
-            reference = y[torch.as_tensor(np.sort(rows), device=y.device)]
-        else:
-            reference = y
+        x, y = self._validated_pair(X, y)
+        reference = self.reference_y_
         chunk = max(1, _MAX_PAIRS_PER_CHUNK // len(reference))
         critic = self.critic_.eval()
         values = []
@@ -550,13 +555,14 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         return torch.cat(parts).float().cpu().numpy()
 
     @available_if(_has_embedding)
-    def fit_transform(self, X, Y, **fit_params) -> np.ndarray:
+    def fit_transform(self, X, y, **fit_params) -> np.ndarray:
         """Fit on ``(X, Y)`` and return the embedding of ``X``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        Y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+        y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+            The paired variable ``Y``.
         **fit_params : dict
             Not used.
 
@@ -564,7 +570,7 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         -------
         X_embedded : ndarray of shape (n_samples, n_components), float32
         """
-        return self.fit(X, Y, **fit_params).transform(X)
+        return self.fit(X, y, **fit_params).transform(X)
 
     @property
     def _n_features_out(self) -> int:

@@ -256,9 +256,7 @@ def make_critic(
     if name == "separable":
         return SeparableCritic(x_features, y_features, embedding_dim, **common)
     if name == "separable_additive":
-        return SeparableCritic(
-            x_features, y_features, embedding_dim, marginal_terms=True, **common
-        )
+        return SeparableCritic(x_features, y_features, embedding_dim, marginal_terms=True, **common)
     if name == "bilinear":
         return BilinearCritic(x_features, y_features, embedding_dim, **common)
     if name == "concat":

@@ -35,8 +35,10 @@ __all__ = [
 
 
 @validate_params(
-    {"mi": [Interval(Real, 0, None, closed="left"), "array-like"],
-     "n_features": [Interval(Integral, 1, None, closed="left")]},
+    {
+        "mi": [Interval(Real, 0, None, closed="left"), "array-like"],
+        "n_features": [Interval(Integral, 1, None, closed="left")],
+    },
     prefer_skip_nested_validation=True,
 )
 def mi_to_rho(mi: float | np.ndarray, n_features: int) -> float | np.ndarray:
@@ -75,8 +77,10 @@ def mi_to_rho(mi: float | np.ndarray, n_features: int) -> float | np.ndarray:
 
 
 @validate_params(
-    {"rho": [Interval(Real, -1, 1, closed="neither"), "array-like"],
-     "n_features": [Interval(Integral, 1, None, closed="left")]},
+    {
+        "rho": [Interval(Real, -1, 1, closed="neither"), "array-like"],
+        "n_features": [Interval(Integral, 1, None, closed="left")],
+    },
     prefer_skip_nested_validation=True,
 )
 def rho_to_mi(rho: float | np.ndarray, n_features: int) -> float | np.ndarray:
@@ -298,7 +302,10 @@ def mi_staircase(
     rng = check_random_state(random_state)
     for index, mi in enumerate(levels):
         X, Y, true_mi = make_correlated_gaussians(
-            steps_per_level * batch_size, n_features, mi=float(mi), transform=transform,
+            steps_per_level * batch_size,
+            n_features,
+            mi=float(mi),
+            transform=transform,
             random_state=rng,
         )
         yield index, true_mi, X.astype(np.float32), Y.astype(np.float32)

@@ -1,0 +1,34 @@
+"""scikit-learn's own estimator checks on every public estimator."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_mlcpc import MutualInformationEstimator
+
+
+def _fast(estimator):
+    # Small networks and few epochs: the checks test the API contract, not accuracy.
+    return estimator.set_params(hidden_layer_sizes=(16,), max_epochs=3, random_state=0)
+
+
+ESTIMATORS = [
+    _fast(MutualInformationEstimator()),
+    _fast(MutualInformationEstimator(critic="bilinear", objective="cpc")),
+]
+
+_NEEDS_PAIRED_Y = (
+    "score_samples(X, y) returns the pointwise MI of (x, y) pairs and needs the paired "
+    "variable; this check calls score_samples(X) alone. Subset and order invariance of "
+    "score_samples(X, y) are tested in tests/test_mi.py."
+)
+EXPECTED_FAILED_CHECKS = {
+    "check_methods_sample_order_invariance": _NEEDS_PAIRED_Y,
+    "check_methods_subset_invariance": _NEEDS_PAIRED_Y,
+}
+
+
+@parametrize_with_checks(
+    ESTIMATORS,
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
