@@ -148,7 +148,8 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
     device_ : torch.device
         Training device.
     reference_y_ : torch.Tensor
-        Preprocessed training rows of ``Y`` (up to 2048) used by :meth:`score_samples`.
+        CPU tensor of preprocessed training rows of ``Y`` (up to 2048), the marginal
+        sample that :meth:`score_samples` normalises over.
     n_features_in_ : int
         Columns of ``X``.
     n_features_y_ : int
@@ -303,13 +304,20 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
             return StandardScaler()
         return None
 
-    def _preprocess(self, X: np.ndarray, Y: np.ndarray | None = None):
+    @property
+    def _data_device(self) -> torch.device:
+        # The net's device, not device_: a model trained on CUDA and unpickled on a
+        # CPU-only machine has been moved to the CPU by skorch.
+        return torch.device(self.net_.device) if hasattr(self, "net_") else self.device_
+
+    def _preprocess(self, X: np.ndarray, Y: np.ndarray | None = None, device=None):
+        device = self._data_device if device is None else device
         X = X if self.preprocessor_x_ is None else self.preprocessor_x_.transform(X)
-        X = torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.device_)
+        X = torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
         if Y is None:
             return X
         Y = Y if self.preprocessor_y_ is None else self.preprocessor_y_.transform(Y)
-        return X, torch.as_tensor(np.asarray(Y, dtype=np.float32), device=self.device_)
+        return X, torch.as_tensor(np.asarray(Y, dtype=np.float32), device=device)
 
     def _callbacks(self) -> list:
         callbacks: list = [
@@ -397,11 +405,11 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         if self.preprocessor_x_ is not None:
             self.preprocessor_x_.fit(X[train_rows])
             self.preprocessor_y_.fit(Y[train_rows])
-        x_all, y_all = self._preprocess(X, Y)
+        x_all, y_all = self._preprocess(X, Y, device=self.device_)
         train_set = PairedTensorDataset(x_all[train_rows], y_all[train_rows])
         # A fixed sample of the marginal of Y for score_samples' normaliser.
         reference_rows = np.sort(train_rows[:_MAX_REFERENCE])
-        self.reference_y_ = y_all[torch.as_tensor(reference_rows, device=self.device_)]
+        self.reference_y_ = y_all[torch.as_tensor(reference_rows, device=self.device_)].cpu()
         valid_set = PairedTensorDataset(x_all[valid_rows], y_all[valid_rows])
 
         self.batch_size_ = min(self.batch_size, n_train)
@@ -522,7 +530,7 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         pmi : ndarray of shape (n_samples,)
         """
         x, y = self._validated_pair(X, y)
-        reference = self.reference_y_
+        reference = self.reference_y_.to(x.device)
         chunk = max(1, _MAX_PAIRS_PER_CHUNK // len(reference))
         critic = self.critic_.eval()
         values = []

@@ -1,0 +1,77 @@
+"""Sphinx configuration for the sk-mlcpc documentation.
+
+Build (from the repository root)::
+
+    python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+Links to the documentation of numpy, scikit-learn, PyTorch, skorch and Python
+(intersphinx) need their inventories from the network, so they are only configured when
+the environment variable ``SK_MLCPC_DOCS_INTERSPHINX=1`` is set; without it the build
+is fully offline.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+# Import the package from this checkout even when it is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sk_mlcpc  # noqa: E402
+
+# -- Project -------------------------------------------------------------------------------
+
+project = "sk-mlcpc"
+author = "sk-mlcpc developers"
+copyright = "sk-mlcpc developers, BSD-3-Clause"
+version = sk_mlcpc.__version__
+release = sk_mlcpc.__version__
+
+# -- Extensions ----------------------------------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+root_doc = "index"
+
+# autodoc / autosummary: one generated page per object, in docs/generated/.
+autosummary_generate = True
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"  # numpydoc sections already state the types
+
+# numpydoc: our class template lists the methods itself; letting numpydoc add its own
+# member tables as well would describe every method twice.
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = True
+
+# intersphinx: opt-in, because the inventories are downloaded at build time.
+if os.environ.get("SK_MLCPC_DOCS_INTERSPHINX") == "1":
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "numpy": ("https://numpy.org/doc/stable/", None),
+        "sklearn": ("https://scikit-learn.org/stable/", None),
+        "torch": ("https://docs.pytorch.org/docs/stable/", None),
+        "skorch": ("https://skorch.readthedocs.io/en/stable/", None),
+    }
+else:
+    intersphinx_mapping = {}
+
+# -- HTML ----------------------------------------------------------------------------------
+
+html_theme = "pydata_sphinx_theme"
+html_title = f"sk-mlcpc {release}"
+html_static_path = ["_static"]
+html_show_sourcelink = False
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc"],
+}
