@@ -17,7 +17,7 @@ from pathlib import Path
 # Import the package from this checkout even when it is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sk_mlcpc  # noqa: E402
+import sk_mlcpc
 
 # -- Project -------------------------------------------------------------------------------
 
@@ -75,3 +75,47 @@ html_theme_options = {
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
 }
+
+# -- Work-arounds ------------------------------------------------------------------------
+
+# Sphinx 9.0's autosummary cuts an object's one-line summary at the first ". " even when
+# that falls inside inline markup (``g(x) . h(y)``, ``hidden... -> out``), leaving an
+# unterminated literal in the summary table and a docutils warning. Extend such a summary
+# sentence by sentence until it parses cleanly. A no-op where Sphinx gets it right.
+
+
+def _patch_autosummary_summaries() -> None:
+    import re
+
+    from docutils import nodes
+    from sphinx.ext import autosummary
+
+    original = autosummary.extract_summary
+    parse = getattr(autosummary, "_parse_summary", None)
+    if parse is None:  # another Sphinx version: leave it alone
+        return
+
+    def clean(text: str, settings) -> bool:
+        return not any(parse([text], settings).findall(nodes.system_message))
+
+    def extract_summary(doc, settings):
+        summary = original(doc, settings)
+        if not summary or clean(summary, settings):
+            return summary
+        stanza = []
+        for line in doc:
+            if stanza and not line.strip():
+                break
+            if line.strip():
+                stanza.append(line.strip())
+        text = " ".join(stanza)
+        for match in re.finditer(r"\.(\s+|$)", text):
+            candidate = text[: match.start() + 1]
+            if len(candidate) > len(summary) and clean(candidate, settings):
+                return candidate
+        return summary
+
+    autosummary.extract_summary = extract_summary
+
+
+_patch_autosummary_summaries()
