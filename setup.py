@@ -33,7 +33,6 @@ setup(
             "sphinx>=7",
             "numpydoc>=1.6",
             "pydata-sphinx-theme>=0.15",
-            "sphinx-gallery>=0.15",
             "matplotlib>=3.6",
         ],
         "bench": ["matplotlib>=3.6", "pandas>=1.5"],
