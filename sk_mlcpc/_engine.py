@@ -154,11 +154,21 @@ class BoundLoss(nn.Module):
 
 
 class DivergenceGuard(Callback):
-    """Stop training with a :class:`DivergenceError` as soon as a batch loss is not finite."""
+    """Stop training with a :class:`DivergenceError` when a batch loss blows up.
+
+    Parameters
+    ----------
+    max_loss : float, default=1e4
+        A loss above this (a bound below ``-max_loss`` nats) counts as divergence too: a
+        lower bound that far below zero only arises from a critic whose scores exploded.
+    """
+
+    def __init__(self, max_loss: float = 1e4) -> None:
+        self.max_loss = max_loss
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         loss = net.history[-1, "batches", -1, "train_loss" if training else "valid_loss"]
-        if not math.isfinite(loss):
+        if not math.isfinite(loss) or loss > self.max_loss:
             epoch = len(net.history)
             raise DivergenceError(
                 f"Training diverged: the {'training' if training else 'validation'} loss became "

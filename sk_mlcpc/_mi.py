@@ -29,7 +29,7 @@ from sk_mlcpc._engine import (
     PairedTensorDataset,
     resolve_device,
 )
-from sk_mlcpc.bounds import BOUNDS, bound_validity, cap, resolve_alpha
+from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
 from sk_mlcpc.critics import CRITICS, make_critic
 from sk_mlcpc.encoders import ACTIVATIONS
 
@@ -286,6 +286,8 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
 
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.size == 0:  # np.asarray(()) is float64
+            sizes = sizes.astype(np.int64)
         if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
             raise ValueError(
                 "hidden_layer_sizes must be a sequence of positive integers, got "
@@ -414,8 +416,10 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
 
         self.batch_size_ = min(self.batch_size, n_train)
         self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid)
+        # Objectives without alpha ignore it, as documented: do not validate it for them.
+        alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
         self.alpha_ = resolve_alpha(
-            self.alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
+            alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
         )
 
         cuda_devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
@@ -457,12 +461,20 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self.n_epochs_ = len(net.history)
 
         estimates = net.batch_estimates(valid_set, self.eval_batch_size_)
-        if not np.all(np.isfinite(estimates)):
+        if not np.all(np.isfinite(estimates)) or estimates.mean() < -1e4:
             raise DivergenceError(
                 "The fitted critic gives a non-finite held-out estimate. Lower learning_rate, "
                 "keep preprocessing on, or use a lower-variance objective such as 'ml_cpc'."
             )
         self.mi_, self.mi_std_, self.mi_ci_ = _summarise(estimates)
+        if len(estimates) < 2:
+            warnings.warn(
+                f"The held-out split holds {len(estimates)} evaluation batch of "
+                f"{self.eval_batch_size_} rows, so mi_std_ and mi_ci_ are undefined (NaN). "
+                "Use more rows, a larger validation_fraction or a smaller eval_batch_size.",
+                UserWarning,
+                stacklevel=2,
+            )
         self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.alpha_)
         self.bound_validity_ = bound_validity(
             self.objective, self.eval_batch_size_, alpha=self.alpha_
@@ -542,7 +554,6 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         pmi = torch.cat(values).double().cpu().numpy() + math.log(len(reference))
         return pmi
 
-    @available_if(_has_embedding)
     def transform(self, X) -> np.ndarray:
         """Embed ``X`` with the critic's ``x``-side encoder (separable/bilinear critics).
 
@@ -562,7 +573,6 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
             parts = [critic.embed_x(x[start : start + 8192]) for start in range(0, len(x), 8192)]
         return torch.cat(parts).float().cpu().numpy()
 
-    @available_if(_has_embedding)
     def fit_transform(self, X, y, **fit_params) -> np.ndarray:
         """Fit on ``(X, Y)`` and return the embedding of ``X``.
 
@@ -580,9 +590,35 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         """
         return self.fit(X, y, **fit_params).transform(X)
 
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the embedding columns, ``mutualinformationestimator0``, ...
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored except for validation against ``feature_names_in_``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+        """
+        return super().get_feature_names_out(input_features)
+
     @property
     def _n_features_out(self) -> int:
         return self.n_components
+
+
+# set_output wraps transform and fit_transform in plain functions when the class is created,
+# which would make an @available_if written in the class body always available: wrap the
+# final methods instead, so that hasattr(est, "transform") is False for a joint critic.
+for _method in ("transform", "fit_transform", "get_feature_names_out"):
+    setattr(
+        MutualInformationEstimator,
+        _method,
+        available_if(_has_embedding)(getattr(MutualInformationEstimator, _method)),
+    )
+del _method
 
 
 def _summarise(estimates: np.ndarray) -> tuple[float, float, tuple[float, float]]:

@@ -73,6 +73,11 @@ def mi_to_rho(mi: float | np.ndarray, n_features: int) -> float | np.ndarray:
     if np.any(mi_array < 0) or not np.all(np.isfinite(mi_array)):
         raise ValueError(f"mi must be finite and non-negative, got {mi!r}.")
     rho = np.sqrt(-np.expm1(-2.0 * mi_array / n_features))
+    if np.any(rho >= 1.0):
+        raise ValueError(
+            f"mi={mi!r} is too large for {n_features} feature(s): the correlation rounds to 1 "
+            "in float64. Use more features or a smaller MI."
+        )
     return float(rho) if rho.ndim == 0 else rho
 
 
@@ -299,7 +304,13 @@ def mi_staircase(
     levels = np.asarray(mi_levels, dtype=np.float64)
     if levels.ndim != 1 or levels.size == 0 or np.any(levels < 0):
         raise ValueError(f"mi_levels must be a non-empty 1-D sequence of MI >= 0, got {mi_levels}.")
-    rng = check_random_state(random_state)
+    mi_to_rho(levels, n_features)  # fail now, not at the first level drawn
+    return _staircase_levels(
+        levels, steps_per_level, batch_size, n_features, transform, check_random_state(random_state)
+    )
+
+
+def _staircase_levels(levels, steps_per_level, batch_size, n_features, transform, rng):
     for index, mi in enumerate(levels):
         X, Y, true_mi = make_correlated_gaussians(
             steps_per_level * batch_size,
