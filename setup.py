@@ -26,9 +26,12 @@ setup(
         "scikit-learn>=1.6,<1.10",
         "torch>=2.2,<3",
         "skorch>=1.0,<2",
+        # Already required by scikit-learn; used directly for confidence intervals.
+        "scipy>=1.10",
     ],
     extras_require={
-        "test": ["pytest>=7", "pandas>=1.5", "scipy>=1.10", "ruff>=0.5"],
+        "plot": ["matplotlib>=3.6"],
+        "test": ["pytest>=7", "pandas>=1.5", "ruff>=0.5", "matplotlib>=3.6"],
         "docs": [
             "sphinx>=7",
             "numpydoc>=1.6",

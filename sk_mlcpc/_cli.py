@@ -67,7 +67,12 @@ def _staircase(args: argparse.Namespace) -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     figure = output / "staircase.png"
-    plot_staircase(results, str(figure))
+    try:
+        plot_staircase(results, str(figure))
+    except ModuleNotFoundError as error:
+        if error.name != "matplotlib":
+            raise
+        figure = "not drawn: matplotlib is not installed (pip install 'sk-mlcpc[plot]')"
     records = [
         {
             "task": r.transform or "gaussian",

@@ -1,6 +1,7 @@
 """The ``sk-mlcpc`` command line."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -63,3 +64,14 @@ def test_estimate_reports_missing_file(tmp_path, capsys):
     status = main(["estimate", str(tmp_path / "nope.csv"), str(tmp_path / "nope.csv")])
     assert status == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_staircase_without_matplotlib_still_prints_the_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    args = ["staircase", "--steps", "2", "--critics", "separable", "--tasks", "gaussian"]
+    status = main([*args, "--output", str(tmp_path)])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "not drawn: matplotlib is not installed" in out
+    assert (tmp_path / "staircase.json").exists()
+    assert not (tmp_path / "staircase.png").exists()
