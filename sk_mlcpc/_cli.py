@@ -90,6 +90,14 @@ def _staircase(args: argparse.Namespace) -> int:
         for r in results
     ]
     (output / "staircase.json").write_text(json.dumps(records, indent=1))
+    # Every per-step estimate, so the figure can be redrawn without training again.
+    np.savez_compressed(
+        output / "staircase_estimates.npz",
+        **{
+            f"{r['task']}|{r['critic']}|{r['objective']}|{r['alpha_param']}": res.estimates
+            for r, res in zip(records, results)
+        },
+    )
     print(f"\nFigure: {figure}\nNumbers: {output / 'staircase.json'}")
     return 0
 

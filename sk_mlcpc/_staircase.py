@@ -173,6 +173,7 @@ def plot_staircase(results: Sequence[StaircaseResult], path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     panels = sorted({(r.transform or "gaussian", r.config.critic) for r in results})
     n_cols = min(3, len(panels))
@@ -202,6 +203,7 @@ def plot_staircase(results: Sequence[StaircaseResult], path: str) -> None:
         axis.axhline(math.log(128), color="grey", linestyle=":", linewidth=1, label="log 128")
         axis.set_title(f"{task}, {critic} critic")
         axis.set_xlabel("training step")
+        axis.xaxis.set_major_locator(MaxNLocator(5))
         axis.set_ylim(-1, 12)
         axis.legend(fontsize=7, loc="upper left")
     for axis in axes.flat[len(panels) :]:
