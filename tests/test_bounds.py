@@ -807,6 +807,18 @@ def limiting_expected_ml_cpc(n, K, alpha):
     return 2 * math.log(n) - float((law[support] * log_normalisers).sum())
 
 
+@pytest.mark.parametrize("n_symbols", [2, 10, 60])
+def test_direct_collision_law_agrees_with_the_generating_function_law(n_symbols):
+    # Two independent exact computations: the symbol-by-symbol recursion above and the
+    # roots-of-unity generating function of sk_mlcpc.utils._collision (all pairs copied).
+    from sk_mlcpc.utils._collision import collision_law
+
+    n = 16
+    direct = collision_count_law(n, n_symbols)
+    generating = collision_law(n, n_symbols, 1.0)[n]
+    np.testing.assert_allclose(generating, direct, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("alpha", [0.01, 0.05, 1.0])
 @pytest.mark.parametrize("n_symbols", [3, 10, 60])
 def test_ml_cpc_on_the_discrete_counterexample_matches_the_collision_formula(n_symbols, alpha):
