@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sk_mlcpc._mi import MutualInformationEstimator
 from sk_mlcpc._staircase import (
     StaircaseConfig,
     default_configs,
@@ -116,8 +117,6 @@ def _load_columns(path: str) -> np.ndarray:
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    from sk_mlcpc._mi import MutualInformationEstimator
-
     X = _load_columns(args.x)
     Y = _load_columns(args.y)
     alpha = args.alpha if args.alpha == "auto" else float(args.alpha)

@@ -175,16 +175,16 @@ def plot_staircase(results: Sequence[StaircaseResult], path: str) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    panels = sorted({(r.transform or "gaussian", r.config.critic) for r in results})
+    panels: dict[tuple[str, str], list[StaircaseResult]] = {}
+    for result in results:
+        panels.setdefault((result.transform or "gaussian", result.config.critic), []).append(result)
     n_cols = min(3, len(panels))
     n_rows = math.ceil(len(panels) / n_cols)
     fig, axes = plt.subplots(
         n_rows, n_cols, figsize=(4.5 * n_cols, 3.4 * n_rows), squeeze=False, sharey=True
     )
-    for axis, (task, critic) in zip(axes.flat, panels):
-        for result in results:
-            if (result.transform or "gaussian", result.config.critic) != (task, critic):
-                continue
+    for axis, ((task, critic), members) in zip(axes.flat, sorted(panels.items())):
+        for result in members:
             series = result.estimates.reshape(-1)
             smoothed = _ema(series, span=max(10, result.steps_per_level // 20))
             steps = np.arange(len(series))
@@ -195,10 +195,7 @@ def plot_staircase(results: Sequence[StaircaseResult], path: str) -> None:
                 label=result.config.label.split(" ", 1)[1],
                 color=axis.lines[-1].get_color(),
             )
-        reference = next(
-            r for r in results if (r.transform or "gaussian", r.config.critic) == (task, critic)
-        )
-        truth = np.repeat(reference.true_mi, reference.steps_per_level)
+        truth = np.repeat(members[0].true_mi, members[0].steps_per_level)
         axis.plot(np.arange(len(truth)), truth, "k--", linewidth=1, label="true MI")
         axis.axhline(math.log(128), color="grey", linestyle=":", linewidth=1, label="log 128")
         axis.set_title(f"{task}, {critic} critic")
