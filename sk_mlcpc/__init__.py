@@ -5,12 +5,14 @@ Contrastive mutual-information bounds (:mod:`sk_mlcpc.bounds`), critics
 scikit-learn estimators trained with skorch.
 """
 
-from sk_mlcpc import bounds, critics, datasets, encoders
+from sk_mlcpc import bounds, critics, datasets, encoders, views
+from sk_mlcpc._encoder import ContrastiveEncoder
 from sk_mlcpc._engine import DivergenceError
 from sk_mlcpc._mi import MutualInformationEstimator, estimate_mi
 from sk_mlcpc._version import __version__
 
 __all__ = [
+    "ContrastiveEncoder",
     "DivergenceError",
     "MutualInformationEstimator",
     "__version__",
@@ -19,4 +21,5 @@ __all__ = [
     "datasets",
     "encoders",
     "estimate_mi",
+    "views",
 ]

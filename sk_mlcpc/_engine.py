@@ -26,6 +26,7 @@ from torch import nn
 from sk_mlcpc.bounds import get_bound
 
 __all__ = [
+    "AlphaSchedule",
     "BoundLoss",
     "ContrastiveNet",
     "DivergenceError",
@@ -34,6 +35,7 @@ __all__ = [
     "PairedTensorDataset",
     "TensorBatches",
     "resolve_device",
+    "scheduled_alpha",
 ]
 
 
@@ -125,21 +127,38 @@ class BoundLoss(nn.Module):
         attribute, so a callback may change it between steps (alpha schedules).
     layout : {"batch", "anchored"}
         Score-matrix layout.
+    eval_alpha : float or None, default=None
+        Alpha used when not training (validation, scoring). ``None`` uses ``alpha``. A
+        schedule changes ``alpha`` every epoch; evaluating at a fixed ``eval_alpha`` keeps
+        the held-out bound comparable across epochs (early stopping).
     """
 
-    def __init__(self, objective: str, alpha: float = 1.0, layout: str = "batch") -> None:
+    def __init__(
+        self,
+        objective: str,
+        alpha: float = 1.0,
+        layout: str = "batch",
+        eval_alpha: float | None = None,
+    ) -> None:
         super().__init__()
         self.bound = get_bound(objective)
         self.objective = objective
         self.alpha = float(alpha)
+        self.eval_alpha = None if eval_alpha is None else float(eval_alpha)
         self.layout = layout
         # MINE's moving average of the log partition; NaN marks "not started yet".
         self.register_buffer("log_partition_ema", torch.tensor(math.nan))
 
-    def estimate(self, scores: torch.Tensor, *, update_state: bool = False) -> torch.Tensor:
-        """The bound (or estimate) in nats, with the training gradient."""
+    def estimate(
+        self, scores: torch.Tensor, *, update_state: bool = False, training: bool = False
+    ) -> torch.Tensor:
+        """The bound (or estimate) in nats, with the training gradient.
+
+        ``training=False`` evaluates at ``eval_alpha`` when it is set.
+        """
         if self.objective in ("alpha_cpc", "ml_cpc"):
-            return self.bound(scores, alpha=self.alpha, layout=self.layout)
+            alpha = self.alpha if training or self.eval_alpha is None else self.eval_alpha
+            return self.bound(scores, alpha=alpha, layout=self.layout)
         if self.objective == "mine":
             previous = self.log_partition_ema
             state = None if torch.isnan(previous) else previous
@@ -150,7 +169,65 @@ class BoundLoss(nn.Module):
         return self.bound(scores, layout=self.layout)
 
     def forward(self, scores: torch.Tensor, training: bool = True) -> torch.Tensor:
-        return -self.estimate(scores, update_state=training)
+        return -self.estimate(scores, update_state=training, training=training)
+
+
+def scheduled_alpha(kind: str, start: float, end: float, epoch: int, n_epochs: int) -> float:
+    """Alpha at ``epoch`` (0-based) of a curriculum from ``start`` to ``end``.
+
+    ``"geometric"``: ``start * (end / start) ** t``; ``"cosine"``:
+    ``end + (start - end) * (1 + cos(pi t)) / 2``; ``"constant"``: ``start``; with
+    ``t = epoch / (n_epochs - 1)`` clipped to ``[0, 1]`` (``t = 1`` when ``n_epochs == 1``).
+    The first epoch uses ``start`` and the last ``end``.
+    """
+    if start <= 0 or end <= 0:
+        raise ValueError(f"alpha values must be positive, got start={start}, end={end}.")
+    t = 1.0 if n_epochs <= 1 else min(max(epoch / (n_epochs - 1), 0.0), 1.0)
+    if kind == "geometric":
+        return float(start * (end / start) ** t)
+    if kind == "cosine":
+        return float(end + (start - end) * (1.0 + math.cos(math.pi * t)) / 2.0)
+    if kind == "constant":
+        return float(start)
+    raise ValueError(
+        f"Unknown alpha schedule {kind!r}; choose 'geometric', 'cosine' or 'constant'."
+    )
+
+
+class AlphaSchedule(Callback):
+    """Set the criterion's ``alpha`` at the start of each epoch (the paper's curriculum).
+
+    The ML-CPC paper's CIFAR runs lower alpha geometrically from 10 to 0.1 over 200
+    epochs: a large alpha early weights the positives heavily (a low-variance, CPC-like
+    signal); a small alpha late lifts the cap. The value used is recorded as ``alpha`` in
+    the history.
+
+    Parameters
+    ----------
+    kind : {"geometric", "cosine", "constant"}
+        Shape of the curriculum, see :func:`scheduled_alpha`.
+    start, end : float
+        Alpha in the first and in the last epoch.
+    n_epochs : int
+        Length of the curriculum; later epochs keep ``end``.
+    """
+
+    def __init__(self, kind: str, start: float, end: float, n_epochs: int) -> None:
+        self.kind = kind
+        self.start = start
+        self.end = end
+        self.n_epochs = n_epochs
+
+    def initialize(self):
+        # Fail at construction of the net, not at the first epoch.
+        scheduled_alpha(self.kind, self.start, self.end, 0, self.n_epochs)
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        epoch = len(net.history) - 1  # skorch has appended this epoch's row already
+        alpha = scheduled_alpha(self.kind, self.start, self.end, epoch, self.n_epochs)
+        net.criterion_.alpha = alpha
+        net.history.record("alpha", alpha)
 
 
 class DivergenceGuard(Callback):
@@ -233,7 +310,7 @@ class ContrastiveNet(NeuralNet):
         with torch.no_grad():
             for batch, _ in TensorBatches(dataset, batch_size, shuffle=False, seed=self.eval_seed):
                 scores = self.infer(batch)
-                values.append(self.criterion_.estimate(scores, update_state=False))
+                values.append(self.criterion_.estimate(scores))
         if not values:
             return np.empty(0)
         return torch.stack(values).double().cpu().numpy()

@@ -1,0 +1,770 @@
+"""ContrastiveEncoder: unsupervised embeddings of unlabelled rows, trained with ML-CPC."""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from numbers import Integral, Real
+from typing import ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.preprocessing import QuantileTransformer, StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+from skorch.helper import predefined_split
+from torch import nn
+
+from sk_mlcpc._engine import (
+    AlphaSchedule,
+    BoundLoss,
+    ContrastiveNet,
+    DivergenceError,
+    DivergenceGuard,
+    MutualInformationLog,
+    resolve_device,
+)
+from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
+from sk_mlcpc.encoders import ACTIVATIONS, make_mlp
+from sk_mlcpc.views import VIEWS, make_view
+
+__all__ = ["ContrastiveEncoder"]
+
+ViewFunction = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+# Rows kept to define the marginals that feature corruption draws from; they are pickled
+# with the model, so their number is bounded.
+_MAX_REFERENCE_ROWS = 8192
+_TRANSFORM_CHUNK = 8192
+
+
+def _noop(*args, **kwargs) -> None:
+    return None
+
+
+class RowDataset(torch.utils.data.Dataset):
+    """Rows of one tensor held on the training device."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.x[index]
+
+
+class ViewBatches:
+    """Batches of two random views of the same rows, ``{"x": view_a, "y": view_b}``.
+
+    Rows are sliced from a shuffled index (full batches only, as in
+    :class:`sk_mlcpc._engine.TensorBatches`). Training passes a fresh ``generator`` per
+    epoch; evaluation (``shuffle=False``) reseeds from ``seed`` at every pass, so the
+    order *and* the views are the same each time and a held-out score is repeatable.
+    """
+
+    def __init__(
+        self,
+        dataset: RowDataset,
+        batch_size: int,
+        view: ViewFunction,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+    ) -> None:
+        if batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2, got {batch_size}.")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.view = view
+        self.shuffle = shuffle
+        self.generator = generator
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
+        if self.shuffle:
+            generator = self.generator or torch.Generator()
+        else:
+            generator = torch.Generator().manual_seed(self.seed)
+        x = self.dataset.x
+        order = torch.randperm(len(x), generator=generator).to(x.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            rows = x[order[start : start + self.batch_size]]
+            view_a = self.view(rows, generator)
+            view_b = self.view(rows, generator)
+            _check_view(view_a, rows)
+            _check_view(view_b, rows)
+            yield {"x": view_a, "y": view_b}, None
+
+
+def _check_view(view: torch.Tensor, rows: torch.Tensor) -> None:
+    if not isinstance(view, torch.Tensor) or view.shape != rows.shape:
+        shape = tuple(view.shape) if isinstance(view, torch.Tensor) else type(view).__name__
+        raise ValueError(
+            f"augmentation must return a tensor shaped like its input {tuple(rows.shape)}, "
+            f"got {shape}."
+        )
+
+
+class ViewPairModule(nn.Module):
+    """Encoder + projection head; scores every pair of views by scaled cosine similarity.
+
+    ``forward(x, y)`` returns ``S[i, j] = <z(x_i), z(y_j)> / temperature`` with ``z`` the
+    L2-normalised projection of the encoder's output: the batch layout of
+    :mod:`sk_mlcpc.bounds`, positives on the diagonal.
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.temperature = float(temperature)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.head(self.encoder(x)), dim=1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.project(x) @ self.project(y).T / self.temperature
+
+
+class ViewContrastiveNet(ContrastiveNet):
+    """:class:`ContrastiveNet` whose batches are pairs of views of single-view rows.
+
+    ``view`` (set as an attribute, not a skorch parameter) makes the views.
+    """
+
+    view: ViewFunction
+
+    def get_iterator(self, dataset, training=False):
+        if training:
+            seed = int(self.shuffle_seed) + len(self.history)
+            generator = torch.Generator().manual_seed(seed)
+            return ViewBatches(
+                dataset, self.batch_size, self.view, shuffle=True, generator=generator
+            )
+        batch_size = self.eval_batch_size or self.batch_size
+        return ViewBatches(dataset, batch_size, self.view, shuffle=False, seed=self.eval_seed)
+
+    def batch_estimates(self, dataset: RowDataset, batch_size: int) -> np.ndarray:
+        """The bound between views on each full evaluation batch (fixed views), in nats."""
+        self.check_is_fitted()
+        self._set_training(False)
+        values = []
+        batches = ViewBatches(dataset, batch_size, self.view, shuffle=False, seed=self.eval_seed)
+        with torch.no_grad():
+            for batch, _ in batches:
+                values.append(self.criterion_.estimate(self.infer(batch)))
+        if not values:
+            return np.empty(0)
+        return torch.stack(values).double().cpu().numpy()
+
+
+class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Learn embeddings of unlabelled rows with a contrastive bound between two views.
+
+    Each training batch of ``n`` rows is turned into two random views (by default: a share
+    of each row's features replaced by values drawn from those features' marginals); an
+    encoder followed by a projection head maps both views, and the network is trained to
+    maximise a contrastive lower bound (ML-CPC by default) on the mutual information
+    between the views, with the ``n - 1`` other rows as negatives. :meth:`transform`
+    returns the encoder's output (the projection head is only used for training).
+
+    Parameters
+    ----------
+    n_components : int, default=32
+        Width of the embedding returned by :meth:`transform`.
+    objective : str, default="ml_cpc"
+        Bound from :data:`sk_mlcpc.bounds.BOUNDS`.
+    alpha : float or "auto", default="auto"
+        Positive weight of ``"ml_cpc"`` / ``"alpha_cpc"``; at most ``batch_size``.
+        ``"auto"`` is the smallest alpha treated as valid for the batch size, see
+        :func:`sk_mlcpc.bounds.valid_alpha_range`. With ``alpha_schedule`` it is the
+        first epoch's alpha.
+    alpha_schedule : {"geometric", "cosine"} or None, default=None
+        Curriculum from ``alpha`` (first epoch) to ``alpha_final`` (epoch
+        ``max_epochs``), see :class:`sk_mlcpc._engine.AlphaSchedule`. The paper's CIFAR
+        runs use ``alpha=10, alpha_final=0.1, alpha_schedule="geometric"``.
+    alpha_final : float or "auto", default="auto"
+        Last alpha of the schedule; also the alpha of every held-out evaluation
+        (``valid_mi`` in ``history_``, :meth:`score`). Ignored without a schedule.
+    temperature : float, default=0.1
+        Scores are cosine similarities of the projections divided by ``temperature``;
+        the bound is then at most about ``2 / temperature`` nats.
+    augmentation : {"corruption", "noise", "mask"} or callable, default="corruption"
+        How a view is made from a batch (after ``preprocessing``): see
+        :mod:`sk_mlcpc.views`. A callable ``view(x_batch, generator) -> x_view`` gets a
+        float32 tensor ``(n, n_features)`` and a :class:`torch.Generator` to draw from,
+        and must return a tensor of the same shape (a module-level function, so that the
+        estimator pickles).
+    corruption_rate : float, default=0.3
+        Share of each row's features replaced (``"corruption"``) or zeroed (``"mask"``).
+    noise_scale : float, default=0.5
+        Noise standard deviation for ``"noise"``, relative to each feature's.
+    encoder : torch.nn.Module instance or class, or None, default=None
+        ``None`` builds an MLP ``n_features -> hidden_layer_sizes -> n_components``. A
+        class is called as ``encoder(n_features_in, n_components)``; an instance is
+        copied (the original is left untouched) and ``n_components_`` is read from its
+        output width. Either maps a float32 batch ``(n, n_features)`` to ``(n, width)``;
+        reshape inside the module for images given as flattened rows.
+    hidden_layer_sizes : tuple of int, default=(256,)
+        Hidden widths of the default MLP encoder.
+    projection_dim : int or None, default=64
+        Output width of the projection head (one hidden layer of the same width).
+        ``None`` scores the embeddings themselves.
+    activation : str, default="relu"
+        Hidden activation, one of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
+    batch_size : int, default=256
+        Rows per training batch; each positive pair has ``batch_size - 1`` negatives.
+    eval_batch_size : int or None, default=None
+        Rows per held-out evaluation batch; ``None`` uses ``batch_size``.
+    max_epochs : int, default=50
+        Passes over the training rows.
+    learning_rate : float, default=1e-3
+        Adam learning rate.
+    weight_decay : float, default=0.0
+        Adam weight decay.
+    validation_fraction : float, default=0.1
+        Share of the rows held out to report ``valid_mi`` per epoch and ``mi_``. 0 trains
+        on every row (then ``early_stopping`` must be off and ``mi_`` is not set).
+    early_stopping : bool, default=False
+        Stop when the held-out bound has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best weights.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-3
+        Minimum improvement (nats) that resets the patience.
+    preprocessing : {"standard", "quantile"} or None, default="standard"
+        Per-column transformation learnt on the training rows, applied before the views
+        and at :meth:`transform`.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when available, else on the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Controls the split, the initialisation, the batch order and the views. The
+        global torch random state is left untouched.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's per-epoch table; 2 adds a progress bar.
+    callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
+        Extra skorch callbacks; copies are used.
+
+    Attributes
+    ----------
+    n_components_ : int
+        Width of the embedding.
+    alpha_ : float
+        Alpha of the held-out evaluations (``alpha_final`` with a schedule, else
+        ``alpha``, with ``"auto"`` resolved).
+    alpha_initial_ : float
+        Alpha of the first epoch.
+    mi_ : float
+        Held-out bound between two views, nats (only when ``validation_fraction > 0``).
+    mi_std_ : float
+        Its spread over evaluation batches.
+    mi_cap_ : float
+        Largest value the bound can take at ``eval_batch_size_`` and ``alpha_``.
+    bound_validity_ : {"proven", "claimed", "invalid"}
+        Whether the evaluated bound is a lower bound on the views' MI, see
+        :func:`sk_mlcpc.bounds.bound_validity`.
+    batch_size_, eval_batch_size_ : int
+        Batch sizes used (capped by the rows available).
+    encoder_ : torch.nn.Module
+        The trained encoder (what :meth:`transform` applies).
+    net_ : skorch.NeuralNet
+        The fitted skorch net (its module is encoder + projection head).
+    history_ : skorch.History
+        Per epoch: ``train_loss``, ``train_mi``, ``valid_loss``, ``valid_mi`` (nats),
+        ``alpha`` (alpha objectives); and per-batch losses.
+    n_epochs_ : int
+        Epochs run.
+    device_ : torch.device
+        Training device.
+    n_features_in_ : int
+        Columns of ``X``.
+    feature_names_in_ : ndarray of str
+        Column names of ``X``, when it had string column names.
+
+    See Also
+    --------
+    MutualInformationEstimator : MI between two given variables.
+    sklearn.decomposition.PCA : The linear baseline with the same interface.
+
+    Notes
+    -----
+    ``y`` is ignored, so the encoder can sit in a Pipeline in front of a classifier:
+    it never sees the labels. The held-out bound measures how well the two views
+    identify each other among ``eval_batch_size - 1`` others; it is a lower bound on the
+    mutual information between the *views* (``bound_validity_``), not a measure of the
+    embedding's quality for a downstream task. With a schedule, validation uses the
+    final alpha throughout so that early stopping compares like with like.
+
+    References
+    ----------
+    .. [1] J. Song, S. Ermon. "Multi-label Contrastive Predictive Coding." NeurIPS 2020.
+    .. [2] D. Bahri et al. "SCARF: Self-Supervised Contrastive Learning using Random
+       Feature Corruption." ICLR 2022.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_wine
+    >>> from sk_mlcpc import ContrastiveEncoder
+    >>> X, y = load_wine(return_X_y=True)
+    >>> encoder = ContrastiveEncoder(n_components=8, max_epochs=5, random_state=0)
+    >>> encoder.fit_transform(X).shape
+    (178, 8)
+    >>> encoder.get_feature_names_out()[:2].tolist()
+    ['contrastiveencoder0', 'contrastiveencoder1']
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "objective": [StrOptions(set(BOUNDS))],
+        "alpha": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "alpha_schedule": [StrOptions({"geometric", "cosine"}), None],
+        "alpha_final": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "augmentation": [StrOptions(set(VIEWS)), callable],
+        "corruption_rate": [Interval(Real, 0, 1, closed="both")],
+        "noise_scale": [Interval(Real, 0, None, closed="left")],
+        "encoder": [nn.Module, type, None],
+        "hidden_layer_sizes": ["array-like"],
+        "projection_dim": [Interval(Integral, 1, None, closed="left"), None],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "eval_batch_size": [Interval(Integral, 2, None, closed="left"), None],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "early_stopping": ["boolean"],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "preprocessing": [StrOptions({"quantile", "standard"}), None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_components: int = 32,
+        objective: str = "ml_cpc",
+        alpha: float | str = "auto",
+        alpha_schedule: str | None = None,
+        alpha_final: float | str = "auto",
+        temperature: float = 0.1,
+        augmentation: str | ViewFunction = "corruption",
+        corruption_rate: float = 0.3,
+        noise_scale: float = 0.5,
+        encoder: nn.Module | type[nn.Module] | None = None,
+        hidden_layer_sizes: tuple[int, ...] = (256,),
+        projection_dim: int | None = 64,
+        activation: str = "relu",
+        batch_size: int = 256,
+        eval_batch_size: int | None = None,
+        max_epochs: int = 50,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        validation_fraction: float = 0.1,
+        early_stopping: bool = False,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-3,
+        preprocessing: str | None = "standard",
+        device: str | torch.device = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.objective = objective
+        self.alpha = alpha
+        self.alpha_schedule = alpha_schedule
+        self.alpha_final = alpha_final
+        self.temperature = temperature
+        self.augmentation = augmentation
+        self.corruption_rate = corruption_rate
+        self.noise_scale = noise_scale
+        self.encoder = encoder
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.projection_dim = projection_dim
+        self.activation = activation
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.max_epochs = max_epochs
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.preprocessing = preprocessing
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------------ building blocks
+
+    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.size == 0:
+            sizes = sizes.astype(np.int64)
+        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(size) for size in sizes)
+
+    def _build_encoder(self, n_features: int) -> tuple[nn.Module, int]:
+        if self.encoder is None:
+            module = make_mlp(
+                n_features, self.n_components, self._check_hidden_layer_sizes(), self.activation
+            )
+        elif isinstance(self.encoder, nn.Module):
+            module = copy.deepcopy(self.encoder)
+        elif isinstance(self.encoder, type) and issubclass(self.encoder, nn.Module):
+            module = self.encoder(n_features, self.n_components)
+        else:
+            raise TypeError(
+                "encoder must be None, a torch.nn.Module instance or a torch.nn.Module "
+                f"subclass, got {self.encoder!r}."
+            )
+        module = module.float()
+        # The probe runs in eval mode: a batch-norm layer must not see it as a batch.
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                probe = module(torch.zeros(2, n_features))
+        except Exception as error:
+            raise ValueError(
+                f"The encoder failed on a batch of shape (2, {n_features}): {error}"
+            ) from error
+        finally:
+            module.train(was_training)
+        if not isinstance(probe, torch.Tensor) or probe.ndim != 2 or probe.shape[0] != 2:
+            shape = tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe)
+            raise ValueError(
+                f"The encoder must map (n, {n_features}) to (n, width); got {shape} for n=2."
+            )
+        return module, int(probe.shape[1])
+
+    def _make_preprocessor(self, n_rows: int, seed: int):
+        if self.preprocessing == "quantile":
+            return QuantileTransformer(
+                n_quantiles=min(1000, n_rows), output_distribution="normal", random_state=seed
+            )
+        if self.preprocessing == "standard":
+            return StandardScaler()
+        return None
+
+    def _make_view(self, reference: torch.Tensor) -> ViewFunction:
+        if callable(self.augmentation):
+            return self.augmentation
+        return make_view(
+            self.augmentation,
+            reference,
+            corruption_rate=self.corruption_rate,
+            noise_scale=self.noise_scale,
+        )
+
+    @property
+    def _data_device(self) -> torch.device:
+        return torch.device(self.net_.device) if hasattr(self, "net_") else self.device_
+
+    def _preprocess(self, X: np.ndarray, device=None) -> torch.Tensor:
+        device = self._data_device if device is None else device
+        if self.preprocessor_ is not None:
+            X = self.preprocessor_.transform(X)
+        return torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+
+    def _callbacks(self, alpha_start: float, alpha_end: float) -> list:
+        callbacks: list = [
+            ("divergence_guard", DivergenceGuard()),
+            ("mutual_information", MutualInformationLog()),
+        ]
+        if self.objective in ALPHA_OBJECTIVES:
+            kind = self.alpha_schedule or "constant"
+            callbacks.append(
+                ("alpha_schedule", AlphaSchedule(kind, alpha_start, alpha_end, self.max_epochs))
+            )
+        if self.early_stopping:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss",
+                        patience=self.n_iter_no_change,
+                        threshold=self.tol,
+                        threshold_mode="abs",
+                        load_best=True,
+                        sink=print if self.verbose else _noop,
+                    ),
+                )
+            )
+        if self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
+        for index, entry in enumerate(self.callbacks or []):
+            name, callback = entry if isinstance(entry, tuple) else (None, entry)
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    "callbacks must hold skorch Callback instances or (name, Callback) "
+                    f"tuples, got {entry!r}."
+                )
+            name = name or f"user_{index}_{type(callback).__name__}"
+            callbacks.append((name, copy.deepcopy(callback)))
+        return callbacks
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, y=None, **fit_params):
+        """Learn the encoder from the rows of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Unlabelled training rows.
+        y : None
+            Ignored; present so that the encoder works in a Pipeline before a classifier
+            (the labels never reach it).
+        **fit_params : dict
+            Not used.
+
+        Returns
+        -------
+        self : ContrastiveEncoder
+            The fitted encoder.
+        """
+        self._validate_params()
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=True)
+        if self.early_stopping and self.validation_fraction == 0:
+            raise ValueError(
+                "early_stopping=True needs held-out rows: set validation_fraction > 0."
+            )
+        n_samples = len(X)
+        n_valid = (
+            0
+            if self.validation_fraction == 0
+            else max(2, math.ceil(self.validation_fraction * n_samples))
+        )
+        n_train = n_samples - n_valid
+        if n_train < 2:
+            raise ValueError(
+                f"Too few samples: {n_samples} rows leave {n_train} for training after "
+                f"holding out {n_valid} (validation_fraction={self.validation_fraction}); "
+                "at least 4 rows are needed, and hundreds for a useful embedding."
+            )
+        rng = check_random_state(self.random_state)
+        split_seed, init_seed, shuffle_seed, eval_seed, prep_seed = (
+            int(seed) for seed in rng.randint(0, 2**31 - 1, size=5)
+        )
+        order = np.random.default_rng(split_seed).permutation(n_samples)
+        train_rows, valid_rows = order[:n_train], order[n_train:]
+
+        self.device_ = resolve_device(self.device)
+        self.preprocessor_ = self._make_preprocessor(n_train, prep_seed)
+        if self.preprocessor_ is not None:
+            self.preprocessor_.fit(X[train_rows])
+        x_all = self._preprocess(X, device=self.device_)
+        if not torch.isfinite(x_all).all():
+            raise ValueError("X holds values that overflow float32 after preprocessing; rescale X.")
+        x_train = x_all[torch.as_tensor(train_rows, device=self.device_)]
+        reference_rows = np.sort(
+            np.random.default_rng(prep_seed).permutation(n_train)[:_MAX_REFERENCE_ROWS]
+        )
+        reference = x_train[torch.as_tensor(reference_rows, device=self.device_)]
+        view = self._make_view(reference)
+        valid_set = None
+        if n_valid:
+            valid_set = RowDataset(x_all[torch.as_tensor(valid_rows, device=self.device_)])
+
+        self.batch_size_ = min(self.batch_size, n_train)
+        self.eval_batch_size_ = self.eval_batch_size or self.batch_size_
+        if n_valid:
+            self.eval_batch_size_ = min(self.eval_batch_size_, n_valid)
+        n_negatives_per_row = min(self.batch_size_, self.eval_batch_size_)
+        if self.objective in ALPHA_OBJECTIVES:
+            final = self.alpha_final if self.alpha_schedule else self.alpha
+            self.alpha_initial_ = self._resolve_alpha(self.alpha, "alpha", n_negatives_per_row)
+            self.alpha_ = self._resolve_alpha(final, "alpha_final", n_negatives_per_row)
+        else:
+            self.alpha_initial_ = self.alpha_ = 1.0
+
+        cuda_devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.manual_seed(init_seed)
+            encoder, self.n_components_ = self._build_encoder(X.shape[1])
+            if self.projection_dim is None:
+                head: nn.Module = nn.Identity()
+            else:
+                head = make_mlp(
+                    self.n_components_,
+                    self.projection_dim,
+                    (self.projection_dim,),
+                    self.activation,
+                )
+            module = ViewPairModule(encoder, head, self.temperature)
+            net = ViewContrastiveNet(
+                module,
+                criterion=BoundLoss,
+                criterion__objective=self.objective,
+                criterion__alpha=self.alpha_initial_,
+                criterion__eval_alpha=self.alpha_,
+                optimizer=torch.optim.Adam,
+                lr=self.learning_rate,
+                optimizer__weight_decay=self.weight_decay,
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size_,
+                eval_batch_size=self.eval_batch_size_,
+                shuffle_seed=shuffle_seed,
+                eval_seed=eval_seed,
+                train_split=None if valid_set is None else predefined_split(valid_set),
+                callbacks=self._callbacks(self.alpha_initial_, self.alpha_),
+                device=self.device_,
+                verbose=self.verbose,
+                torch_load_kwargs={"weights_only": False},
+            )
+            net.view = view
+            net.fit(RowDataset(x_train), None)
+        # Held-out rows are not part of the model: do not pickle them with it.
+        net.train_split = None
+        self.net_ = net
+        self.encoder_ = net.module_.encoder
+        self.history_ = net.history
+        self.n_epochs_ = len(net.history)
+        self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.alpha_)
+        self.bound_validity_ = bound_validity(
+            self.objective, self.eval_batch_size_, alpha=self.alpha_
+        )
+        if valid_set is not None:
+            estimates = net.batch_estimates(valid_set, self.eval_batch_size_)
+            if not np.all(np.isfinite(estimates)):
+                raise DivergenceError(
+                    "The fitted encoder gives a non-finite held-out bound. Lower "
+                    "learning_rate, raise temperature or keep preprocessing on."
+                )
+            self.mi_ = float(estimates.mean())
+            self.mi_std_ = float(estimates.std(ddof=1)) if len(estimates) > 1 else math.nan
+        return self
+
+    def _resolve_alpha(self, alpha, name: str, n: int) -> float:
+        if not isinstance(alpha, str) and alpha > n:
+            raise ValueError(
+                f"{name}={alpha} exceeds the {n} samples each positive is contrasted with "
+                f"(the batch size used); choose {name} <= {n}, or a larger batch_size."
+            )
+        return resolve_alpha(alpha, self.objective, n)
+
+    # ------------------------------------------------------------------ using the model
+
+    def transform(self, X) -> np.ndarray:
+        """Embed ``X`` with the trained encoder.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_embedded : ndarray of shape (n_samples, n_components_), float32
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        x = self._preprocess(X)
+        encoder = self.encoder_.eval()
+        with torch.no_grad():
+            parts = [
+                encoder(x[start : start + _TRANSFORM_CHUNK])
+                for start in range(0, len(x), _TRANSFORM_CHUNK)
+            ]
+        return torch.cat(parts).float().cpu().numpy()
+
+    def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
+        """Fit on ``X`` and return its embedding.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+        **fit_params : dict
+            Not used.
+
+        Returns
+        -------
+        X_embedded : ndarray of shape (n_samples, n_components_), float32
+        """
+        return self.fit(X, y, **fit_params).transform(X)
+
+    def score(self, X, y=None) -> float:
+        """Held-out lower bound (nats) on the mutual information between two views of ``X``.
+
+        The rows are shuffled and viewed with a fixed seed, and scored in full batches of
+        ``eval_batch_size_`` (fewer if fewer rows are given; a last partial batch is
+        dropped) at ``alpha_``: repeated calls give the same number.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Mean of the bound over evaluation batches (higher is better).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=False)
+        x = self._preprocess(X)
+        batch_size = min(self.eval_batch_size_, len(x))
+        if batch_size < self.eval_batch_size_:
+            warnings.warn(
+                f"Only {len(x)} rows given: scoring one batch of {batch_size} instead of "
+                f"{self.eval_batch_size_}; the bound's cap and bias change with the batch "
+                "size.",
+                UserWarning,
+                stacklevel=2,
+            )
+        if self.objective in ALPHA_OBJECTIVES and self.alpha_ > batch_size:
+            raise ValueError(
+                f"alpha_={self.alpha_} exceeds the batch of {batch_size} rows; pass at least "
+                f"{math.ceil(self.alpha_)} rows."
+            )
+        estimates = self.net_.batch_estimates(RowDataset(x), batch_size)
+        return float(estimates.mean())
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the embedding columns, ``contrastiveencoder0``, ...
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored except for validation against ``feature_names_in_``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+        """
+        return super().get_feature_names_out(input_features)
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.n_components_
