@@ -119,9 +119,11 @@ def _check_view(view: torch.Tensor, rows: torch.Tensor) -> None:
 class ViewPairModule(nn.Module):
     """Encoder + projection head; scores every pair of views by scaled cosine similarity.
 
-    ``forward(x, y)`` returns ``S[i, j] = <z(x_i), z(y_j)> / temperature`` with ``z`` the
-    L2-normalised projection of the encoder's output: the batch layout of
-    :mod:`sk_mlcpc.bounds`, positives on the diagonal.
+    ``forward(x, y)`` returns ``S[i, j] = <z(x_i), z(y_j)> / temperature + b`` with ``z``
+    the L2-normalised projection of the encoder's output: the batch layout of
+    :mod:`sk_mlcpc.bounds`, positives on the diagonal. The learnt constant ``b`` (started
+    at ``-1 / temperature``, so that no score starts above 0) cancels out of CPC and
+    ML-CPC, but NWJ-type bounds, which exponentiate raw scores, need it.
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, temperature: float) -> None:
@@ -129,12 +131,13 @@ class ViewPairModule(nn.Module):
         self.encoder = encoder
         self.head = head
         self.temperature = float(temperature)
+        self.offset = nn.Parameter(torch.tensor(-1.0 / self.temperature))
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.head(self.encoder(x)), dim=1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.project(x) @ self.project(y).T / self.temperature
+        return self.project(x) @ self.project(y).T / self.temperature + self.offset
 
 
 class ViewContrastiveNet(ContrastiveNet):
