@@ -17,6 +17,8 @@ from pathlib import Path
 # Import the package from this checkout even when it is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch
+
 import sk_mlcpc
 
 # -- Project -------------------------------------------------------------------------------
@@ -35,6 +37,7 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "numpydoc",
+    "sphinx_gallery.gen_gallery",
 ]
 
 templates_path = ["_templates"]
@@ -63,6 +66,28 @@ if os.environ.get("SK_MLCPC_DOCS_INTERSPHINX") == "1":
     }
 else:
     intersphinx_mapping = {}
+
+# sphinx-gallery: every examples/plot_*.py is executed at build time (on the CPU, one
+# torch thread) and rendered with its output and figures; a failing example fails the build.
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "ignore_pattern": r"__init__\.py",
+    "abort_on_example_error": True,
+    "only_warn_on_example_error": False,
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "doc_module": ("sk_mlcpc",),
+    "backreferences_dir": None,
+    "within_subsection_order": "FileNameSortKey",
+    "min_reported_time": 1,
+}
+
+# The examples run in this process; their networks are tiny, and one intra-op thread is
+# faster than several on a small, shared machine.
+torch.set_num_threads(1)
+
 
 # -- HTML ----------------------------------------------------------------------------------
 

@@ -686,7 +686,8 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
         Returns
         -------
-        X_embedded : ndarray of shape (n_samples, n_components_), float32
+        X_embedded : ndarray of shape (n_samples, width), float32
+            ``width`` is ``n_components_``.
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, reset=False)
@@ -712,7 +713,8 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
         Returns
         -------
-        X_embedded : ndarray of shape (n_samples, n_components_), float32
+        X_embedded : ndarray of shape (n_samples, width), float32
+            ``width`` is ``n_components_``.
         """
         return self.fit(X, y, **fit_params).transform(X)
 

@@ -1,0 +1,69 @@
+"""
+The MI staircase: CPC against ML-CPC against the truth
+======================================================
+
+The ML-CPC paper's Figure 2 in miniature. A critic is trained on correlated Gaussians
+whose true mutual information steps through 2, 4, 6, 8 and 10 nats, on a fresh batch of
+128 pairs at every step, so each recorded value is a held-out estimate. CPC cannot report
+more than ``log 128 = 4.85`` nats; ML-CPC at its working limit ``alpha*`` can report up to
+``log(128 * 127 + 1) = 9.70`` while staying below the truth. The full experiment is
+``sk-mlcpc staircase``; this version runs 300 steps per level with a small critic.
+"""
+
+# %%
+# Run both bounds through the staircase
+# -------------------------------------
+
+import os
+import sys
+
+import matplotlib
+
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from sk_mlcpc._staircase import StaircaseConfig, run_staircase
+
+levels = (2.0, 4.0, 6.0, 8.0, 10.0)
+steps = 300
+configs = [
+    StaircaseConfig("separable_additive", "cpc"),
+    StaircaseConfig("separable_additive", "ml_cpc", "auto"),
+]
+results = [
+    run_staircase(
+        config,
+        mi_levels=levels,
+        steps_per_level=steps,
+        hidden_layer_sizes=(128, 128),
+        learning_rate=1e-3,
+        device="cpu",
+    )
+    for config in configs
+]
+for result in results:
+    means = ", ".join(f"{m:.2f}" for m in result.level_means)
+    print(f"{result.config.label:36s} cap {result.cap:5.2f}  level means {means}")
+
+# %%
+# Plot
+# ----
+# Thin lines are per-step estimates, thick ones a running mean over 50 steps; the black
+# steps are the truth and the dotted lines the caps.
+
+fig, ax = plt.subplots(figsize=(8, 4))
+truth = np.repeat(levels, steps)
+ax.plot(truth, "k", lw=1.5, label="true MI")
+for colour, result in zip(("C0", "C3"), results):
+    values = result.estimates.ravel()
+    smooth = np.convolve(values, np.ones(50) / 50, mode="valid")
+    ax.plot(values, color=colour, alpha=0.25, lw=0.6)
+    ax.plot(np.arange(49, len(values)), smooth, color=colour, lw=2, label=result.config.label)
+    ax.axhline(result.cap, color=colour, ls=":", lw=1)
+ax.set(xlabel="training step", ylabel="estimate (nats)", ylim=(0, 11))
+ax.legend(loc="upper left", fontsize=8)
+fig.tight_layout()
+plt.show()
