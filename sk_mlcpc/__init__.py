@@ -9,10 +9,12 @@ from sk_mlcpc import bounds, critics, datasets, encoders, views
 from sk_mlcpc._encoder import ContrastiveEncoder
 from sk_mlcpc._engine import DivergenceError
 from sk_mlcpc._mi import MutualInformationEstimator, estimate_mi
+from sk_mlcpc._sequence import ContrastivePredictiveCoding
 from sk_mlcpc._version import __version__
 
 __all__ = [
     "ContrastiveEncoder",
+    "ContrastivePredictiveCoding",
     "DivergenceError",
     "MutualInformationEstimator",
     "__version__",

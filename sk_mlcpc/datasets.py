@@ -28,6 +28,8 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 __all__ = [
     "gaussian_log_density_ratio",
     "make_correlated_gaussians",
+    "make_frequency_sequences",
+    "make_switching_ar",
     "mi_staircase",
     "mi_to_rho",
     "rho_to_mi",
@@ -320,3 +322,217 @@ def _staircase_levels(levels, steps_per_level, batch_size, n_features, transform
             random_state=rng,
         )
         yield index, true_mi, X.astype(np.float32), Y.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# Sequences with a hidden label (for ContrastivePredictiveCoding)
+# ---------------------------------------------------------------------------------------
+
+
+@validate_params(
+    {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_timesteps": [Interval(Integral, 2, None, closed="left")],
+        "n_classes": [Interval(Integral, 1, None, closed="left")],
+        "n_channels": [Interval(Integral, 1, None, closed="left")],
+        "frequencies": ["array-like", None],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_frequency_sequences(
+    n_samples: int = 1000,
+    n_timesteps: int = 128,
+    *,
+    n_classes: int = 4,
+    n_channels: int = 1,
+    frequencies: Sequence[float] | None = None,
+    noise: float = 0.5,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy sinusoids whose frequency class is the label.
+
+    Sequence ``i`` of class ``y_i`` is
+    ``a_i sin(2 pi f_i t + phi_ic) + noise * e_ict`` for each channel ``c``, with
+    ``f_i = frequencies[y_i] * (1 + u_i)``, ``u_i`` uniform in ``[-0.05, 0.05]``, a random
+    amplitude ``a_i`` uniform in ``[0.5, 1.5]``, an independent uniform phase ``phi_ic``
+    per channel and standard normal noise. The random phase makes the class invisible to
+    any linear function of the raw samples (each class has mean zero at every time), while
+    the frequency is easy to read from how the signal evolves: what a predictive
+    representation should capture.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of sequences.
+    n_timesteps : int, default=128
+        Time steps per sequence.
+    n_classes : int, default=4
+        Number of frequency classes (ignored when ``frequencies`` is given).
+    n_channels : int, default=1
+        Channels per time step (same frequency, independent phases and noise).
+    frequencies : array-like of float or None, default=None
+        Frequency of each class in cycles per time step, in ``(0, 0.5)``. ``None`` spaces
+        ``n_classes`` frequencies geometrically between 1/32 and 1/6.
+    noise : float, default=0.5
+        Standard deviation of the additive noise.
+    random_state : int, RandomState instance or None, default=None
+        Seed or generator for reproducible draws.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_timesteps * n_channels)
+        Sequences, time-major: column ``t * n_channels + c`` is channel ``c`` at time ``t``.
+    y : ndarray of shape (n_samples,), int64
+        Frequency class of each sequence, balanced up to rounding.
+
+    See Also
+    --------
+    make_switching_ar : Sequences with a hidden Markov regime.
+    sk_mlcpc.ContrastivePredictiveCoding : Learns features of such sequences.
+
+    Examples
+    --------
+    >>> from sk_mlcpc.datasets import make_frequency_sequences
+    >>> X, y = make_frequency_sequences(100, 64, n_classes=3, n_channels=2, random_state=0)
+    >>> X.shape, y.shape, sorted(set(y.tolist()))
+    ((100, 128), (100,), [0, 1, 2])
+    """
+    rng = check_random_state(random_state)
+    if frequencies is None:
+        freqs = np.geomspace(1 / 32, 1 / 6, n_classes) if n_classes > 1 else np.array([1 / 16])
+    else:
+        freqs = np.asarray(frequencies, dtype=np.float64)
+        if freqs.ndim != 1 or freqs.size == 0 or np.any(freqs <= 0) or np.any(freqs >= 0.5):
+            raise ValueError(
+                "frequencies must be a non-empty 1-D sequence of values in (0, 0.5) cycles "
+                f"per time step (below the Nyquist frequency), got {frequencies!r}."
+            )
+    y = rng.permutation(np.arange(n_samples) % len(freqs)).astype(np.int64)
+    freq = freqs[y] * (1.0 + rng.uniform(-0.05, 0.05, n_samples))
+    amplitude = rng.uniform(0.5, 1.5, n_samples)
+    phase = rng.uniform(0.0, 2.0 * np.pi, (n_samples, 1, n_channels))
+    t = np.arange(n_timesteps, dtype=np.float64)[None, :, None]
+    X = amplitude[:, None, None] * np.sin(2.0 * np.pi * freq[:, None, None] * t + phase)
+    X = X + noise * rng.standard_normal((n_samples, n_timesteps, n_channels))
+    return X.reshape(n_samples, n_timesteps * n_channels), y
+
+
+@validate_params(
+    {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_timesteps": [Interval(Integral, 2, None, closed="left")],
+        "n_regimes": [Interval(Integral, 1, None, closed="left")],
+        "switch_prob": [Interval(Real, 0, 1, closed="both")],
+        "n_channels": [Interval(Integral, 1, None, closed="left")],
+        "pole_radius": [Interval(Real, 0, 1, closed="neither")],
+        "return_states": ["boolean"],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_switching_ar(
+    n_samples: int = 1000,
+    n_timesteps: int = 128,
+    *,
+    n_regimes: int = 3,
+    switch_prob: float = 0.01,
+    n_channels: int = 1,
+    pole_radius: float = 0.95,
+    return_states: bool = False,
+    random_state: int | np.random.RandomState | None = None,
+):
+    """A switching autoregressive process: a hidden Markov regime sets the resonance.
+
+    Each sequence follows a hidden Markov chain over ``n_regimes`` regimes: it starts in
+    a uniformly drawn regime and, at every step, jumps with probability ``switch_prob``
+    to one of the other regimes, uniformly. In regime ``k`` each channel is a stationary
+    AR(2) process ``x_t = 2 r cos(w_k) x_{t-1} - r^2 x_{t-2} + e_t`` (complex poles
+    ``r e^{+-i w_k}``, Gaussian innovations ``e_t`` independent across channels, scaled
+    so that every regime has unit stationary variance), which oscillates around the
+    frequency ``w_k / (2 pi)``; the ``w_k`` are spaced
+    geometrically between ``2 pi / 32`` and ``2 pi / 6``. The label of a sequence is its
+    regime at the last time step. The chain starts 64 steps before the first returned
+    sample (burn-in), so sequences start near stationarity.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of sequences.
+    n_timesteps : int, default=128
+        Time steps per sequence.
+    n_regimes : int, default=3
+        Number of hidden regimes (classes).
+    switch_prob : float, default=0.01
+        Probability of leaving the current regime at each step; 0 keeps one regime per
+        sequence. With the default, about ``1 - 0.99 ** 128 = 72%`` of 128-step
+        sequences never switch.
+    n_channels : int, default=1
+        Channels per time step (same regime path, independent innovations).
+    pole_radius : float, default=0.95
+        Modulus ``r`` of the AR(2) poles, in ``(0, 1)``; closer to 1 gives sharper,
+        longer-lived oscillations.
+    return_states : bool, default=False
+        Also return the regime at every time step.
+    random_state : int, RandomState instance or None, default=None
+        Seed or generator for reproducible draws.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_timesteps * n_channels)
+        Sequences, time-major: column ``t * n_channels + c`` is channel ``c`` at time ``t``.
+    y : ndarray of shape (n_samples,), int64
+        Regime at the last time step.
+    states : ndarray of shape (n_samples, n_timesteps), int64
+        Regime at every time step; only when ``return_states=True``.
+
+    See Also
+    --------
+    make_frequency_sequences : Sinusoids with a frequency class.
+    sk_mlcpc.ContrastivePredictiveCoding : Learns features of such sequences.
+
+    Examples
+    --------
+    >>> from sk_mlcpc.datasets import make_switching_ar
+    >>> X, y, states = make_switching_ar(50, 100, n_regimes=2, return_states=True,
+    ...                                  random_state=0)
+    >>> X.shape, y.shape, states.shape
+    ((50, 100), (50,), (50, 100))
+    >>> bool((states[:, -1] == y).all())
+    True
+    """
+    rng = check_random_state(random_state)
+    burn_in = 64
+    omegas = (
+        2.0 * np.pi * np.geomspace(1 / 32, 1 / 6, n_regimes)
+        if n_regimes > 1
+        else np.array([2.0 * np.pi / 16])
+    )
+    a1 = 2.0 * pole_radius * np.cos(omegas)
+    a2 = -(pole_radius**2)
+    total = burn_in + n_timesteps
+    states = np.empty((n_samples, total), dtype=np.int64)
+    states[:, 0] = rng.randint(n_regimes, size=n_samples)
+    for t in range(1, total):
+        switch = rng.uniform(size=n_samples) < switch_prob if n_regimes > 1 else 0
+        # A uniform draw among the other regimes: shift by 1 .. n_regimes - 1.
+        shift = rng.randint(1, max(n_regimes, 2), size=n_samples)
+        states[:, t] = np.where(switch, (states[:, t - 1] + shift) % n_regimes, states[:, t - 1])
+    # Innovations scaled so that every regime has unit stationary variance: the regimes
+    # differ in their spectrum only, not in their power.
+    variance = (1.0 - a2) / ((1.0 + a2) * ((1.0 - a2) ** 2 - a1**2))
+    innovation_scale = 1.0 / np.sqrt(variance)
+    innovations = rng.standard_normal((n_samples, total, n_channels))
+    innovations *= innovation_scale[states][:, :, None]
+    X = np.zeros((n_samples, total, n_channels))
+    for t in range(total):
+        previous = X[:, t - 1] if t >= 1 else 0.0
+        before = X[:, t - 2] if t >= 2 else 0.0
+        X[:, t] = a1[states[:, t]][:, None] * previous + a2 * before + innovations[:, t]
+    X = X[:, burn_in:].reshape(n_samples, n_timesteps * n_channels)
+    states = states[:, burn_in:]
+    y = states[:, -1].copy()
+    if return_states:
+        return X, y, states
+    return X, y

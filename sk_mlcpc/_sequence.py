@@ -1,0 +1,869 @@
+"""ContrastivePredictiveCoding: sequence CPC trained with any contrastive bound.
+
+The model of van den Oord et al. (2018): a window encoder maps each time window of a
+sequence to a latent ``z_t``, a causal GRU summarises ``z_0, ..., z_t`` into a context
+``c_t``, and one linear predictor per step ahead scores the true future latent
+``z_{t+k}`` against negatives with the bilinear critic ``f_k(c_t, z) = (W_k c_t) . z``.
+
+Score matrices
+--------------
+Every score matrix is in the *batch layout* of :mod:`sk_mlcpc.bounds`: ``n = m = B``,
+one anchor per sequence of the batch. For step ``k`` and draw ``r``, sequence ``b``
+contributes the anchor ``(c_{b, t_br}, z_{b, t_br + k})`` at a time ``t_br`` drawn at
+random for each sequence (a random permutation of the anchor times per sequence, so
+every time is an anchor exactly once per pass); the negatives of row ``b`` are the
+future latents of the other ``B - 1`` sequences, at their own times. A batch of ``B``
+sequences with ``P`` anchor times therefore gives ``prediction_steps * P`` square
+``B x B`` matrices, and the loss is minus the bound averaged over them.
+
+Negatives from the *same* sequence at other times are deliberately not pooled into the
+matrix: they are not independent of the anchor's context, so neither the proof that
+the bounds are lower bounds nor the valid ``alpha`` range (derived for exchangeable
+pairs) would apply. With one independent sequence per row the pairs are i.i.d. draws of
+``(c_t, z_{t+k})`` with ``t`` uniform, and ``alpha="auto"`` is exactly
+:func:`sk_mlcpc.bounds.valid_alpha_range` ``(B).low`` for the ``B`` positives and
+``B - 1`` negatives each matrix holds.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from numbers import Integral, Real
+from typing import ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNet
+from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+from skorch.helper import predefined_split
+from torch import nn
+
+from sk_mlcpc._engine import (
+    BoundLoss,
+    DivergenceError,
+    DivergenceGuard,
+    MutualInformationLog,
+    resolve_device,
+)
+from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
+from sk_mlcpc.encoders import ACTIVATIONS
+
+__all__ = ["ContrastivePredictiveCoding"]
+
+_TRANSFORM_CHUNK = 4096
+
+
+def _noop(*args, **kwargs) -> None:
+    return None
+
+
+def _n_windows(n_timesteps: int, window: int, stride: int) -> int:
+    """Number of complete windows of a strided convolution without padding."""
+    if n_timesteps < window:
+        return 0
+    return (n_timesteps - window) // stride + 1
+
+
+# ---------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------
+
+
+class PredictiveCodingModule(nn.Module):
+    """Window encoder + causal GRU context network + one linear predictor per step ahead.
+
+    The window encoder is an MLP applied to each window of ``window`` samples (all
+    channels), implemented as a strided ``Conv1d`` with kernel ``window`` followed by
+    pointwise (kernel 1) convolutions: latent ``z_t`` depends on window ``t`` only, and
+    context ``c_t`` on windows ``0..t`` only.
+
+    Parameters
+    ----------
+    n_channels : int
+        Input channels.
+    window, stride : int
+        Window length and hop, in samples.
+    prediction_steps : int
+        Predictors ``W_1 .. W_K``.
+    latent_dim : int
+        Width of the window latents ``z_t``.
+    context_dim : int
+        Width of the contexts ``c_t`` (GRU hidden size).
+    hidden_layer_sizes : sequence of int
+        Hidden widths of the window encoder.
+    activation : str
+        One of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
+    """
+
+    def __init__(
+        self,
+        n_channels: int,
+        window: int,
+        stride: int,
+        prediction_steps: int,
+        latent_dim: int,
+        context_dim: int,
+        hidden_layer_sizes: Sequence[int] = (64,),
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width, kernel, hop = n_channels, window, stride
+        for hidden in hidden_layer_sizes:
+            layers += [nn.Conv1d(width, hidden, kernel, stride=hop), ACTIVATIONS[activation]()]
+            width, kernel, hop = hidden, 1, 1
+        layers.append(nn.Conv1d(width, latent_dim, kernel, stride=hop))
+        self.encoder = nn.Sequential(*layers)
+        self.context = nn.GRU(latent_dim, context_dim, batch_first=True)
+        self.predictors = nn.ModuleList(
+            nn.Linear(context_dim, latent_dim, bias=False) for _ in range(prediction_steps)
+        )
+
+    def latents(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T)`` sequences -> ``(B, L, latent_dim)`` window latents."""
+        return self.encoder(x).transpose(1, 2)
+
+    def contexts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, C, T)`` -> latents ``(B, L, latent_dim)`` and contexts ``(B, L, context_dim)``."""
+        z = self.latents(x)
+        c, _ = self.context(z)
+        return z, c
+
+    def forward(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        """Score matrices for every step ahead and anchor draw.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, C, T)
+        order : torch.Tensor of shape (B, P), int64
+            ``order[b, r]`` is the anchor time of sequence ``b`` in draw ``r``, a time in
+            ``0 .. P - 1`` with ``P = L - prediction_steps``.
+
+        Returns
+        -------
+        scores : torch.Tensor of shape (K, P, B, B)
+            ``scores[k - 1, r, i, j] = (W_k c_{i, t_ir}) . z_{j, t_jr + k}``, positives on
+            the diagonal of each ``B x B`` matrix.
+        """
+        z, c = self.contexts(x)
+        n_anchor_times = order.shape[1]
+        index_c = order.unsqueeze(-1).expand(-1, -1, c.shape[-1])
+        anchors = torch.gather(c, 1, index_c)  # (B, P, context_dim)
+        index_z = order.unsqueeze(-1).expand(-1, -1, z.shape[-1])
+        scores = []
+        for step, predictor in enumerate(self.predictors, start=1):
+            future = z[:, step : step + n_anchor_times]  # (B, P, latent_dim)
+            targets = torch.gather(future, 1, index_z)  # (B, P, latent_dim)
+            predictions = predictor(anchors)  # (B, P, latent_dim)
+            scores.append(torch.einsum("ird,jrd->rij", predictions, targets))
+        return torch.stack(scores)
+
+
+# ---------------------------------------------------------------------------------------
+# Engine
+# ---------------------------------------------------------------------------------------
+
+
+class SequenceDataset(torch.utils.data.Dataset):
+    """Sequences ``(n, C, T)`` held as one tensor on the training device.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, C, T)
+    n_anchor_times : int
+        Anchor times per sequence, ``P``.
+    """
+
+    def __init__(self, x: torch.Tensor, n_anchor_times: int) -> None:
+        self.x = x
+        self.n_anchor_times = int(n_anchor_times)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[index], torch.zeros(())
+
+
+class SequenceBatches:
+    """Full batches of sequences with a random permutation of anchor times per sequence.
+
+    Training passes (``shuffle=True``) draw the row order and the anchor times from
+    ``generator``; evaluation passes reuse one order and one set of anchor times drawn
+    from ``seed``, so that held-out values are repeatable. A last partial batch is
+    dropped: the bound depends on the batch size.
+    """
+
+    def __init__(
+        self,
+        dataset: SequenceDataset,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+    ) -> None:
+        if batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2, got {batch_size}.")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.generator = generator
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
+        n, n_times = len(self.dataset), self.dataset.n_anchor_times
+        # skorch reuses one iterator for all epochs: training passes draw afresh from the
+        # generator, evaluation passes restart from the same seed every time.
+        generator = self.generator if self.shuffle else torch.Generator().manual_seed(self.seed)
+        rows = torch.randperm(n, generator=generator)
+        # An independent random permutation of the anchor times for every sequence.
+        times = torch.argsort(torch.rand(n, n_times, generator=generator), dim=1)
+        device = self.dataset.x.device
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = rows[start : start + self.batch_size]
+            yield (
+                {
+                    "x": self.dataset.x[index.to(device)],
+                    "order": times[start : start + self.batch_size].to(device),
+                },
+                None,
+            )
+
+
+class PredictiveBoundLoss(BoundLoss):
+    """Minus a bound averaged over a stack of ``(K, P, B, B)`` batch-layout score matrices.
+
+    Parameters
+    ----------
+    objective : str
+        Bound name from :data:`sk_mlcpc.bounds.BOUNDS`.
+    alpha : float, default=1.0
+        Positive weight of ``"alpha_cpc"`` / ``"ml_cpc"``.
+    """
+
+    def __init__(self, objective: str, alpha: float = 1.0) -> None:
+        super().__init__(objective, alpha=alpha, layout="batch")
+
+    def per_step(self, scores: torch.Tensor, *, update_state: bool = False) -> torch.Tensor:
+        """The bound of every matrix averaged over draws: a ``(K,)`` tensor in nats."""
+        n_steps, n_draws = scores.shape[:2]
+        flat = scores.reshape(n_steps * n_draws, *scores.shape[2:])
+        if self.objective == "mine":
+            # MINE carries a moving average between matrices: evaluate them in order.
+            values = torch.stack([self.estimate(s, update_state=update_state) for s in flat])
+        else:
+            kwargs = {"alpha": self.alpha} if self.objective in ALPHA_OBJECTIVES else {}
+            bound = functools.partial(self.bound, layout="batch", **kwargs)
+            values = torch.func.vmap(bound)(flat)
+        return values.reshape(n_steps, n_draws).mean(dim=1)
+
+    def forward(self, scores: torch.Tensor, training: bool = True) -> torch.Tensor:
+        return -self.per_step(scores, update_state=training).mean()
+
+
+class PredictiveCodingNet(NeuralNet):
+    """skorch net training a :class:`PredictiveCodingModule` with a :class:`PredictiveBoundLoss`.
+
+    Extra parameters: ``eval_batch_size`` (validation batches), ``shuffle_seed``
+    (training order and anchor times) and ``eval_seed`` (fixed validation draws).
+    """
+
+    def __init__(
+        self,
+        module,
+        *args,
+        eval_batch_size: int | None = None,
+        shuffle_seed: int = 0,
+        eval_seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(module, *args, **kwargs)
+        self.eval_batch_size = eval_batch_size
+        self.shuffle_seed = shuffle_seed
+        self.eval_seed = eval_seed
+
+    def get_iterator(self, dataset, training=False):
+        if training:
+            # Seeded per epoch, so the net holds no generator and stays picklable.
+            seed = int(self.shuffle_seed) + len(self.history)
+            generator = torch.Generator().manual_seed(seed)
+            return SequenceBatches(dataset, self.batch_size, shuffle=True, generator=generator)
+        batch_size = self.eval_batch_size or self.batch_size
+        return SequenceBatches(dataset, batch_size, shuffle=False, seed=self.eval_seed)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return self.criterion_(y_pred, training=training)
+
+    def step_estimates(self, dataset: SequenceDataset, batch_size: int) -> np.ndarray:
+        """The bound per evaluation batch and step ahead, ``(n_batches, K)``, in nats."""
+        self.check_is_fitted()
+        self._set_training(False)
+        values = []
+        with torch.no_grad():
+            for batch, _ in SequenceBatches(
+                dataset, batch_size, shuffle=False, seed=self.eval_seed
+            ):
+                values.append(self.criterion_.per_step(self.infer(batch), update_state=False))
+        if not values:
+            return np.empty((0, len(self.module_.predictors)))
+        return torch.stack(values).double().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------
+# Estimator
+# ---------------------------------------------------------------------------------------
+
+
+class ContrastivePredictiveCoding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Contrastive Predictive Coding of sequences, trained with ML-CPC (or any bound).
+
+    Each row of ``X`` is a sequence. A window encoder maps every window of ``window``
+    samples (hop ``stride``) to a latent ``z_t``; a GRU summarises ``z_0 .. z_t`` into a
+    context ``c_t``; for each step ahead ``k = 1 .. prediction_steps`` a linear map
+    ``W_k`` predicts the future latent, scored by ``f_k(c_t, z) = (W_k c_t) . z``. The
+    networks are trained to maximise a contrastive bound on ``I(c_t; z_{t+k})``, whose
+    negatives are the future latents of the other sequences of the batch, at other times.
+    :meth:`transform` returns one context vector per sequence.
+
+    Parameters
+    ----------
+    n_channels : int, default=1
+        Channels per time step. ``X`` has ``n_timesteps * n_channels`` columns, in
+        time-major order: column ``t * n_channels + c`` is channel ``c`` at time ``t``
+        (what ``X3d.reshape(n_samples, -1)`` gives for ``X3d`` of shape
+        ``(n_samples, n_timesteps, n_channels)``).
+    window : int, default=16
+        Samples per window (the encoder's receptive field).
+    stride : int, default=8
+        Hop between consecutive windows, in samples.
+    prediction_steps : int, default=4
+        How many windows ahead to predict, ``K``. Sequences must hold at least
+        ``window + prediction_steps * stride`` time steps (``K + 1`` windows).
+    n_components : int, default=32
+        Width of the context vectors ``c_t``: the output of :meth:`transform`.
+    latent_dim : int, default=32
+        Width of the window latents ``z_t``.
+    hidden_layer_sizes : tuple of int, default=(64,)
+        Hidden widths of the window encoder (an MLP on each window, run as a strided
+        convolution); empty for a linear encoder.
+    activation : str, default="relu"
+        Hidden activation, one of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
+    pooling : {"last", "mean"}, default="last"
+        Context returned by :meth:`transform`: the one after the last window, or the mean
+        over all windows.
+    objective : str, default="ml_cpc"
+        The bound to train and report, a name from :data:`sk_mlcpc.bounds.BOUNDS`.
+    alpha : float or "auto", default="auto"
+        Positive weight of ``"ml_cpc"`` / ``"alpha_cpc"`` (ignored by the others).
+        ``"auto"`` is :func:`sk_mlcpc.bounds.valid_alpha_range` ``(n).low`` for the
+        ``n x n`` score matrices used (``n`` sequences per batch; see Notes).
+    batch_size : int, default=64
+        Sequences per training batch; each positive has ``batch_size - 1`` negatives.
+    eval_batch_size : int or None, default=None
+        Sequences per evaluation batch for ``mi_`` and :meth:`score`. ``None`` uses
+        ``batch_size``.
+    max_epochs : int, default=50
+        Maximum passes over the training sequences.
+    learning_rate : float, default=1e-3
+        Adam learning rate.
+    weight_decay : float, default=0.0
+        Adam weight decay.
+    validation_fraction : float, default=0.2
+        Share of the sequences held out for early stopping and ``mi_``.
+    early_stopping : bool, default=True
+        Stop when the held-out bound has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best weights.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-3
+        Minimum improvement of the held-out bound (nats) that resets the patience.
+    preprocessing : {"standard"} or None, default="standard"
+        ``"standard"`` centres and scales each channel with its mean and standard
+        deviation over the training sequences and times (the same affine map at every
+        time step, so the temporal structure is kept). ``None`` leaves the data.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when available, else on the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Controls the split, the initialisation, the batch order and the anchor times.
+        The global torch random state is left untouched.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
+    callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
+        Extra skorch callbacks; copies are used, the originals are not modified.
+
+    Attributes
+    ----------
+    mi_ : float
+        Held-out predictive bound in nats: the bound averaged over steps ahead, anchor
+        times and evaluation batches.
+    mi_per_step_ : ndarray of shape (prediction_steps,)
+        Held-out bound for each step ahead ``k = 1 .. K``, nats.
+    mi_cap_ : float
+        Largest value the bound can take at ``eval_batch_size_``.
+    bound_validity_ : {"proven", "claimed", "invalid"}
+        Whether the configured bound is a lower bound, see
+        :func:`sk_mlcpc.bounds.bound_validity`.
+    alpha_ : float
+        The alpha used (``"auto"`` resolved).
+    batch_size_, eval_batch_size_ : int
+        Batch sizes used, in sequences (capped by the sequences available).
+    n_timesteps_ : int
+        Time steps per sequence.
+    n_windows_ : int
+        Windows per sequence, ``L = (n_timesteps_ - window) // stride + 1``.
+    n_anchor_times_ : int
+        Anchor times per sequence, ``L - prediction_steps``.
+    channel_mean_, channel_scale_ : ndarray of shape (n_channels,)
+        Per-channel standardisation learnt on the training sequences (0 and 1 when
+        ``preprocessing=None``).
+    net_ : PredictiveCodingNet
+        The fitted skorch net.
+    module_ : PredictiveCodingModule
+        The trained encoder, context network and predictors.
+    history_ : skorch.History
+        Per-epoch ``train_loss``, ``valid_loss``, ``train_mi``, ``valid_mi`` (nats).
+    n_epochs_ : int
+        Epochs run.
+    device_ : torch.device
+        Training device.
+    n_features_in_ : int
+        Columns of ``X``, ``n_timesteps * n_channels``.
+    feature_names_in_ : ndarray of str
+        Column names of ``X``, when it had string column names.
+
+    See Also
+    --------
+    MutualInformationEstimator : MI between two paired variables.
+    sk_mlcpc.bounds.ml_cpc : The default objective.
+
+    Notes
+    -----
+    Every score matrix is square, ``n x n`` with ``n`` the batch size in sequences: one
+    anchor time per sequence (drawn at random, every time once per pass), the positive
+    on the diagonal, and the ``n - 1`` other sequences' future latents as negatives.
+    Same-sequence negatives are not used because they are not independent of the
+    anchor, which the bounds' guarantees need. ``alpha="auto"`` is therefore the limit
+    for ``n`` positives and ``n - 1`` negatives per row,
+    ``valid_alpha_range(n).low = n / (n (n - 1) + 1)``, taken at the smaller of the
+    training and evaluation batch sizes.
+
+    :meth:`score` is a held-out lower bound (for valid objectives) on the average over
+    anchor times ``t`` and steps ``k`` of ``I(c_t; z_{t+k})``, hence, by data processing,
+    on the mutual information between a sequence's past up to window ``t`` and its
+    window ``t + k``.
+
+    References
+    ----------
+    .. [1] A. van den Oord, Y. Li, O. Vinyals. "Representation Learning with Contrastive
+       Predictive Coding." arXiv:1807.03748, 2018.
+    .. [2] J. Song, S. Ermon. "Multi-label Contrastive Predictive Coding." NeurIPS 2020.
+
+    Examples
+    --------
+    >>> from sk_mlcpc import ContrastivePredictiveCoding
+    >>> from sk_mlcpc.datasets import make_frequency_sequences
+    >>> X, y = make_frequency_sequences(300, 64, random_state=0)
+    >>> cpc = ContrastivePredictiveCoding(
+    ...     window=8, stride=4, prediction_steps=2, max_epochs=3, random_state=0
+    ... ).fit(X)
+    >>> cpc.transform(X).shape
+    (300, 32)
+    >>> cpc.mi_per_step_.shape
+    (2,)
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_channels": [Interval(Integral, 1, None, closed="left")],
+        "window": [Interval(Integral, 1, None, closed="left")],
+        "stride": [Interval(Integral, 1, None, closed="left")],
+        "prediction_steps": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "pooling": [StrOptions({"last", "mean"})],
+        "objective": [StrOptions(set(BOUNDS))],
+        "alpha": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "eval_batch_size": [Interval(Integral, 2, None, closed="left"), None],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "early_stopping": ["boolean"],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "preprocessing": [StrOptions({"standard"}), None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_channels: int = 1,
+        window: int = 16,
+        stride: int = 8,
+        prediction_steps: int = 4,
+        n_components: int = 32,
+        latent_dim: int = 32,
+        hidden_layer_sizes: tuple[int, ...] = (64,),
+        activation: str = "relu",
+        pooling: str = "last",
+        objective: str = "ml_cpc",
+        alpha: float | str = "auto",
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        max_epochs: int = 50,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        validation_fraction: float = 0.2,
+        early_stopping: bool = True,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-3,
+        preprocessing: str | None = "standard",
+        device: str | torch.device = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list | None = None,
+    ) -> None:
+        self.n_channels = n_channels
+        self.window = window
+        self.stride = stride
+        self.prediction_steps = prediction_steps
+        self.n_components = n_components
+        self.latent_dim = latent_dim
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.pooling = pooling
+        self.objective = objective
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.max_epochs = max_epochs
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.preprocessing = preprocessing
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    # ------------------------------------------------------------------ input handling
+
+    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.size == 0:  # np.asarray(()) is float64
+            sizes = sizes.astype(np.int64)
+        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(size) for size in sizes)
+
+    def _check_geometry(self, n_features: int) -> tuple[int, int]:
+        """``(n_timesteps, n_windows)`` for ``n_features`` columns, or a clear ValueError."""
+        if n_features % self.n_channels:
+            raise ValueError(
+                f"X has n_features = {n_features} columns, which is not a multiple of "
+                f"n_channels={self.n_channels}: each row must hold n_timesteps * n_channels "
+                "values (time-major: column t * n_channels + c is channel c at time t)."
+            )
+        n_timesteps = n_features // self.n_channels
+        n_windows = _n_windows(n_timesteps, self.window, self.stride)
+        needed = self.window + self.prediction_steps * self.stride
+        if n_windows < self.prediction_steps + 1:
+            raise ValueError(
+                f"Sequences are too short: X has n_features = {n_features} columns, i.e. "
+                f"n_timesteps={n_timesteps} with n_channels={self.n_channels}, but one window "
+                f"plus the prediction horizon needs at least window + prediction_steps * stride "
+                f"= {self.window} + {self.prediction_steps} * {self.stride} = {needed} time "
+                "steps. Use longer sequences, or a smaller window, stride or prediction_steps."
+            )
+        return n_timesteps, n_windows
+
+    def _to_sequences(self, X: np.ndarray, device) -> torch.Tensor:
+        """``(n, T * C)`` float32 rows -> standardised ``(n, C, T)`` tensor (a copy)."""
+        n = len(X)
+        x = X.reshape(n, self.n_timesteps_, self.n_channels)
+        x = (x - self.channel_mean_) / self.channel_scale_
+        x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
+        return x.transpose(1, 2).contiguous()
+
+    @property
+    def _data_device(self) -> torch.device:
+        # The net's device: a model trained on CUDA and unpickled on a CPU-only machine
+        # has been moved to the CPU by skorch.
+        return torch.device(self.net_.device) if hasattr(self, "net_") else self.device_
+
+    def _callbacks(self) -> list:
+        callbacks: list = [
+            ("divergence_guard", DivergenceGuard()),
+            ("mutual_information", MutualInformationLog()),
+        ]
+        if self.early_stopping:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss",
+                        patience=self.n_iter_no_change,
+                        threshold=self.tol,
+                        threshold_mode="abs",
+                        load_best=True,
+                        sink=print if self.verbose else _noop,
+                    ),
+                )
+            )
+        if self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
+        for index, entry in enumerate(self.callbacks or []):
+            name, callback = entry if isinstance(entry, tuple) else (None, entry)
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    "callbacks must hold skorch Callback instances or (name, Callback) "
+                    f"tuples, got {entry!r}."
+                )
+            name = name or f"user_{index}_{type(callback).__name__}"
+            callbacks.append((name, copy.deepcopy(callback)))
+        return callbacks
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, y=None, **fit_params):
+        """Train the encoder, context network and predictors on unlabelled sequences.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps * n_channels)
+            One sequence per row, time-major when ``n_channels > 1``.
+        y : None
+            Ignored (labels passed by a Pipeline are not used).
+        **fit_params : dict
+            Not used; accepted for compatibility with meta-estimators.
+
+        Returns
+        -------
+        self : ContrastivePredictiveCoding
+            The fitted estimator.
+        """
+        self._validate_params()
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=True)
+        hidden_layer_sizes = self._check_hidden_layer_sizes()
+        n_timesteps, n_windows = self._check_geometry(X.shape[1])
+
+        n_samples = len(X)
+        n_valid = max(2, math.ceil(self.validation_fraction * n_samples))
+        n_train = n_samples - n_valid
+        if n_train < 2:
+            raise ValueError(
+                f"Too few sequences: {n_samples} rows leave {n_train} for training after "
+                f"holding out {n_valid} (validation_fraction={self.validation_fraction}); "
+                "at least 4 sequences are needed, and hundreds for useful features."
+            )
+        rng = check_random_state(self.random_state)
+        split_seed, init_seed, shuffle_seed, eval_seed = (
+            int(seed) for seed in rng.randint(0, 2**31 - 1, size=4)
+        )
+        order = np.random.default_rng(split_seed).permutation(n_samples)
+        train_rows, valid_rows = order[:n_train], order[n_train:]
+
+        self.n_timesteps_ = n_timesteps
+        self.n_windows_ = n_windows
+        self.n_anchor_times_ = n_windows - self.prediction_steps
+        self.device_ = resolve_device(self.device)
+        if self.preprocessing == "standard":
+            train = X[train_rows].reshape(-1, self.n_channels).astype(np.float64)
+            scale = train.std(axis=0)
+            self.channel_mean_ = train.mean(axis=0).astype(np.float32)
+            self.channel_scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        else:
+            self.channel_mean_ = np.zeros(self.n_channels, dtype=np.float32)
+            self.channel_scale_ = np.ones(self.n_channels, dtype=np.float32)
+        x_all = self._to_sequences(X, self.device_)
+        train_set = SequenceDataset(x_all[train_rows], self.n_anchor_times_)
+        valid_set = SequenceDataset(x_all[valid_rows], self.n_anchor_times_)
+
+        self.batch_size_ = min(self.batch_size, n_train)
+        self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid)
+        # Objectives without alpha ignore it, as documented: do not validate it for them.
+        alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
+        # Square n x n matrices: n positives, n - 1 negatives each (module docstring).
+        self.alpha_ = resolve_alpha(
+            alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
+        )
+
+        cuda_devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.manual_seed(init_seed)
+            module = PredictiveCodingModule(
+                n_channels=self.n_channels,
+                window=self.window,
+                stride=self.stride,
+                prediction_steps=self.prediction_steps,
+                latent_dim=self.latent_dim,
+                context_dim=self.n_components,
+                hidden_layer_sizes=hidden_layer_sizes,
+                activation=self.activation,
+            )
+            net = PredictiveCodingNet(
+                module,
+                criterion=PredictiveBoundLoss,
+                criterion__objective=self.objective,
+                criterion__alpha=self.alpha_,
+                optimizer=torch.optim.Adam,
+                lr=self.learning_rate,
+                optimizer__weight_decay=self.weight_decay,
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size_,
+                eval_batch_size=self.eval_batch_size_,
+                shuffle_seed=shuffle_seed,
+                eval_seed=eval_seed,
+                train_split=predefined_split(valid_set),
+                callbacks=self._callbacks(),
+                device=self.device_,
+                verbose=self.verbose,
+                torch_load_kwargs={"weights_only": False},
+            )
+            net.fit(train_set, None)
+        # The held-out tensors are not part of the model: do not pickle them with it.
+        net.train_split = None
+        self.net_ = net
+        self.module_ = net.module_
+        self.history_ = net.history
+        self.n_epochs_ = len(net.history)
+
+        estimates = net.step_estimates(valid_set, self.eval_batch_size_)
+        if not np.all(np.isfinite(estimates)) or estimates.mean() < -1e4:
+            raise DivergenceError(
+                "The fitted model gives a non-finite held-out estimate. Lower learning_rate, "
+                "keep preprocessing='standard', or use a lower-variance objective such as "
+                "'ml_cpc'."
+            )
+        self.mi_per_step_ = estimates.mean(axis=0)
+        self.mi_ = float(self.mi_per_step_.mean())
+        self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.alpha_)
+        self.bound_validity_ = bound_validity(
+            self.objective, self.eval_batch_size_, alpha=self.alpha_
+        )
+        return self
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _validated_sequences(self, X, *, min_samples: int = 1) -> torch.Tensor:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=min_samples, reset=False)
+        return self._to_sequences(X, self._data_device)
+
+    def score_per_step(self, X) -> np.ndarray:
+        """The held-out predictive bound for each step ahead, in nats.
+
+        Sequences are shuffled with a fixed seed, each gets a fixed random permutation of
+        anchor times, and full batches of ``eval_batch_size_`` sequences are scored (fewer
+        if fewer sequences are given; a last partial batch is dropped).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps * n_channels)
+            At least 2 sequences.
+
+        Returns
+        -------
+        mi_per_step : ndarray of shape (prediction_steps,)
+            Bound for ``k = 1 .. prediction_steps``, averaged over anchor times and
+            evaluation batches.
+        """
+        x = self._validated_sequences(X, min_samples=2)
+        batch_size = min(self.eval_batch_size_, len(x))
+        if batch_size < self.eval_batch_size_:
+            validity = bound_validity(self.objective, batch_size, alpha=self.alpha_)
+            warnings.warn(
+                f"Only {len(x)} sequences given: scoring one batch of {batch_size} instead of "
+                f"{self.eval_batch_size_}; the bound's cap and bias change with the batch "
+                f"size (validity at this size: {validity}).",
+                UserWarning,
+                stacklevel=3,
+            )
+        dataset = SequenceDataset(x, self.n_anchor_times_)
+        return self.net_.step_estimates(dataset, batch_size).mean(axis=0)
+
+    def score(self, X, y=None) -> float:
+        """The held-out predictive bound in nats, averaged over steps ahead (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps * n_channels)
+            At least 2 sequences.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_per_step`.
+        """
+        return float(self.score_per_step(X).mean())
+
+    def transform(self, X) -> np.ndarray:
+        """One context vector per sequence.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps * n_channels)
+
+        Returns
+        -------
+        X_context : ndarray of shape (n_samples, n_components), float32
+            The GRU context after the last window (``pooling="last"``) or its mean over
+            all windows (``pooling="mean"``).
+        """
+        x = self._validated_sequences(X)
+        module = self.module_.eval()
+        parts = []
+        with torch.no_grad():
+            for start in range(0, len(x), _TRANSFORM_CHUNK):
+                _, context = module.contexts(x[start : start + _TRANSFORM_CHUNK])
+                parts.append(context[:, -1] if self.pooling == "last" else context.mean(dim=1))
+        return torch.cat(parts).float().cpu().numpy()
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the context columns, ``contrastivepredictivecoding0``, ...
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored except for validation against ``feature_names_in_``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+        """
+        return super().get_feature_names_out(input_features)
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.n_components
