@@ -256,6 +256,12 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         global torch random state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 adds a progress bar.
+    on_divergence : {"raise", "restore"}, default="raise"
+        What to do when a step produces a non-finite gradient or loss (or a loss above
+        1e4): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is
+        applied, or skip the step, restore the weights and optimiser state of the last
+        good epoch, halve the learning rate and go on (at most 5 times). Each event is
+        recorded in ``history_`` as ``divergence``.
     callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
         Extra skorch callbacks; copies are used.
 
@@ -354,6 +360,7 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "on_divergence": [StrOptions({"raise", "restore"})],
         "callbacks": [list, None],
     }
 
@@ -386,6 +393,7 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
+        on_divergence: str = "raise",
         callbacks: list | None = None,
     ) -> None:
         self.n_components = n_components
@@ -414,6 +422,7 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.on_divergence = on_divergence
         self.callbacks = callbacks
 
     def __sklearn_tags__(self):
@@ -500,7 +509,7 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     def _callbacks(self, alpha_start: float, alpha_end: float) -> list:
         callbacks: list = [
-            ("divergence_guard", DivergenceGuard()),
+            ("divergence_guard", DivergenceGuard(on_divergence=self.on_divergence)),
             ("mutual_information", MutualInformationLog()),
         ]
         if self.objective in ALPHA_OBJECTIVES:

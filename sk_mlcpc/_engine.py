@@ -14,6 +14,7 @@ loop, callbacks, progress bar and history are skorch's. What this module adds:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 
@@ -231,28 +232,125 @@ class AlphaSchedule(Callback):
 
 
 class DivergenceGuard(Callback):
-    """Stop training with a :class:`DivergenceError` when a batch loss blows up.
+    """Catch a diverging step where it happens: raise, or restore and slow down.
+
+    After every backward pass the gradients are checked (one host sync per step, where
+    skorch already makes one to record the loss); after every batch the loss is. A
+    non-finite gradient or loss, or a loss above ``max_loss``, is a divergence. With
+    ``on_divergence="raise"`` a :class:`DivergenceError` with advice is raised before the
+    optimiser applies the bad step. With ``"restore"`` the step is skipped, the module,
+    criterion and optimiser are restored to the last good state (the end of the last
+    epoch without trouble, or the start of training), the learning rate is halved, and
+    training goes on; after ``max_restores`` restores it raises. Each event is recorded
+    in the history as ``divergence`` (a list of dicts per epoch) and the skipped batch is
+    removed from the epoch's batch records, so epoch losses average good steps only.
 
     Parameters
     ----------
     max_loss : float, default=1e4
         A loss above this (a bound below ``-max_loss`` nats) counts as divergence too: a
         lower bound that far below zero only arises from a critic whose scores exploded.
+    on_divergence : {"raise", "restore"}, default="raise"
+        What to do on a divergence.
+    max_restores : int, default=5
+        Restores allowed in one fit before giving up with a :class:`DivergenceError`.
     """
 
-    def __init__(self, max_loss: float = 1e4) -> None:
+    def __init__(
+        self, max_loss: float = 1e4, on_divergence: str = "raise", max_restores: int = 5
+    ) -> None:
         self.max_loss = max_loss
+        self.on_divergence = on_divergence
+        self.max_restores = max_restores
+
+    def initialize(self):
+        if self.on_divergence not in ("raise", "restore"):
+            raise ValueError(
+                f"on_divergence must be 'raise' or 'restore', got {self.on_divergence!r}."
+            )
+        self._snapshot = None
+        self._bad_gradients = False
+        self.n_restores_ = 0
+        return self
+
+    # The snapshot holds tensors and optimiser state: not part of a pickled model.
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_snapshot"] = None
+        return state
+
+    def _take_snapshot(self, net) -> None:
+        self._snapshot = {
+            "module": copy.deepcopy(net.module_.state_dict()),
+            "criterion": copy.deepcopy(net.criterion_.state_dict()),
+            "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
+        }
+
+    def on_train_begin(self, net, **kwargs):
+        self._bad_gradients = False
+        self._take_snapshot(net)
+
+    def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
+        gradients = [p.grad for _, p in named_parameters if p.grad is not None]
+        if not gradients:
+            return
+        finite = torch.stack([torch.isfinite(g).all() for g in gradients]).all()
+        if bool(finite):
+            return
+        if self.on_divergence == "raise":
+            self._raise(net, "a non-finite gradient", training=True)
+        # Skip this step: optimisers leave parameters without a gradient untouched.
+        for _, parameter in net.get_all_learnable_params():
+            parameter.grad = None
+        self._bad_gradients = True
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
-        loss = net.history[-1, "batches", -1, "train_loss" if training else "valid_loss"]
-        if not math.isfinite(loss) or loss > self.max_loss:
-            epoch = len(net.history)
-            raise DivergenceError(
-                f"Training diverged: the {'training' if training else 'validation'} loss became "
-                f"{loss} in epoch {epoch}. Lower learning_rate (currently {net.lr}), standardise "
-                "the inputs (preprocessing='standard' or 'quantile'), use a smaller network, "
-                "or choose a lower-variance objective ('ml_cpc' or 'cpc' rather than 'nwj'/'dv')."
-            )
+        key = "train_loss" if training else "valid_loss"
+        loss = net.history[-1, "batches", -1, key]
+        bad_loss = not math.isfinite(loss) or loss > self.max_loss
+        if not (bad_loss or (training and self._bad_gradients)):
+            return
+        reasons = ["a non-finite gradient"] if training and self._bad_gradients else []
+        if bad_loss:
+            reasons.append(f"a {key.replace('_', ' ')} of {loss}")
+        reason = " and ".join(reasons)
+        if self.on_divergence == "raise" or not training:
+            self._raise(net, reason, training=training)
+        self._restore(net, reason)
+
+    def on_epoch_end(self, net, **kwargs):
+        if not net.history[-1].get("divergence"):
+            self._take_snapshot(net)
+
+    def _restore(self, net, reason: str) -> None:
+        self._bad_gradients = False
+        self.n_restores_ += 1
+        if self.n_restores_ > self.max_restores:
+            self._raise(net, f"{reason} after {self.max_restores} restores", training=True)
+        net.module_.load_state_dict(self._snapshot["module"])
+        net.criterion_.load_state_dict(self._snapshot["criterion"])
+        net.optimizer_.load_state_dict(self._snapshot["optimizer"])
+        new_lrs = []
+        for group in net.optimizer_.param_groups:
+            group["lr"] = group["lr"] / 2.0**self.n_restores_
+            new_lrs.append(group["lr"])
+        batch_index = len(net.history[-1]["batches"]) - 1
+        net.history[-1]["batches"].pop()
+        events = net.history[-1].get("divergence", [])
+        events.append({"batch": batch_index, "reason": reason, "learning_rate": min(new_lrs)})
+        net.history.record("divergence", events)
+
+    def _raise(self, net, reason: str, *, training: bool) -> None:
+        epoch = len(net.history)
+        batch = len(net.history[-1]["batches"])
+        phase = "training" if training else "validation"
+        raise DivergenceError(
+            f"Training diverged: {reason} at {phase} batch {batch} of epoch {epoch}. Lower "
+            f"learning_rate (currently {net.lr}), standardise the inputs "
+            "(preprocessing='standard' or 'quantile'), use a smaller network, choose a "
+            "lower-variance objective ('ml_cpc' or 'cpc' rather than 'nwj'/'dv'), or pass "
+            "on_divergence='restore' to roll back and halve the learning rate."
+        )
 
 
 class MutualInformationLog(Callback):

@@ -116,6 +116,12 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         random state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
+    on_divergence : {"raise", "restore"}, default="raise"
+        What to do when a step produces a non-finite gradient or loss (or a loss above
+        1e4): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is
+        applied, or skip the step, restore the weights and optimiser state of the last
+        good epoch, halve the learning rate and go on (at most 5 times). Each event is
+        recorded in ``history_`` as ``divergence``.
     callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
         Extra skorch callbacks; copies are used, the originals are not modified.
 
@@ -209,6 +215,7 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "on_divergence": [StrOptions({"raise", "restore"})],
         "callbacks": [list, None],
     }
 
@@ -234,6 +241,7 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
+        on_divergence: str = "raise",
         callbacks: list | None = None,
     ) -> None:
         self.objective = objective
@@ -255,6 +263,7 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.on_divergence = on_divergence
         self.callbacks = callbacks
 
     def __sklearn_tags__(self):
@@ -323,7 +332,7 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
 
     def _callbacks(self) -> list:
         callbacks: list = [
-            ("divergence_guard", DivergenceGuard()),
+            ("divergence_guard", DivergenceGuard(on_divergence=self.on_divergence)),
             ("mutual_information", MutualInformationLog()),
         ]
         if self.early_stopping:

@@ -1,0 +1,130 @@
+"""Divergence handling: faults injected at a known step are caught there, raised or repaired."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from sk_mlcpc import ContrastiveEncoder, DivergenceError, MutualInformationEstimator
+from sk_mlcpc.datasets import make_correlated_gaussians
+
+
+class PoisonWeights(Callback):
+    """Fault injection: set the first parameter to NaN before training batch ``at_step``."""
+
+    def __init__(self, at_step: int):
+        self.at_step = at_step
+
+    def initialize(self):
+        self.step_ = 0
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if not training:
+            return
+        if self.step_ == self.at_step:
+            with torch.no_grad():
+                next(net.module_.parameters()).fill_(math.nan)
+        self.step_ += 1
+
+
+class PoisonGradients(Callback):
+    """Fault injection after the guard's check: NaN gradients are applied at ``at_step``.
+
+    The weights become NaN, so the next batch's loss is NaN: the guard must catch that.
+    """
+
+    def __init__(self, at_step: int):
+        self.at_step = at_step
+
+    def initialize(self):
+        self.step_ = 0
+        return self
+
+    def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
+        if self.step_ == self.at_step:
+            for _, parameter in named_parameters:
+                if parameter.grad is not None:
+                    parameter.grad.fill_(math.nan)
+        self.step_ += 1
+
+
+@pytest.fixture(scope="module")
+def gaussians():
+    X, Y, _ = make_correlated_gaussians(1200, 2, mi=1.0, random_state=0)
+    return X, Y
+
+
+def _mi(**params):
+    defaults = dict(hidden_layer_sizes=(16,), max_epochs=4, batch_size=64, random_state=0)
+    return MutualInformationEstimator(**{**defaults, **params})
+
+
+def test_raise_at_the_step_where_the_fault_appears(gaussians):
+    X, Y = gaussians
+    # 960 training rows / 64 = 15 batches per epoch: step 20 is batch 6 of epoch 2.
+    with pytest.raises(DivergenceError, match="non-finite gradient at training batch 6 of epoch 2"):
+        _mi(callbacks=[PoisonWeights(20)]).fit(X, Y)
+
+
+def test_restore_rolls_back_halves_the_learning_rate_and_records_it(gaussians):
+    X, Y = gaussians
+    estimator = _mi(callbacks=[PoisonWeights(20)], on_divergence="restore").fit(X, Y)
+    events = [row.get("divergence") for row in estimator.history_]
+    assert events[0] is None and events[2] is None and events[3] is None
+    (event,) = events[1]
+    assert event["batch"] == 5 and "non-finite gradient" in event["reason"]
+    assert event["learning_rate"] == pytest.approx(5e-4 / 2)
+    assert estimator.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(5e-4 / 2)
+    # The skipped step is not averaged into the epoch: every recorded loss is finite.
+    assert np.isfinite(estimator.history_[:, "train_loss"]).all()
+    train_batches = [b for b in estimator.history_[1]["batches"] if "train_loss" in b]
+    assert len(train_batches) == 14
+    assert math.isfinite(estimator.mi_) and estimator.mi_ > 0.3
+    for parameter in estimator.critic_.parameters():
+        assert torch.isfinite(parameter).all()
+
+
+def test_restore_catches_nan_weights_through_the_next_loss(gaussians):
+    X, Y = gaussians
+    estimator = _mi(callbacks=[PoisonGradients(3)], on_divergence="restore").fit(X, Y)
+    (event,) = estimator.history_[0]["divergence"]
+    assert event["batch"] == 4 and "train loss of nan" in event["reason"]
+    assert math.isfinite(estimator.mi_)
+
+
+def test_restore_gives_up_after_repeated_faults(gaussians):
+    X, Y = gaussians
+
+    class AlwaysPoison(PoisonWeights):
+        def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+            if training:
+                with torch.no_grad():
+                    next(net.module_.parameters()).fill_(math.nan)
+
+    with pytest.raises(DivergenceError, match="after 5 restores"):
+        _mi(callbacks=[AlwaysPoison(0)], on_divergence="restore").fit(X, Y)
+
+
+def test_encoder_restores_too(gaussians):
+    X, _ = gaussians
+    encoder = ContrastiveEncoder(
+        n_components=4,
+        hidden_layer_sizes=(16,),
+        max_epochs=3,
+        batch_size=64,
+        random_state=0,
+        on_divergence="restore",
+        callbacks=[PoisonWeights(7)],
+    ).fit(X)
+    (event,) = encoder.history_[0]["divergence"]
+    assert event["batch"] == 7
+    assert np.isfinite(encoder.transform(X)).all()
+
+
+def test_bad_on_divergence_is_rejected(gaussians):
+    X, Y = gaussians
+    with pytest.raises(ValueError, match="on_divergence"):
+        _mi(on_divergence="ignore").fit(X, Y)
