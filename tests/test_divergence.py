@@ -82,7 +82,9 @@ def test_restore_rolls_back_halves_the_learning_rate_and_records_it(gaussians):
     assert np.isfinite(estimator.history_[:, "train_loss"]).all()
     train_batches = [b for b in estimator.history_[1]["batches"] if "train_loss" in b]
     assert len(train_batches) == 14
-    assert math.isfinite(estimator.mi_) and estimator.mi_ > 0.3
+    # Training went on improving after the restore.
+    valid_mi = estimator.history_[:, "valid_mi"]
+    assert math.isfinite(estimator.mi_) and valid_mi[-1] > valid_mi[1] > valid_mi[0]
     for parameter in estimator.critic_.parameters():
         assert torch.isfinite(parameter).all()
 
