@@ -9,6 +9,7 @@ from sk_mlcpc import bounds, critics, datasets, encoders, views
 from sk_mlcpc._encoder import ContrastiveEncoder
 from sk_mlcpc._engine import DivergenceError
 from sk_mlcpc._mi import MutualInformationEstimator, estimate_mi
+from sk_mlcpc._persistence import ModelFileError
 from sk_mlcpc._sequence import ContrastivePredictiveCoding
 from sk_mlcpc._version import __version__
 
@@ -16,6 +17,7 @@ __all__ = [
     "ContrastiveEncoder",
     "ContrastivePredictiveCoding",
     "DivergenceError",
+    "ModelFileError",
     "MutualInformationEstimator",
     "__version__",
     "bounds",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from numbers import Integral, Real
@@ -29,6 +30,8 @@ from sk_mlcpc._engine import (
     MutualInformationLog,
     resolve_device,
 )
+from sk_mlcpc._persistence import PersistenceMixin
+from sk_mlcpc._training import data_fingerprint, run_training
 from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
 from sk_mlcpc.encoders import ACTIVATIONS, make_mlp
 from sk_mlcpc.views import VIEWS, make_view
@@ -65,7 +68,8 @@ class ViewBatches:
 
     Rows are sliced from a shuffled index (full batches only, as in
     :class:`sk_mlcpc._engine.TensorBatches`). Training passes a fresh ``generator`` per
-    epoch; evaluation (``shuffle=False``) reseeds from ``seed`` at every pass, so the
+    epoch (``generator_factory`` is called at the start of each pass); evaluation
+    (``shuffle=False``) reseeds from ``seed`` at every pass, so the
     order *and* the views are the same each time and a held-out score is repeatable.
     """
 
@@ -78,6 +82,7 @@ class ViewBatches:
         shuffle: bool,
         generator: torch.Generator | None = None,
         seed: int = 0,
+        generator_factory: Callable[[], torch.Generator] | None = None,
     ) -> None:
         if batch_size < 2:
             raise ValueError(f"batch_size must be at least 2, got {batch_size}.")
@@ -87,12 +92,15 @@ class ViewBatches:
         self.shuffle = shuffle
         self.generator = generator
         self.seed = seed
+        self.generator_factory = generator_factory
 
     def __len__(self) -> int:
         return len(self.dataset) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
-        if self.shuffle:
+        if self.shuffle and self.generator_factory is not None:
+            generator = self.generator_factory()
+        elif self.shuffle:
             generator = self.generator or torch.Generator()
         else:
             generator = torch.Generator().manual_seed(self.seed)
@@ -150,10 +158,12 @@ class ViewContrastiveNet(ContrastiveNet):
 
     def get_iterator(self, dataset, training=False):
         if training:
-            seed = int(self.shuffle_seed) + len(self.history)
-            generator = torch.Generator().manual_seed(seed)
             return ViewBatches(
-                dataset, self.batch_size, self.view, shuffle=True, generator=generator
+                dataset,
+                self.batch_size,
+                self.view,
+                shuffle=True,
+                generator_factory=self.epoch_generator,
             )
         batch_size = self.eval_batch_size or self.batch_size
         return ViewBatches(dataset, batch_size, self.view, shuffle=False, seed=self.eval_seed)
@@ -172,7 +182,9 @@ class ViewContrastiveNet(ContrastiveNet):
         return torch.stack(values).double().cpu().numpy()
 
 
-class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class ContrastiveEncoder(
+    PersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Learn embeddings of unlabelled rows with a contrastive bound between two views.
 
     Each training batch of ``n`` rows is turned into two random views (by default: a share
@@ -256,6 +268,15 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         global torch random state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 adds a progress bar.
+    warm_start : bool, default=False
+        When true and the encoder is fitted, ``fit`` continues training it for
+        ``max_epochs`` more epochs (optimiser state, preprocessing, views, batch sizes and
+        alpha kept) instead of starting again.
+    checkpoint_dir : str, path-like or None, default=None
+        Directory where the network, optimiser, criterion and history are saved after
+        every epoch; ``fit`` resumes an unfinished checkpoint of the same fit (same
+        parameters and data) and runs only the remaining epochs, so an interrupted fit
+        ends as an uninterrupted one would (with ``early_stopping=False``).
     on_divergence : {"raise", "restore"}, default="raise"
         What to do when a step produces a non-finite gradient or loss (or a loss above
         1e4): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is
@@ -360,6 +381,8 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "checkpoint_dir": [str, os.PathLike, None],
         "on_divergence": [StrOptions({"raise", "restore"})],
         "callbacks": [list, None],
     }
@@ -393,6 +416,8 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
+        warm_start: bool = False,
+        checkpoint_dir: str | os.PathLike | None = None,
         on_divergence: str = "raise",
         callbacks: list | None = None,
     ) -> None:
@@ -422,6 +447,8 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
         self.on_divergence = on_divergence
         self.callbacks = callbacks
 
@@ -565,7 +592,8 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             The fitted encoder.
         """
         self._validate_params()
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=True)
+        warm = bool(self.warm_start) and hasattr(self, "net_")
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=not warm)
         if self.early_stopping and self.validation_fraction == 0:
             raise ValueError(
                 "early_stopping=True needs held-out rows: set validation_fraction > 0."
@@ -590,71 +618,58 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         order = np.random.default_rng(split_seed).permutation(n_samples)
         train_rows, valid_rows = order[:n_train], order[n_train:]
 
-        self.device_ = resolve_device(self.device)
-        self.preprocessor_ = self._make_preprocessor(n_train, prep_seed)
-        if self.preprocessor_ is not None:
-            self.preprocessor_.fit(X[train_rows])
-        x_all = self._preprocess(X, device=self.device_)
+        if not warm:
+            self.device_ = resolve_device(self.device)
+            self.preprocessor_ = self._make_preprocessor(n_train, prep_seed)
+            if self.preprocessor_ is not None:
+                self.preprocessor_.fit(X[train_rows])
+        device = self._data_device if warm else self.device_
+        x_all = self._preprocess(X, device=device)
         if not torch.isfinite(x_all).all():
             raise ValueError("X holds values that overflow float32 after preprocessing; rescale X.")
-        x_train = x_all[torch.as_tensor(train_rows, device=self.device_)]
-        reference_rows = np.sort(
-            np.random.default_rng(prep_seed).permutation(n_train)[:_MAX_REFERENCE_ROWS]
-        )
-        reference = x_train[torch.as_tensor(reference_rows, device=self.device_)]
-        view = self._make_view(reference)
+        x_train = x_all[torch.as_tensor(train_rows, device=device)]
         valid_set = None
         if n_valid:
-            valid_set = RowDataset(x_all[torch.as_tensor(valid_rows, device=self.device_)])
+            valid_set = RowDataset(x_all[torch.as_tensor(valid_rows, device=device)])
 
-        self.batch_size_ = min(self.batch_size, n_train)
-        self.eval_batch_size_ = self.eval_batch_size or self.batch_size_
-        if n_valid:
-            self.eval_batch_size_ = min(self.eval_batch_size_, n_valid)
-        n_negatives_per_row = min(self.batch_size_, self.eval_batch_size_)
-        if self.objective in ALPHA_OBJECTIVES:
-            final = self.alpha_final if self.alpha_schedule else self.alpha
-            self.alpha_initial_ = self._resolve_alpha(self.alpha, "alpha", n_negatives_per_row)
-            self.alpha_ = self._resolve_alpha(final, "alpha_final", n_negatives_per_row)
-        else:
-            self.alpha_initial_ = self.alpha_ = 1.0
-
-        cuda_devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(init_seed)
-            encoder, self.n_components_ = self._build_encoder(X.shape[1])
-            if self.projection_dim is None:
-                head: nn.Module = nn.Identity()
-            else:
-                head = make_mlp(
-                    self.n_components_,
-                    self.projection_dim,
-                    (self.projection_dim,),
-                    self.activation,
+        if warm:
+            if n_train < self.batch_size_ or (n_valid and n_valid < self.eval_batch_size_):
+                raise ValueError(
+                    f"warm_start continues with the fitted batch sizes ({self.batch_size_} "
+                    f"for training, {self.eval_batch_size_} for evaluation); {n_samples} "
+                    "rows are too few for them."
                 )
-            module = ViewPairModule(encoder, head, self.temperature)
-            net = ViewContrastiveNet(
-                module,
-                criterion=BoundLoss,
-                criterion__objective=self.objective,
-                criterion__alpha=self.alpha_initial_,
-                criterion__eval_alpha=self.alpha_,
-                optimizer=torch.optim.Adam,
-                lr=self.learning_rate,
-                optimizer__weight_decay=self.weight_decay,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size_,
-                eval_batch_size=self.eval_batch_size_,
-                shuffle_seed=shuffle_seed,
-                eval_seed=eval_seed,
-                train_split=None if valid_set is None else predefined_split(valid_set),
-                callbacks=self._callbacks(self.alpha_initial_, self.alpha_),
-                device=self.device_,
-                verbose=self.verbose,
-                torch_load_kwargs={"weights_only": False},
+        else:
+            reference_rows = np.sort(
+                np.random.default_rng(prep_seed).permutation(n_train)[:_MAX_REFERENCE_ROWS]
             )
-            net.view = view
-            net.fit(RowDataset(x_train), None)
+            self._view_reference = x_train[torch.as_tensor(reference_rows, device=device)]
+            self.batch_size_ = min(self.batch_size, n_train)
+            self.eval_batch_size_ = self.eval_batch_size or self.batch_size_
+            if n_valid:
+                self.eval_batch_size_ = min(self.eval_batch_size_, n_valid)
+            n_negatives_per_row = min(self.batch_size_, self.eval_batch_size_)
+            if self.objective in ALPHA_OBJECTIVES:
+                final = self.alpha_final if self.alpha_schedule else self.alpha
+                self.alpha_initial_ = self._resolve_alpha(self.alpha, "alpha", n_negatives_per_row)
+                self.alpha_ = self._resolve_alpha(final, "alpha_final", n_negatives_per_row)
+            else:
+                self.alpha_initial_ = self.alpha_ = 1.0
+
+        def make_net(valid_set):
+            return self._make_net(
+                shuffle_seed=shuffle_seed, eval_seed=eval_seed, valid_set=valid_set
+            )
+
+        net = run_training(
+            self,
+            make_net,
+            RowDataset(x_train),
+            valid_set,
+            init_seed=init_seed,
+            device=self.device_,
+            fingerprint=data_fingerprint(self, X) if self.checkpoint_dir else "",
+        )
         # Held-out rows are not part of the model: do not pickle them with it.
         net.train_split = None
         self.net_ = net
@@ -675,6 +690,67 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             self.mi_ = float(estimates.mean())
             self.mi_std_ = float(estimates.std(ddof=1)) if len(estimates) > 1 else math.nan
         return self
+
+    def _make_net(self, *, shuffle_seed: int, eval_seed: int, valid_set=None):
+        """The (untrained) skorch net of the fitted architecture, views and batch sizes."""
+        encoder, self.n_components_ = self._build_encoder(self.n_features_in_)
+        if self.projection_dim is None:
+            head: nn.Module = nn.Identity()
+        else:
+            head = make_mlp(
+                self.n_components_, self.projection_dim, (self.projection_dim,), self.activation
+            )
+        net = ViewContrastiveNet(
+            ViewPairModule(encoder, head, self.temperature),
+            criterion=BoundLoss,
+            criterion__objective=self.objective,
+            criterion__alpha=self.alpha_initial_,
+            criterion__eval_alpha=self.alpha_,
+            optimizer=torch.optim.Adam,
+            lr=self.learning_rate,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size_,
+            eval_batch_size=self.eval_batch_size_,
+            shuffle_seed=shuffle_seed,
+            eval_seed=eval_seed,
+            train_split=None if valid_set is None else predefined_split(valid_set),
+            callbacks=self._callbacks(self.alpha_initial_, self.alpha_),
+            device=self.device_,
+            verbose=self.verbose,
+            torch_load_kwargs={"weights_only": False},
+        )
+        net.view = self._make_view(self._view_reference)
+        return net
+
+    # persistence (sk_mlcpc._persistence.PersistenceMixin)
+    _saved_attributes = (
+        "n_components_",
+        "alpha_",
+        "alpha_initial_",
+        "mi_",
+        "mi_std_",
+        "mi_cap_",
+        "bound_validity_",
+        "batch_size_",
+        "eval_batch_size_",
+        "n_epochs_",
+        "n_features_in_",
+        "feature_names_in_",
+    )
+    _saved_preprocessors = ("preprocessor_",)
+
+    def _saved_tensors(self) -> dict[str, torch.Tensor]:
+        return {"view_reference": self._view_reference}
+
+    def _restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self._view_reference = tensors["view_reference"].to(self.device_)
+
+    def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int):
+        return self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
+
+    def _after_load(self) -> None:
+        self.encoder_ = self.net_.module_.encoder
 
     def _resolve_alpha(self, alpha, name: str, n: int) -> float:
         if not isinstance(alpha, str) and alpha > n:

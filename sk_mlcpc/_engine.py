@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -75,7 +75,8 @@ class TensorBatches:
 
     Only full batches are produced: every bound depends on the batch size, so a smaller
     last batch would be a different estimator. Each pass draws a new permutation from
-    ``generator`` when ``shuffle`` is true; with ``shuffle=False`` a fixed permutation
+    ``generator`` (or from a fresh ``generator_factory()``, once per pass) when
+    ``shuffle`` is true; with ``shuffle=False`` a fixed permutation
     (seeded by ``seed``) is reused, so that evaluations are repeatable and not biased by
     the order of the rows.
     """
@@ -88,6 +89,7 @@ class TensorBatches:
         shuffle: bool,
         generator: torch.Generator | None = None,
         seed: int = 0,
+        generator_factory: Callable[[], torch.Generator] | None = None,
     ) -> None:
         if batch_size < 2:
             raise ValueError(f"batch_size must be at least 2, got {batch_size}.")
@@ -96,6 +98,7 @@ class TensorBatches:
         self.shuffle = shuffle
         self.generator = generator
         self.seed = seed
+        self.generator_factory = generator_factory
         self._fixed_order: torch.Tensor | None = None
 
     def __len__(self) -> int:
@@ -103,7 +106,8 @@ class TensorBatches:
 
     def _order(self) -> torch.Tensor:
         if self.shuffle:
-            return torch.randperm(len(self.dataset), generator=self.generator)
+            generator = self.generator_factory() if self.generator_factory else self.generator
+            return torch.randperm(len(self.dataset), generator=generator)
         if self._fixed_order is None:
             fixed = torch.Generator().manual_seed(self.seed)
             self._fixed_order = torch.randperm(len(self.dataset), generator=fixed)
@@ -387,13 +391,22 @@ class ContrastiveNet(NeuralNet):
         self.shuffle_seed = shuffle_seed
         self.eval_seed = eval_seed
 
+    def epoch_generator(self) -> torch.Generator:
+        """A generator seeded by ``shuffle_seed`` and the number of epochs begun.
+
+        skorch builds the training iterator once per ``fit``/``partial_fit`` call and
+        iterates it every epoch; seeding each pass from the epoch count makes an epoch's
+        batches depend on its index only, so that a warm-started or resumed fit draws the
+        same batches as an uninterrupted one. The net holds no generator object, and
+        stays picklable.
+        """
+        return torch.Generator().manual_seed(int(self.shuffle_seed) + len(self.history))
+
     def get_iterator(self, dataset, training=False):
         if training:
-            # Seeded per call (and offset by the epochs already run, for partial_fit) so the
-            # net holds no generator object and stays picklable.
-            seed = int(self.shuffle_seed) + len(self.history)
-            generator = torch.Generator().manual_seed(seed)
-            return TensorBatches(dataset, self.batch_size, shuffle=True, generator=generator)
+            return TensorBatches(
+                dataset, self.batch_size, shuffle=True, generator_factory=self.epoch_generator
+            )
         batch_size = self.eval_batch_size or self.batch_size
         return TensorBatches(dataset, batch_size, shuffle=False, seed=self.eval_seed)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import warnings
 from numbers import Integral, Real
 from typing import ClassVar
@@ -29,6 +30,8 @@ from sk_mlcpc._engine import (
     PairedTensorDataset,
     resolve_device,
 )
+from sk_mlcpc._persistence import PersistenceMixin
+from sk_mlcpc._training import data_fingerprint, run_training
 from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
 from sk_mlcpc.critics import CRITICS, make_critic
 from sk_mlcpc.encoders import ACTIVATIONS
@@ -54,7 +57,9 @@ def _noop(*args, **kwargs) -> None:
     return None
 
 
-class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class MutualInformationEstimator(
+    PersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Estimate the mutual information ``I(X; Y)`` with a trained contrastive critic.
 
     ``fit(X, Y)`` trains a critic network (with skorch) to maximise a contrastive bound on
@@ -116,6 +121,17 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         random state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
+    warm_start : bool, default=False
+        When true and the estimator is fitted, ``fit`` continues training the fitted
+        critic for ``max_epochs`` more epochs (optimiser state, preprocessing, batch sizes
+        and alpha kept) instead of starting again.
+    checkpoint_dir : str, path-like or None, default=None
+        Directory where the network, optimiser, criterion and history are saved after
+        every epoch. If it already holds an unfinished checkpoint of the same fit (same
+        parameters and data), ``fit`` resumes from it and runs only the remaining
+        epochs: with ``early_stopping=False`` and the same ``random_state`` the result
+        is the one an uninterrupted fit gives. (With early stopping the patience count
+        restarts on resuming.) A finished checkpoint is loaded without training.
     on_divergence : {"raise", "restore"}, default="raise"
         What to do when a step produces a non-finite gradient or loss (or a loss above
         1e4): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is
@@ -215,6 +231,8 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "checkpoint_dir": [str, os.PathLike, None],
         "on_divergence": [StrOptions({"raise", "restore"})],
         "callbacks": [list, None],
     }
@@ -241,6 +259,8 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
+        warm_start: bool = False,
+        checkpoint_dir: str | os.PathLike | None = None,
         on_divergence: str = "raise",
         callbacks: list | None = None,
     ) -> None:
@@ -263,6 +283,8 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
         self.on_divergence = on_divergence
         self.callbacks = callbacks
 
@@ -362,6 +384,65 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
             callbacks.append((name, copy.deepcopy(callback)))
         return callbacks
 
+    def _make_net(self, *, shuffle_seed: int, eval_seed: int, valid_set=None) -> ContrastiveNet:
+        """The (untrained) skorch net of the fitted architecture and batch sizes."""
+        critic = make_critic(
+            self.critic,
+            self.n_features_in_,
+            self.n_features_y_,
+            embedding_dim=self.n_components,
+            hidden_layer_sizes=self._check_hidden_layer_sizes(),
+            activation=self.activation,
+        )
+        return ContrastiveNet(
+            critic,
+            criterion=BoundLoss,
+            criterion__objective=self.objective,
+            criterion__alpha=self.alpha_,
+            optimizer=torch.optim.Adam,
+            lr=self.learning_rate,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size_,
+            eval_batch_size=self.eval_batch_size_,
+            shuffle_seed=shuffle_seed,
+            eval_seed=eval_seed,
+            train_split=None if valid_set is None else predefined_split(valid_set),
+            callbacks=self._callbacks(),
+            device=self.device_,
+            verbose=self.verbose,
+            torch_load_kwargs={"weights_only": False},
+        )
+
+    # persistence (sk_mlcpc._persistence.PersistenceMixin)
+    _saved_attributes = (
+        "mi_",
+        "mi_std_",
+        "mi_ci_",
+        "mi_cap_",
+        "bound_validity_",
+        "alpha_",
+        "batch_size_",
+        "eval_batch_size_",
+        "n_epochs_",
+        "n_features_in_",
+        "n_features_y_",
+        "feature_names_in_",
+    )
+    _saved_preprocessors = ("preprocessor_x_", "preprocessor_y_")
+
+    def _saved_tensors(self) -> dict[str, torch.Tensor]:
+        return {"reference_y_": self.reference_y_}
+
+    def _restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.reference_y_ = tensors["reference_y_"]
+
+    def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int) -> ContrastiveNet:
+        return self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
+
+    def _after_load(self) -> None:
+        self.critic_ = self.net_.module_
+
     # ------------------------------------------------------------------ fitting
 
     def fit(self, X, y, **fit_params):
@@ -390,9 +471,10 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
                 f"{type(self).__name__} requires y to be passed, but the target y is None: "
                 "fit(X, y) estimates the mutual information between X and the paired variable y."
             )
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=True)
-        Y = self._validate_y(Y, len(X), reset=True)
-        hidden_layer_sizes = self._check_hidden_layer_sizes()
+        warm = bool(self.warm_start) and hasattr(self, "net_")
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=not warm)
+        Y = self._validate_y(Y, len(X), reset=not warm)
+        self._check_hidden_layer_sizes()
 
         n_samples = len(X)
         n_valid = max(2, math.ceil(self.validation_fraction * n_samples))
@@ -410,58 +492,49 @@ class MutualInformationEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMix
         order = np.random.default_rng(split_seed).permutation(n_samples)
         train_rows, valid_rows = order[:n_train], order[n_train:]
 
-        self.device_ = resolve_device(self.device)
-        self.preprocessor_x_ = self._make_preprocessor(n_train, prep_seed)
-        self.preprocessor_y_ = self._make_preprocessor(n_train, prep_seed)
-        if self.preprocessor_x_ is not None:
-            self.preprocessor_x_.fit(X[train_rows])
-            self.preprocessor_y_.fit(Y[train_rows])
-        x_all, y_all = self._preprocess(X, Y, device=self.device_)
+        if not warm:
+            self.device_ = resolve_device(self.device)
+            self.preprocessor_x_ = self._make_preprocessor(n_train, prep_seed)
+            self.preprocessor_y_ = self._make_preprocessor(n_train, prep_seed)
+            if self.preprocessor_x_ is not None:
+                self.preprocessor_x_.fit(X[train_rows])
+                self.preprocessor_y_.fit(Y[train_rows])
+        x_all, y_all = self._preprocess(X, Y, device=self._data_device if warm else self.device_)
         train_set = PairedTensorDataset(x_all[train_rows], y_all[train_rows])
-        # A fixed sample of the marginal of Y for score_samples' normaliser.
-        reference_rows = np.sort(train_rows[:_MAX_REFERENCE])
-        self.reference_y_ = y_all[torch.as_tensor(reference_rows, device=self.device_)].cpu()
         valid_set = PairedTensorDataset(x_all[valid_rows], y_all[valid_rows])
+        if warm:
+            if n_train < self.batch_size_ or n_valid < self.eval_batch_size_:
+                raise ValueError(
+                    f"warm_start continues with the fitted batch sizes ({self.batch_size_} "
+                    f"for training, {self.eval_batch_size_} for evaluation); {n_samples} "
+                    "rows are too few for them."
+                )
+        else:
+            # A fixed sample of the marginal of Y for score_samples' normaliser.
+            reference_rows = np.sort(train_rows[:_MAX_REFERENCE])
+            self.reference_y_ = y_all[torch.as_tensor(reference_rows, device=x_all.device)].cpu()
+            self.batch_size_ = min(self.batch_size, n_train)
+            self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid)
+            # Objectives without alpha ignore it, as documented: do not validate it for them.
+            alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
+            self.alpha_ = resolve_alpha(
+                alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
+            )
 
-        self.batch_size_ = min(self.batch_size, n_train)
-        self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid)
-        # Objectives without alpha ignore it, as documented: do not validate it for them.
-        alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
-        self.alpha_ = resolve_alpha(
-            alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
+        def make_net(valid_set):
+            return self._make_net(
+                shuffle_seed=shuffle_seed, eval_seed=eval_seed, valid_set=valid_set
+            )
+
+        net = run_training(
+            self,
+            make_net,
+            train_set,
+            valid_set,
+            init_seed=init_seed,
+            device=self.device_,
+            fingerprint=data_fingerprint(self, X, Y) if self.checkpoint_dir else "",
         )
-
-        cuda_devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(init_seed)
-            critic = make_critic(
-                self.critic,
-                X.shape[1],
-                Y.shape[1],
-                embedding_dim=self.n_components,
-                hidden_layer_sizes=hidden_layer_sizes,
-                activation=self.activation,
-            )
-            net = ContrastiveNet(
-                critic,
-                criterion=BoundLoss,
-                criterion__objective=self.objective,
-                criterion__alpha=self.alpha_,
-                optimizer=torch.optim.Adam,
-                lr=self.learning_rate,
-                optimizer__weight_decay=self.weight_decay,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size_,
-                eval_batch_size=self.eval_batch_size_,
-                shuffle_seed=shuffle_seed,
-                eval_seed=eval_seed,
-                train_split=predefined_split(valid_set),
-                callbacks=self._callbacks(),
-                device=self.device_,
-                verbose=self.verbose,
-                torch_load_kwargs={"weights_only": False},
-            )
-            net.fit(train_set, None)
         # The held-out tensors are not part of the model: do not pickle them with it.
         net.train_split = None
         self.net_ = net

@@ -1,0 +1,116 @@
+"""Running a fit: fresh, warm-started, or resumed from a checkpoint directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from skorch.callbacks import Checkpoint
+from skorch.helper import predefined_split
+
+__all__ = ["data_fingerprint", "run_training"]
+
+_STATE_FILE = "sk_mlcpc_fit.json"
+_IGNORED_PARAMS = ("verbose", "callbacks", "checkpoint_dir", "warm_start", "device")
+
+
+def data_fingerprint(estimator, *arrays: np.ndarray) -> str:
+    """A digest of the parameters and data of a fit, to recognise its checkpoints."""
+    digest = hashlib.sha256()
+    params = {
+        name: repr(value)
+        for name, value in sorted(estimator.get_params(deep=False).items())
+        if name not in _IGNORED_PARAMS
+    }
+    digest.update(json.dumps(params, sort_keys=True).encode())
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _noop(*args, **kwargs) -> None:
+    return None
+
+
+def _checkpoint(directory: Path) -> Checkpoint:
+    return Checkpoint(
+        monitor=None,
+        f_params="params.pt",
+        f_optimizer="optimizer.pt",
+        f_criterion="criterion.pt",
+        f_history="history.json",
+        f_pickle=None,
+        dirname=str(directory),
+        sink=_noop,
+    )
+
+
+def run_training(
+    estimator,
+    make_net: Callable[..., object],
+    train_set,
+    valid_set,
+    *,
+    init_seed: int,
+    device: torch.device,
+    fingerprint: str,
+):
+    """Train ``estimator``'s net and return it.
+
+    * ``warm_start=True`` on a fitted estimator: continue the fitted net for
+      ``max_epochs`` more epochs (optimiser state kept).
+    * ``checkpoint_dir`` set: save the net's parameters, optimiser, criterion and history
+      there after every epoch; if the directory holds an unfinished checkpoint of the
+      same fit (same parameters and data), load it and run only the remaining epochs, so
+      that an interrupted fit ends where an uninterrupted one would. A finished
+      checkpoint is loaded without training.
+    * otherwise a fresh fit.
+    """
+    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    split = None if valid_set is None else predefined_split(valid_set)
+    if estimator.warm_start and hasattr(estimator, "net_"):
+        net = estimator.net_
+        net.train_split = split
+        net.max_epochs = estimator.max_epochs
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.manual_seed(init_seed + len(net.history))
+            net.partial_fit(train_set, None)
+        return net
+
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(init_seed)
+        net = make_net(valid_set=valid_set)
+        if estimator.checkpoint_dir is None:
+            net.fit(train_set, None)
+            return net
+        directory = Path(estimator.checkpoint_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        checkpoint = _checkpoint(directory)
+        net.callbacks = [*(net.callbacks or []), ("checkpoint", checkpoint)]
+        state_path = directory / _STATE_FILE
+        state = json.loads(state_path.read_text()) if state_path.exists() else None
+        if state is None or not (directory / "history.json").exists():
+            state_path.write_text(json.dumps({"fingerprint": fingerprint, "completed": False}))
+            net.fit(train_set, None)
+        else:
+            if state.get("fingerprint") != fingerprint:
+                raise ValueError(
+                    f"checkpoint_dir={str(directory)!r} holds a checkpoint of a different fit "
+                    "(other parameters or data). Use an empty directory, or delete it to "
+                    "start again."
+                )
+            net.initialize()
+            net.load_params(checkpoint=checkpoint)
+            remaining = estimator.max_epochs - len(net.history)
+            if not state.get("completed") and remaining > 0:
+                net.partial_fit(train_set, None, epochs=remaining)
+        # The final weights (early stopping may have restored the best epoch's).
+        checkpoint.save_model(net)
+        state_path.write_text(json.dumps({"fingerprint": fingerprint, "completed": True}))
+    return net

@@ -1,0 +1,242 @@
+"""save/load without pickle, warm starts, and resuming an interrupted fit from a checkpoint."""
+
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from sk_mlcpc import ContrastiveEncoder, ModelFileError, MutualInformationEstimator
+from sk_mlcpc.datasets import make_correlated_gaussians
+
+
+@pytest.fixture(scope="module")
+def gaussians():
+    X, Y, _ = make_correlated_gaussians(1500, 3, mi=1.0, random_state=0)
+    return X.astype(np.float32), Y.astype(np.float32)
+
+
+def _mi(**params):
+    defaults = dict(hidden_layer_sizes=(16,), max_epochs=4, batch_size=64, random_state=0)
+    return MutualInformationEstimator(**{**defaults, **params})
+
+
+def _encoder(**params):
+    defaults = dict(
+        n_components=4, hidden_layer_sizes=(16,), projection_dim=8, max_epochs=4,
+        batch_size=64, random_state=0,
+    )  # fmt: skip
+    return ContrastiveEncoder(**{**defaults, **params})
+
+
+def _same_model(a, b, X, Y=None):
+    if Y is None:
+        np.testing.assert_array_equal(a.transform(X), b.transform(X))
+        assert a.score(X) == b.score(X)
+    else:
+        np.testing.assert_array_equal(a.score_samples(X, Y), b.score_samples(X, Y))
+        np.testing.assert_array_equal(a.transform(X), b.transform(X))
+        assert a.score(X, Y) == b.score(X, Y)
+
+
+# ------------------------------------------------------------------ save / load
+
+
+@pytest.mark.parametrize("preprocessing", ["quantile", "standard", None])
+def test_mi_estimator_round_trip(gaussians, tmp_path, preprocessing):
+    X, Y = gaussians
+    fitted = _mi(preprocessing=preprocessing, objective="mine").fit(X, Y)
+    fitted.save(tmp_path / "model.skmlcpc")
+    loaded = MutualInformationEstimator.load(tmp_path / "model.skmlcpc")
+    _same_model(fitted, loaded, X, Y)
+    assert loaded.get_params() == fitted.get_params()
+    for name in ("mi_", "mi_cap_", "alpha_", "bound_validity_", "n_features_y_", "n_epochs_"):
+        assert getattr(loaded, name) == getattr(fitted, name)
+    assert loaded.history_[:, "valid_mi"] == fitted.history_[:, "valid_mi"]
+    # MINE's moving average is part of the criterion's state.
+    assert torch.equal(
+        loaded.net_.criterion_.log_partition_ema, fitted.net_.criterion_.log_partition_ema
+    )
+
+
+def test_encoder_round_trip_with_feature_names(gaussians, tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, _ = gaussians
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    fitted = _encoder(alpha=4.0, alpha_final=0.5, alpha_schedule="cosine").fit(frame)
+    fitted.save(tmp_path / "encoder.skmlcpc")
+    loaded = ContrastiveEncoder.load(tmp_path / "encoder.skmlcpc", device="cpu")
+    _same_model(fitted, loaded, frame)
+    assert list(loaded.feature_names_in_) == ["a", "b", "c"]
+    assert loaded.alpha_ == 0.5 and loaded.alpha_initial_ == 4.0
+
+
+def test_loaded_model_keeps_training_with_warm_start(gaussians, tmp_path):
+    X, Y = gaussians
+    fitted = _mi(max_epochs=2, early_stopping=False).fit(X, Y)
+    fitted.save(tmp_path / "model.skmlcpc")
+    loaded = MutualInformationEstimator.load(tmp_path / "model.skmlcpc")
+    loaded.set_params(warm_start=True).fit(X, Y)
+    fitted.set_params(warm_start=True).fit(X, Y)
+    assert len(loaded.history_) == len(fitted.history_) == 4
+    _same_model(fitted, loaded, X, Y)
+
+
+def test_load_uses_weights_only_and_no_pickle(gaussians, tmp_path):
+    X, Y = gaussians
+    _mi(max_epochs=1).fit(X, Y).save(tmp_path / "model.skmlcpc")
+    with zipfile.ZipFile(tmp_path / "model.skmlcpc") as archive:
+        assert sorted(archive.namelist()) == ["model.json", "weights.pt"]
+        manifest = json.loads(archive.read("model.json"))
+        weights = archive.read("weights.pt")
+    assert manifest["class"] == "MutualInformationEstimator"
+    assert manifest["format_version"] == 1
+    # The tensor file loads under torch's safe unpickler.
+    torch.load(__import__("io").BytesIO(weights), weights_only=True)
+
+
+def _rewrite(path, **changes):
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("model.json"))
+        weights = archive.read("weights.pt")
+    manifest.update(changes)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.json", json.dumps(manifest))
+        archive.writestr("weights.pt", weights)
+
+
+def test_corrupted_and_incompatible_files_are_reported(gaussians, tmp_path):
+    X, Y = gaussians
+    path = tmp_path / "model.skmlcpc"
+    _mi(max_epochs=1).fit(X, Y).save(path)
+    data = path.read_bytes()
+
+    truncated = tmp_path / "truncated.skmlcpc"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="not a readable sk-mlcpc model file"):
+        MutualInformationEstimator.load(truncated)
+
+    flipped = tmp_path / "flipped.skmlcpc"
+    middle = len(data) // 2
+    flipped.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 64]))
+    with pytest.raises(ModelFileError):
+        MutualInformationEstimator.load(flipped)
+
+    not_a_model = tmp_path / "notes.txt"
+    not_a_model.write_text("hello")
+    with pytest.raises(ModelFileError, match="not a readable"):
+        MutualInformationEstimator.load(not_a_model)
+
+    with pytest.raises(ModelFileError, match="holds a MutualInformationEstimator"):
+        ContrastiveEncoder.load(path)
+
+    future = tmp_path / "future.skmlcpc"
+    future.write_bytes(data)
+    _rewrite(future, package_version="1.0.0")
+    with pytest.raises(ModelFileError, match="same major version"):
+        MutualInformationEstimator.load(future)
+
+    edited = tmp_path / "edited.skmlcpc"
+    edited.write_bytes(data)
+    _rewrite(edited, params={"hidden_layer_sizes": {"__tuple__": [99]}})
+    with pytest.raises(ModelFileError, match="could not be restored"):
+        MutualInformationEstimator.load(edited)
+
+    with pytest.raises(FileNotFoundError):
+        MutualInformationEstimator.load(tmp_path / "missing.skmlcpc")
+
+
+def _module_level_view(x, generator):
+    return x + torch.randn(x.shape, generator=generator)
+
+
+def test_parameters_that_need_pickle_are_refused_by_save(gaussians, tmp_path):
+    X, _ = gaussians
+    encoder = _encoder(augmentation=_module_level_view, max_epochs=1).fit(X)
+    with pytest.raises(TypeError, match="augmentation=.*cannot be written"):
+        encoder.save(tmp_path / "encoder.skmlcpc")
+    # Pickle still works for such an estimator.
+    restored = pickle.loads(pickle.dumps(encoder))
+    np.testing.assert_array_equal(restored.transform(X), encoder.transform(X))
+
+
+def test_save_before_fit_raises(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        _mi().save(tmp_path / "model.skmlcpc")
+
+
+# ------------------------------------------------------------------ warm start
+
+
+def test_warm_start_continues_where_the_fit_stopped(gaussians):
+    X, Y = gaussians
+    # Same data, seed and epochs: two warm halves end where one fit does. (Early stopping
+    # would restore the best epoch at the end of the first half, so it is off here.)
+    once = _mi(max_epochs=4, early_stopping=False).fit(X, Y)
+    twice = _mi(max_epochs=2, warm_start=True, early_stopping=False).fit(X, Y).fit(X, Y)
+    assert len(twice.history_) == 4
+    _same_model(once, twice, X, Y)
+
+
+def test_warm_start_keeps_the_fitted_width(gaussians):
+    X, Y = gaussians
+    estimator = _mi(max_epochs=1, warm_start=True).fit(X, Y)
+    with pytest.raises(ValueError, match="3 features"):
+        estimator.fit(X[:, :2], Y)
+
+
+def test_encoder_warm_start(gaussians):
+    X, _ = gaussians
+    once = _encoder(max_epochs=4).fit(X)
+    twice = _encoder(max_epochs=2, warm_start=True).fit(X).fit(X)
+    _same_model(once, twice, X)
+
+
+# ------------------------------------------------------------------ resumable training
+
+
+class Interrupt(Callback):
+    """Fault injection: crash the fit at the end of epoch ``at_epoch`` (1-based)."""
+
+    def __init__(self, at_epoch):
+        self.at_epoch = at_epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.at_epoch:
+            raise RuntimeError("simulated crash")
+
+
+@pytest.mark.parametrize("make", [_mi, _encoder], ids=["mi", "encoder"])
+def test_interrupted_fit_resumes_to_the_uninterrupted_result(gaussians, tmp_path, make):
+    X, Y = gaussians
+    data = (X, Y) if make is _mi else (X,)
+    uninterrupted = make(max_epochs=5).fit(*data)
+
+    directory = tmp_path / "checkpoints"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        make(max_epochs=5, checkpoint_dir=directory, callbacks=[Interrupt(3)]).fit(*data)
+    assert json.loads((directory / "sk_mlcpc_fit.json").read_text())["completed"] is False
+
+    resumed = make(max_epochs=5, checkpoint_dir=directory).fit(*data)
+    assert len(resumed.history_) == 5
+    assert resumed.history_[:, "train_loss"] == uninterrupted.history_[:, "train_loss"]
+    _same_model(uninterrupted, resumed, *data)
+
+    # A finished checkpoint is loaded, not retrained.
+    again = make(max_epochs=5, checkpoint_dir=directory).fit(*data)
+    assert len(again.history_) == 5
+    _same_model(uninterrupted, again, *data)
+
+
+def test_checkpoint_of_another_fit_is_refused(gaussians, tmp_path):
+    X, Y = gaussians
+    _mi(max_epochs=1, checkpoint_dir=tmp_path).fit(X, Y)
+    with pytest.raises(ValueError, match="checkpoint of a different fit"):
+        _mi(max_epochs=1, checkpoint_dir=tmp_path, learning_rate=1e-2).fit(X, Y)
+    with pytest.raises(ValueError, match="checkpoint of a different fit"):
+        _mi(max_epochs=1, checkpoint_dir=tmp_path).fit(X[:1000], Y[:1000])
