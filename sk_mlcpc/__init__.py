@@ -6,6 +6,7 @@ scikit-learn estimators trained with skorch.
 """
 
 from sk_mlcpc import bounds, critics, datasets, encoders, views
+from sk_mlcpc._distill import ContrastiveDistillationClassifier
 from sk_mlcpc._encoder import ContrastiveEncoder
 from sk_mlcpc._engine import DivergenceError
 from sk_mlcpc._mi import MutualInformationEstimator, estimate_mi
@@ -14,6 +15,7 @@ from sk_mlcpc._sequence import ContrastivePredictiveCoding
 from sk_mlcpc._version import __version__
 
 __all__ = [
+    "ContrastiveDistillationClassifier",
     "ContrastiveEncoder",
     "ContrastivePredictiveCoding",
     "DivergenceError",

@@ -156,7 +156,7 @@ def _module_level_view(x, generator):
 def test_parameters_that_need_pickle_are_refused_by_save(gaussians, tmp_path):
     X, _ = gaussians
     encoder = _encoder(augmentation=_module_level_view, max_epochs=1).fit(X)
-    with pytest.raises(TypeError, match="augmentation=.*cannot be written"):
+    with pytest.raises(TypeError, match=r"augmentation=.*cannot be written"):
         encoder.save(tmp_path / "encoder.skmlcpc")
     # Pickle still works for such an estimator.
     restored = pickle.loads(pickle.dumps(encoder))

@@ -1,0 +1,851 @@
+"""ContrastiveDistillationClassifier: compress a fitted teacher into a small student network.
+
+The student is trained with skorch on
+
+``cross-entropy(labels) + kd_weight * T^2 * KL(teacher_T || student_T)
++ contrastive_weight * contrastive(student, teacher)``
+
+where the contrastive term follows CRD (Tian et al., 2020): linear embeddings of the
+student's and the teacher's representations, L2-normalised, a memory bank of past
+embeddings of every training row updated with momentum, ``n_negatives`` rows drawn from the
+bank per anchor, and the resulting anchored score matrix (column 0 the positive) scored with
+ML-CPC (default), CPC or CRD's own NCE objective.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import LabelEncoder, StandardScaler
+from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+from skorch.helper import predefined_split
+from torch import nn
+
+from sk_mlcpc._distill_engine import (
+    DISTILLATION_OBJECTIVES,
+    DistillationLoss,
+    DistillationNet,
+    _DistillationData,
+    _DistillationModule,
+    _DivergenceGuard,
+    _MLPStudent,
+    _noop,
+    _ValidAccuracy,
+)
+from sk_mlcpc._engine import DivergenceError, resolve_device
+from sk_mlcpc.bounds import bound_validity, resolve_alpha
+from sk_mlcpc.encoders import ACTIVATIONS
+
+__all__ = ["ContrastiveDistillationClassifier"]
+
+_TEACHER_METHODS = ("transform", "decision_function", "predict_proba")
+_CHUNK = 4096
+# Floor of the teacher's log-probabilities: a probability of exactly 0 would give -inf.
+_MIN_LOG_PROBA = math.log(1e-12)
+_DEFAULT_TEACHER = {"hidden_layer_sizes": (256, 256), "max_iter": 200}
+
+
+# ---------------------------------------------------------------------------------------
+# Teacher handling
+# ---------------------------------------------------------------------------------------
+
+
+def _mlp_hidden(mlp: MLPClassifier, X) -> np.ndarray:
+    """Activations of a fitted MLPClassifier's last hidden layer (its representation)."""
+    activations = {
+        "identity": lambda z: z,
+        "logistic": lambda z: 1.0 / (1.0 + np.exp(-z)),
+        "tanh": np.tanh,
+        "relu": lambda z: np.maximum(z, 0.0),
+    }
+    hidden = np.asarray(X, dtype=np.float64)
+    for weights, bias in zip(mlp.coefs_[:-1], mlp.intercepts_[:-1]):
+        hidden = activations[mlp.activation](hidden @ weights + bias)
+    return hidden
+
+
+def _auto_features(teacher, X) -> np.ndarray:
+    """A fitted sklearn classifier's representation when ``teacher_features=None``."""
+    if isinstance(teacher, Pipeline):
+        return _auto_features(teacher[-1], teacher[:-1].transform(X))
+    if isinstance(teacher, MLPClassifier):
+        return _mlp_hidden(teacher, X)
+    for method in ("transform", "decision_function"):
+        if hasattr(teacher, method):
+            return getattr(teacher, method)(X)
+    return np.log(np.clip(teacher.predict_proba(X), 1e-12, None))
+
+
+def _as_2d(values, name: str, n_rows: int) -> np.ndarray:
+    if hasattr(values, "toarray"):  # sparse output, e.g. a one-hot leaf encoding
+        values = values.toarray()
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim == 1:
+        values = values.reshape(-1, 1)
+    if values.ndim != 2 or len(values) != n_rows:
+        raise ValueError(
+            f"{name} must return an array of shape (n_samples, n_features) with "
+            f"n_samples={n_rows}, got shape {values.shape}."
+        )
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} returned non-finite values (NaN or inf).")
+    return values
+
+
+# ---------------------------------------------------------------------------------------
+# The estimator
+# ---------------------------------------------------------------------------------------
+
+
+class ContrastiveDistillationClassifier(ClassifierMixin, BaseEstimator):
+    """Distil a fitted teacher classifier into a small student network.
+
+    ``fit(X, y)`` computes the teacher's class probabilities and representation once (in
+    batches), then trains a student MLP (or a user torch module) on
+
+    ``CE(y, student) + kd_weight * T^2 KL(teacher_T || student_T)
+    + contrastive_weight * L_contrast``
+
+    where ``L_contrast`` follows CRD [2]_: linear embeddings of the student's and the
+    teacher's representations, L2-normalised and divided by ``contrastive_temperature``;
+    a memory bank holding a momentum average of both embeddings of every training row;
+    ``n_negatives`` other rows drawn from the bank per anchor (never the anchor's own row).
+    Each batch gives two anchored score matrices (student anchors against the teacher bank,
+    teacher anchors against the student bank; column 0 is the positive), scored with
+    ``objective``: the negated ML-CPC bound [1]_ (default), CPC, or CRD's NCE loss.
+
+    Parameters
+    ----------
+    teacher : fitted classifier, torch.nn.Module or None, default=None
+        The model to distil. A fitted scikit-learn classifier with ``predict_proba`` whose
+        ``classes_`` are the labels of ``y``; or a torch module whose ``forward(x)``
+        returns ``(features, logits)`` on a float32 tensor of ``X``, logits column ``k``
+        being class ``classes_[k]`` (sorted labels). The teacher is never modified (a torch
+        teacher is evaluated on a copy) and :func:`~sklearn.base.clone` shares it rather
+        than refitting it, so GridSearchCV works with a fitted teacher. ``None`` first fits
+        a wide MLP teacher (``StandardScaler`` + ``MLPClassifier``, see
+        ``teacher_params``) on ``X, y``: "train big, ship small" in one call.
+    teacher_features : {"transform", "decision_function", "predict_proba"}, callable or \
+None, default=None
+        The teacher's representation for the contrastive term. A method name of the
+        teacher, or a callable ``teacher_features(X) -> array (n_samples, n_features)``
+        (e.g. a tree ensemble's one-hot leaf encoding). ``None``: the last hidden layer of
+        an ``MLPClassifier`` (also at the end of a Pipeline), else ``transform``, else
+        ``decision_function``, else the log-probabilities; for a torch teacher, the
+        ``features`` it returns. The representation is standardised per column.
+    teacher_params : dict or None, default=None
+        Parameters of the ``MLPClassifier`` fitted when ``teacher=None``; the defaults are
+        ``hidden_layer_sizes=(256, 256), max_iter=200``.
+    student : torch.nn.Module or None, default=None
+        A student network whose ``forward(x)`` returns ``(features, logits)``; a copy is
+        trained. ``None`` builds an MLP with ``hidden_layer_sizes`` whose features are its
+        last hidden layer.
+    hidden_layer_sizes : tuple of int, default=(64,)
+        Hidden widths of the default MLP student.
+    activation : str, default="relu"
+        Hidden activation of the MLP student, one of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
+    objective : {"ml_cpc", "cpc", "crd"}, default="ml_cpc"
+        Contrastive objective on the anchored ``batch_size x (n_negatives + 1)`` scores.
+    alpha : float or "auto", default="auto"
+        Positive weight of ``"ml_cpc"`` (ignored otherwise). ``"auto"`` is the smallest
+        valid alpha, :func:`sk_mlcpc.bounds.valid_alpha_range` ``(n, m).low`` with
+        ``n = batch_size`` and ``m = n_negatives + 1``.
+    kd_weight : float, default=1.0
+        Weight of Hinton's knowledge-distillation term (0 turns it off).
+    contrastive_weight : float, default=0.8
+        Weight of the contrastive term (0 turns it off; CRD's default is 0.8).
+    temperature : float, default=4.0
+        Softening temperature of the KD term.
+    contrastive_temperature : float, default=0.07
+        Temperature dividing the cosine similarities of the embeddings.
+    n_components : int, default=128
+        Width of the contrastive embeddings.
+    n_negatives : int, default=256
+        Memory-bank rows drawn per anchor, uniformly with replacement among the other
+        training rows.
+    momentum : float, default=0.5
+        Weight of a bank entry's old value when it is updated with the new embedding.
+    batch_size : int, default=64
+        Rows per training batch (a last partial batch is dropped).
+    max_epochs : int, default=100
+        Maximum passes over the training rows.
+    learning_rate : float, default=1e-3
+        Adam learning rate.
+    weight_decay : float, default=0.0
+        Adam weight decay.
+    validation_fraction : float, default=0.1
+        Share of the rows held out for early stopping (only with ``early_stopping``).
+    early_stopping : bool, default=True
+        Stop when the held-out cross-entropy has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best weights.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-4
+        Minimum improvement of the held-out cross-entropy that resets the patience.
+    preprocessing : {"standard"} or None, default="standard"
+        Standardise the student's input (learnt on the training rows). The teacher always
+        sees ``X`` as given.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when available, else on the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Controls the default teacher, the split, the initialisation, the batch order and
+        the negatives. The global torch random state is left untouched.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
+    callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
+        Extra skorch callbacks; copies are used.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    student_ : torch.nn.Module
+        The trained student (evaluation mode); ``student_(x)`` returns
+        ``(features, logits)``.
+    teacher_ : object
+        The teacher used: ``teacher`` itself, or the fitted default teacher.
+    alpha_ : float
+        The alpha used (``"auto"`` resolved; 1.0 for objectives without alpha).
+    bound_validity_ : {"proven", "claimed", "invalid"} or None
+        Whether the ML-CPC/CPC term is a lower bound on the mutual information of the two
+        embeddings at this ``(n, m)`` (:func:`sk_mlcpc.bounds.bound_validity`); ``None``
+        for ``"crd"``, whose NCE loss is not a bound of this family.
+    batch_size_ : int
+        Batch size used (capped by the training rows).
+    n_teacher_features_ : int
+        Width of the teacher's representation.
+    net_ : DistillationNet
+        The fitted skorch net (its memory banks are released after fit).
+    history_ : skorch.History
+        Per-epoch ``train_loss``, ``valid_loss`` (held-out cross-entropy), ``valid_acc``,
+        and per-batch ``train_ce``, ``train_kd``, ``train_contrast``.
+    n_epochs_ : int
+        Epochs run.
+    device_ : torch.device
+        Training device.
+    n_features_in_ : int
+        Columns of ``X``.
+    feature_names_in_ : ndarray of str
+        Column names of ``X``, when it had string column names.
+
+    See Also
+    --------
+    sk_mlcpc.bounds.ml_cpc : The default contrastive objective.
+    sklearn.neural_network.MLPClassifier : The default teacher.
+
+    Notes
+    -----
+    The contrastive term maximises a bound on the mutual information between the student's
+    and the teacher's representations, so the student is pushed to keep what the teacher
+    knows about each input, beyond its output probabilities. ML-CPC normalises all
+    ``n (n_negatives + 1)`` scores of a batch together; with ``alpha < 1`` it weighs the
+    negatives more than CPC can, which is what the paper credits for beating CRD on 10 of
+    13 CIFAR-100 teacher/student pairs [1]_. ``get_params`` does not expose the teacher's
+    own parameters (``teacher__*``), so that a search can never re-configure a shared,
+    fitted teacher.
+
+    References
+    ----------
+    .. [1] J. Song, S. Ermon. "Multi-label Contrastive Predictive Coding." NeurIPS 2020.
+    .. [2] Y. Tian, D. Krishnan, P. Isola. "Contrastive Representation Distillation."
+       ICLR 2020.
+    .. [3] G. Hinton, O. Vinyals, J. Dean. "Distilling the Knowledge in a Neural Network."
+       NIPS Deep Learning Workshop, 2015.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> from sk_mlcpc import ContrastiveDistillationClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> teacher = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    >>> student = ContrastiveDistillationClassifier(
+    ...     teacher=teacher, hidden_layer_sizes=(16,), n_negatives=32, batch_size=32,
+    ...     learning_rate=0.01, max_epochs=30, early_stopping=False, random_state=0,
+    ... ).fit(X, y)
+    >>> student.predict(X[:3])
+    array([0, 0, 0])
+    >>> bool(student.score(X, y) > 0.9)
+    True
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "teacher": "no_validation",  # checked in fit, with a specific message
+        "teacher_features": [StrOptions(set(_TEACHER_METHODS)), callable, None],
+        "teacher_params": [dict, None],
+        "student": [nn.Module, None],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "objective": [StrOptions(set(DISTILLATION_OBJECTIVES))],
+        "alpha": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "kd_weight": [Interval(Real, 0, None, closed="left")],
+        "contrastive_weight": [Interval(Real, 0, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "contrastive_temperature": [Interval(Real, 0, None, closed="neither")],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_negatives": [Interval(Integral, 1, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "early_stopping": ["boolean"],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "preprocessing": [StrOptions({"standard"}), None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
+    def __init__(
+        self,
+        *,
+        teacher: Any = None,
+        teacher_features: str | Callable | None = None,
+        teacher_params: dict | None = None,
+        student: nn.Module | None = None,
+        hidden_layer_sizes: tuple[int, ...] = (64,),
+        activation: str = "relu",
+        objective: str = "ml_cpc",
+        alpha: float | str = "auto",
+        kd_weight: float = 1.0,
+        contrastive_weight: float = 0.8,
+        temperature: float = 4.0,
+        contrastive_temperature: float = 0.07,
+        n_components: int = 128,
+        n_negatives: int = 256,
+        momentum: float = 0.5,
+        batch_size: int = 64,
+        max_epochs: int = 100,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        validation_fraction: float = 0.1,
+        early_stopping: bool = True,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        preprocessing: str | None = "standard",
+        device: str | torch.device = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list | None = None,
+    ) -> None:
+        self.teacher = teacher
+        self.teacher_features = teacher_features
+        self.teacher_params = teacher_params
+        self.student = student
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.objective = objective
+        self.alpha = alpha
+        self.kd_weight = kd_weight
+        self.contrastive_weight = contrastive_weight
+        self.temperature = temperature
+        self.contrastive_temperature = contrastive_temperature
+        self.n_components = n_components
+        self.n_negatives = n_negatives
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.preprocessing = preprocessing
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # ------------------------------------------------------------------ sklearn protocol
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Parameters of this estimator (never the teacher's own ``teacher__*`` ones).
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Accepted for compatibility; the only nested estimator would be the teacher,
+            which is shared, not tuned, so deep and shallow parameters coincide.
+
+        Returns
+        -------
+        params : dict
+        """
+        return super().get_params(deep=False)
+
+    def set_params(self, **params):
+        """Set parameters of this estimator; the teacher's own parameters are refused.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : ContrastiveDistillationClassifier
+        """
+        nested = sorted(name for name in params if "__" in name)
+        if nested:
+            raise ValueError(
+                f"Invalid parameter(s) {nested} for {type(self).__name__}: the teacher is a "
+                "fitted model shared between clones, and its own parameters cannot be set "
+                "through the distiller. Pass another fitted teacher instead."
+            )
+        return super().set_params(**params)
+
+    def __sklearn_clone__(self):
+        """Clone every parameter except the teacher, which is shared (it is never modified).
+
+        sklearn's default clone would replace a fitted teacher with an unfitted copy.
+        """
+        params = self.get_params()
+        new_params = {
+            name: value if name == "teacher" else clone(value, safe=False)
+            for name, value in params.items()
+        }
+        new = type(self)(**new_params)
+        if hasattr(self, "_metadata_request"):
+            new._metadata_request = copy.deepcopy(self._metadata_request)
+        return new
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.size == 0:
+            sizes = sizes.astype(np.int64)
+        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(size) for size in sizes)
+
+    def _callbacks(self, validate: bool) -> list:
+        callbacks: list = [("divergence_guard", _DivergenceGuard())]
+        if validate:
+            callbacks.append(("valid_acc", _ValidAccuracy()))
+        if self.early_stopping:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss",
+                        patience=self.n_iter_no_change,
+                        threshold=self.tol,
+                        threshold_mode="abs",
+                        load_best=True,
+                        sink=print if self.verbose else _noop,
+                    ),
+                )
+            )
+        if self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
+        for index, entry in enumerate(self.callbacks or []):
+            name, callback = entry if isinstance(entry, tuple) else (None, entry)
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    "callbacks must hold skorch Callback instances or (name, Callback) "
+                    f"tuples, got {entry!r}."
+                )
+            name = name or f"user_{index}_{type(callback).__name__}"
+            callbacks.append((name, copy.deepcopy(callback)))
+        return callbacks
+
+    def _fit_default_teacher(self, X: np.ndarray, y: np.ndarray, seed: int):
+        params = {**_DEFAULT_TEACHER, **(self.teacher_params or {})}
+        params.setdefault("random_state", seed)
+        try:
+            mlp = MLPClassifier(**params)
+        except TypeError as error:
+            raise TypeError(
+                f"teacher_params holds an invalid MLPClassifier argument: {error}"
+            ) from error
+        return make_pipeline(StandardScaler(), mlp).fit(X, y)
+
+    def _teacher_outputs(self, teacher, X_raw, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits, features)`` of the teacher on every row, computed in batches."""
+        n_rows = len(X)
+        if isinstance(teacher, nn.Module):
+            return self._torch_teacher_outputs(teacher, X_raw, X)
+        logits, features = [], []
+        for start in range(0, n_rows, _CHUNK):
+            part = _safe_indexing(X_raw, slice(start, min(start + _CHUNK, n_rows)))
+            proba = _as_2d(teacher.predict_proba(part), "The teacher's predict_proba", len(part))
+            logits.append(np.log(np.clip(proba, 1e-12, None)))
+            features.append(self._sklearn_features(teacher, part))
+        return np.concatenate(logits), np.concatenate(features)
+
+    def _sklearn_features(self, teacher, part) -> np.ndarray:
+        choice = self.teacher_features
+        if callable(choice):
+            return _as_2d(choice(part), "teacher_features", _num_rows(part))
+        if choice is None:
+            return _as_2d(
+                _auto_features(teacher, part), "The teacher's representation", _num_rows(part)
+            )
+        if not hasattr(teacher, choice):
+            raise TypeError(
+                f"teacher_features={choice!r}, but the teacher {type(teacher).__name__} has no "
+                f"{choice} method. Pass another method name, a callable, or None."
+            )
+        return _as_2d(getattr(teacher, choice)(part), f"The teacher's {choice}", _num_rows(part))
+
+    def _torch_teacher_outputs(self, teacher, X_raw, X: np.ndarray):
+        if isinstance(self.teacher_features, str):
+            raise TypeError(
+                f"teacher_features={self.teacher_features!r} names a scikit-learn method; a "
+                "torch teacher returns (features, logits) from forward, or takes a callable."
+            )
+        # A copy, so that neither the teacher's training flag nor its device changes.
+        module = copy.deepcopy(teacher).to(self.device_).eval()
+        logits, features = [], []
+        with torch.no_grad():
+            for start in range(0, len(X), _CHUNK):
+                stop = min(start + _CHUNK, len(X))
+                output = module(torch.as_tensor(X[start:stop], device=self.device_))
+                if not (isinstance(output, tuple | list) and len(output) == 2):
+                    raise TypeError(
+                        "A torch teacher's forward(x) must return a (features, logits) "
+                        f"tuple, got {type(output).__name__}."
+                    )
+                feats, out = output
+                logits.append(
+                    _as_2d(out.float().cpu().numpy(), "The teacher's logits", stop - start)
+                )
+                if callable(self.teacher_features):
+                    part = _safe_indexing(X_raw, slice(start, stop))
+                    feats = self.teacher_features(part)
+                elif isinstance(feats, torch.Tensor):
+                    feats = feats.float().flatten(1).cpu().numpy()
+                features.append(_as_2d(feats, "The teacher's features", stop - start))
+        logits_all = np.concatenate(logits)
+        log_proba = torch.log_softmax(torch.as_tensor(logits_all, dtype=torch.float64), dim=1)
+        return log_proba.numpy(), np.concatenate(features)
+
+    def _check_teacher(self, teacher) -> None:
+        """Raise a clear error for a teacher that cannot be distilled from ``y``."""
+        n_classes = len(self.classes_)
+        if isinstance(teacher, nn.Module):
+            return  # checked on its outputs
+        if not hasattr(teacher, "fit") and not hasattr(teacher, "predict_proba"):
+            raise TypeError(
+                "teacher must be a fitted scikit-learn classifier, a torch.nn.Module or None, "
+                f"got {type(teacher).__name__}."
+            )
+        check_is_fitted(
+            teacher,
+            msg=(
+                f"The teacher {type(teacher).__name__} is not fitted: fit it first, or pass "
+                "teacher=None to fit a default MLP teacher on the same data."
+            ),
+        )
+        if not hasattr(teacher, "predict_proba"):
+            raise TypeError(
+                f"The teacher {type(teacher).__name__} has no predict_proba: distillation needs "
+                "class probabilities (for an SVC, set probability=True; otherwise wrap it in "
+                "sklearn.calibration.CalibratedClassifierCV)."
+            )
+        teacher_classes = getattr(teacher, "classes_", None)
+        if teacher_classes is None:
+            raise TypeError(
+                f"The teacher {type(teacher).__name__} has no classes_ attribute; it must be a "
+                "fitted classifier."
+            )
+        teacher_classes = np.asarray(teacher_classes)
+        if teacher_classes.ndim != 1 or len(teacher_classes) != n_classes:
+            raise ValueError(
+                f"The teacher was fitted on {len(teacher_classes)} classes, but y has "
+                f"{n_classes}: teacher.classes_={teacher_classes.tolist()!r}, classes in y="
+                f"{self.classes_.tolist()!r}. Fit the teacher on the same classes."
+            )
+        if set(teacher_classes.tolist()) != set(self.classes_.tolist()):
+            raise ValueError(
+                f"The teacher's classes {teacher_classes.tolist()!r} differ from the classes "
+                f"in y {self.classes_.tolist()!r}."
+            )
+
+    def _teacher_column_order(self, teacher) -> np.ndarray | None:
+        if isinstance(teacher, nn.Module):
+            return None
+        positions = {label: column for column, label in enumerate(np.asarray(teacher.classes_))}
+        return np.array([positions[label] for label in self.classes_.tolist()])
+
+    @property
+    def _data_device(self) -> torch.device:
+        return torch.device(self.net_.device) if hasattr(self, "net_") else self.device_
+
+    def _student_input(self, X: np.ndarray, device=None) -> torch.Tensor:
+        if self.preprocessor_ is not None:
+            X = self.preprocessor_.transform(X)
+        device = self._data_device if device is None else device
+        return torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+
+    def _build_student(self, n_features: int, n_classes: int, hidden: tuple[int, ...]):
+        if self.student is None:
+            student = _MLPStudent(n_features, n_classes, hidden, self.activation)
+        else:
+            student = copy.deepcopy(self.student)
+        student = student.to(self.device_)
+        probe = torch.zeros(2, n_features, device=self.device_)
+        was_training = student.training
+        student.eval()
+        with torch.no_grad():
+            output = student(probe)
+        student.train(was_training)
+        if not (isinstance(output, tuple | list) and len(output) == 2):
+            raise TypeError(
+                "student.forward(x) must return a (features, logits) tuple, got "
+                f"{type(output).__name__}."
+            )
+        features, logits = output
+        if logits.ndim != 2 or logits.shape[1] != n_classes:
+            raise ValueError(
+                f"The student's logits must have shape (n_samples, {n_classes}), got "
+                f"{tuple(logits.shape)}."
+            )
+        return student, int(features.flatten(1).shape[1])
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, y, **fit_params):
+        """Distil the teacher into a student trained on ``X, y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs (float32 for the student; the teacher sees them as given).
+        y : array-like of shape (n_samples,)
+            Class labels of any type.
+        **fit_params : dict
+            Must be empty: ``sample_weight`` and other fit parameters are not supported,
+            and are refused rather than silently ignored.
+
+        Returns
+        -------
+        self : ContrastiveDistillationClassifier
+            The fitted estimator.
+        """
+        if fit_params:
+            raise TypeError(
+                f"{type(self).__name__}.fit() does not support the fit parameters "
+                f"{sorted(fit_params)}."
+            )
+        self._validate_params()
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        X_raw = X
+        X, y = validate_data(self, X, y, dtype=np.float32, ensure_min_samples=2, reset=True)
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes in y, got 1 class "
+                f"({self.classes_[0]!r})."
+            )
+        labels = encoder.transform(y)
+        hidden = self._check_hidden_layer_sizes()
+        n_samples, n_classes = len(X), len(self.classes_)
+
+        rng = check_random_state(self.random_state)
+        teacher_seed, split_seed, init_seed, shuffle_seed = (
+            int(seed) for seed in rng.randint(0, 2**31 - 1, size=4)
+        )
+        self.device_ = resolve_device(self.device)
+
+        # --- the teacher: validated, used read-only, outputs computed once
+        if self.teacher is None:
+            self.teacher_ = self._fit_default_teacher(X, y, teacher_seed)
+            X_teacher = X
+        else:
+            self._check_teacher(self.teacher)
+            self.teacher_ = self.teacher
+            X_teacher = X_raw if not isinstance(self.teacher, nn.Module) else X
+        teacher_logits, teacher_features = self._teacher_outputs(self.teacher_, X_teacher, X)
+        order = self._teacher_column_order(self.teacher_)
+        if order is not None:
+            teacher_logits = teacher_logits[:, order]
+        elif teacher_logits.shape[1] != n_classes:
+            raise ValueError(
+                f"The torch teacher returns {teacher_logits.shape[1]} logits per row, but y has "
+                f"{n_classes} classes."
+            )
+        self.n_teacher_features_ = teacher_features.shape[1]
+
+        # --- the split
+        if self.early_stopping:
+            n_valid = max(1, math.ceil(self.validation_fraction * n_samples))
+            n_train = n_samples - n_valid
+            if n_train < 2:
+                raise ValueError(
+                    f"Too few samples: {n_samples} rows leave {n_train} for training after "
+                    f"holding out {n_valid} (validation_fraction={self.validation_fraction}). "
+                    "Pass more rows or early_stopping=False."
+                )
+            permutation = np.random.default_rng(split_seed).permutation(n_samples)
+            train_rows, valid_rows = permutation[:n_train], permutation[n_train:]
+        else:
+            train_rows, valid_rows = np.arange(n_samples), None
+            n_train = n_samples
+
+        self.preprocessor_ = StandardScaler() if self.preprocessing == "standard" else None
+        if self.preprocessor_ is not None:
+            self.preprocessor_.fit(X[train_rows])
+        feature_scaler = StandardScaler().fit(teacher_features[train_rows])
+        teacher_features = feature_scaler.transform(teacher_features).astype(np.float32)
+
+        device = self.device_
+        x_all = self._student_input(X, device=device)
+        label_all = torch.as_tensor(labels, dtype=torch.long, device=device)
+        logits_all = torch.as_tensor(
+            np.maximum(teacher_logits, _MIN_LOG_PROBA), dtype=torch.float32, device=device
+        )
+        features_all = torch.as_tensor(teacher_features, device=device)
+
+        def subset(rows: np.ndarray) -> _DistillationData:
+            index = torch.as_tensor(rows, device=device)
+            return _DistillationData(
+                x_all[index], label_all[index], logits_all[index], features_all[index]
+            )
+
+        train_set = subset(train_rows)
+        valid_set = subset(valid_rows) if valid_rows is not None else None
+
+        self.batch_size_ = min(self.batch_size, n_train)
+        m = self.n_negatives + 1
+        alpha = self.alpha if self.objective == "ml_cpc" else "auto"
+        self.alpha_ = resolve_alpha(
+            alpha, self.objective if self.objective != "crd" else "cpc", self.batch_size_, m
+        )
+        self.bound_validity_ = (
+            None
+            if self.objective == "crd"
+            else bound_validity(self.objective, self.batch_size_, m, alpha=self.alpha_)
+        )
+
+        cuda_devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.manual_seed(init_seed)
+            student, student_dim = self._build_student(X.shape[1], n_classes, hidden)
+            module = _DistillationModule(
+                student,
+                student_dim=student_dim,
+                teacher_dim=self.n_teacher_features_,
+                n_components=self.n_components,
+                n_samples=n_train,
+                n_negatives=self.n_negatives,
+                momentum=self.momentum,
+                contrastive_temperature=self.contrastive_temperature,
+                contrastive=self.contrastive_weight > 0,
+            )
+            net = DistillationNet(
+                module,
+                criterion=DistillationLoss,
+                criterion__objective=self.objective,
+                criterion__alpha=self.alpha_,
+                criterion__kd_weight=self.kd_weight,
+                criterion__contrastive_weight=self.contrastive_weight,
+                criterion__temperature=self.temperature,
+                criterion__n_samples=n_train,
+                optimizer=torch.optim.Adam,
+                lr=self.learning_rate,
+                optimizer__weight_decay=self.weight_decay,
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size_,
+                shuffle_seed=shuffle_seed,
+                train_split=predefined_split(valid_set) if valid_set is not None else None,
+                callbacks=self._callbacks(valid_set is not None),
+                device=device,
+                verbose=self.verbose,
+                torch_load_kwargs={"weights_only": False},
+            )
+            net.fit(train_set, None)
+        # Training-only state: the held-out tensors and the memory banks.
+        net.train_split = None
+        net.module_.release_memory()
+        self.net_ = net
+        net.module_.student.eval()
+        self.history_ = net.history
+        self.n_epochs_ = len(net.history)
+        return self
+
+    # ------------------------------------------------------------------ prediction
+
+    @property
+    def student_(self) -> nn.Module:
+        """The trained student, held by ``net_`` (so it follows the net across devices)."""
+        check_is_fitted(self, "net_")
+        return self.net_.module_.student
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of the student.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns ordered as ``classes_``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        x = self._student_input(X)
+        student = self.student_.eval()
+        parts = []
+        with torch.no_grad():
+            for start in range(0, len(x), 8192):
+                _, logits = student(x[start : start + 8192])
+                parts.append(torch.softmax(logits.double(), dim=1))
+        proba = torch.cat(parts).cpu().numpy()
+        if not np.all(np.isfinite(proba)):
+            raise DivergenceError(
+                "The student gives non-finite probabilities; refit with a lower learning_rate."
+            )
+        return proba
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+def _num_rows(part) -> int:
+    return part.shape[0] if hasattr(part, "shape") else len(part)

@@ -1,0 +1,436 @@
+"""The distillation engine: student wrapper, CRD memory bank, loss and skorch net.
+
+:class:`~sk_mlcpc._distill.ContrastiveDistillationClassifier` builds a
+:class:`DistillationNet` in ``fit``. What this module holds:
+
+* :class:`_DistillationModule`: the student plus CRD's training-time parts (linear
+  embeddings of both sides and two memory banks updated with momentum);
+* :func:`_sample_negatives`: bank rows drawn uniformly, never the anchor's own row;
+* :class:`DistillationLoss`: cross-entropy + Hinton KD + the contrastive term on anchored
+  score matrices (ML-CPC, CPC or CRD's NCE);
+* :class:`DistillationNet` with device-side batches and two callbacks (held-out accuracy and
+  a divergence guard).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from torch import nn
+from torch.nn import functional as F
+
+from sk_mlcpc._engine import DivergenceError
+from sk_mlcpc.bounds import cpc, ml_cpc
+from sk_mlcpc.encoders import ACTIVATIONS, make_mlp
+
+__all__ = ["DISTILLATION_OBJECTIVES", "DistillationLoss", "DistillationNet"]
+
+#: Contrastive objectives of the distillation term.
+DISTILLATION_OBJECTIVES = ("ml_cpc", "cpc", "crd")
+
+# ---------------------------------------------------------------------------------------
+# Torch pieces: student, memory bank, loss
+# ---------------------------------------------------------------------------------------
+
+
+class _MLPStudent(nn.Module):
+    """MLP whose ``forward`` returns ``(features, logits)``: last hidden layer, then output."""
+
+    def __init__(
+        self,
+        in_features: int,
+        n_classes: int,
+        hidden_layer_sizes: tuple[int, ...],
+        activation: str,
+    ) -> None:
+        super().__init__()
+        if hidden_layer_sizes:
+            body = make_mlp(
+                in_features, hidden_layer_sizes[-1], hidden_layer_sizes[:-1], activation
+            )
+            self.body = nn.Sequential(*body, ACTIVATIONS[activation]())
+            width = hidden_layer_sizes[-1]
+        else:
+            self.body = nn.Identity()
+            width = in_features
+        self.head = nn.Linear(width, n_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.body(x)
+        return features, self.head(features)
+
+
+def _sample_negatives(
+    index: torch.Tensor,
+    n_samples: int,
+    n_negatives: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw memory-bank rows uniformly, with replacement, never the anchor's own row.
+
+    Row ``i`` of the result holds ``n_negatives`` indices from ``{0, ..., n_samples - 1}``
+    without ``index[i]``: an integer ``r`` uniform on ``{0, ..., n_samples - 2}`` is shifted
+    to ``r + 1`` when ``r >= index[i]``, which is uniform on the other rows.
+
+    Parameters
+    ----------
+    index : torch.Tensor of shape (n,), int64
+        The anchors' own rows in the memory bank.
+    n_samples : int
+        Rows in the memory bank (at least 2).
+    n_negatives : int
+        Negatives per anchor.
+    generator : torch.Generator or None, default=None
+        Source of randomness; ``None`` uses torch's global generator.
+
+    Returns
+    -------
+    negatives : torch.Tensor of shape (n, n_negatives), int64
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mlcpc._distill_engine import _sample_negatives
+    >>> index = torch.tensor([0, 1, 2])
+    >>> negatives = _sample_negatives(index, 3, 5, torch.Generator().manual_seed(0))
+    >>> negatives.shape
+    torch.Size([3, 5])
+    >>> bool((negatives != index[:, None]).all())
+    True
+    """
+    if n_samples < 2:
+        raise ValueError(f"The memory bank needs at least 2 rows, got {n_samples}.")
+    draws = torch.randint(
+        0, n_samples - 1, (len(index), n_negatives), generator=generator, device="cpu"
+    ).to(index.device)
+    return draws + (draws >= index[:, None]).long()
+
+
+class _DistillationModule(nn.Module):
+    """The student plus CRD's training-time parts: two linear embeddings and two memory banks.
+
+    ``forward(x, index, teacher_features)`` returns ``(logits, student_scores,
+    teacher_scores)``. In training mode and with a contrastive term it also scores each
+    student embedding against teacher embeddings from the bank (column 0: the same row,
+    columns 1..: ``n_negatives`` other rows) and vice versa, then updates both banks with
+    momentum. In evaluation mode, or without a contrastive term, the scores are ``None``.
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        *,
+        student_dim: int,
+        teacher_dim: int,
+        n_components: int,
+        n_samples: int,
+        n_negatives: int,
+        momentum: float,
+        contrastive_temperature: float,
+        contrastive: bool,
+    ) -> None:
+        super().__init__()
+        self.student = student
+        self.n_negatives = n_negatives
+        self.momentum = momentum
+        self.contrastive_temperature = contrastive_temperature
+        self.contrastive = contrastive
+        self.n_samples = n_samples
+        self.embed_student = nn.Linear(student_dim, n_components)
+        self.embed_teacher = nn.Linear(teacher_dim, n_components)
+        # CRD starts its banks at random unit vectors; they become real embeddings as the
+        # rows are visited.
+        rows = n_samples if contrastive else 0
+        self.register_buffer("memory_student", F.normalize(torch.randn(rows, n_components), dim=1))
+        self.register_buffer("memory_teacher", F.normalize(torch.randn(rows, n_components), dim=1))
+
+    def release_memory(self) -> None:
+        """Drop the banks (training state only) so a fitted model pickles small."""
+        self.memory_student = self.memory_student.new_empty((0, self.memory_student.shape[1]))
+        self.memory_teacher = self.memory_teacher.new_empty((0, self.memory_teacher.shape[1]))
+
+    def _update(self, memory: torch.Tensor, index: torch.Tensor, value: torch.Tensor) -> None:
+        mixed = self.momentum * memory.index_select(0, index) + (1.0 - self.momentum) * value
+        memory.index_copy_(0, index, F.normalize(mixed, dim=1))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        index: torch.Tensor | None = None,
+        teacher_features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        features, logits = self.student(x)
+        if not (self.training and self.contrastive and teacher_features is not None):
+            return logits, None, None
+        student_embedding = F.normalize(self.embed_student(features), dim=1)  # (n, d)
+        teacher_embedding = F.normalize(self.embed_teacher(teacher_features), dim=1)  # (n, d)
+        negatives = _sample_negatives(index, self.n_samples, self.n_negatives)
+        columns = torch.cat([index[:, None], negatives], dim=1)  # (n, m), column 0 positive
+        # Anchored layout: anchor i against bank rows columns[i]; the bank carries no gradient.
+        flat = columns.reshape(-1)
+        shape = (*columns.shape, -1)
+        teacher_bank = self.memory_teacher.index_select(0, flat).view(shape)  # (n, m, d)
+        student_bank = self.memory_student.index_select(0, flat).view(shape)  # (n, m, d)
+        tau = self.contrastive_temperature
+        student_scores = torch.einsum("nd,nmd->nm", student_embedding, teacher_bank) / tau
+        teacher_scores = torch.einsum("nd,nmd->nm", teacher_embedding, student_bank) / tau
+        with torch.no_grad():
+            self._update(self.memory_student, index, student_embedding.detach())
+            self._update(self.memory_teacher, index, teacher_embedding.detach())
+        return logits, student_scores, teacher_scores
+
+
+class DistillationLoss(nn.Module):
+    """Cross-entropy + Hinton KD + a contrastive term on anchored score matrices.
+
+    Parameters
+    ----------
+    objective : {"ml_cpc", "cpc", "crd"}, default="ml_cpc"
+        Contrastive objective: the negated ML-CPC or CPC bound (anchored layout, column 0
+        positive) or CRD's NCE loss. Both directions (student anchors against teacher
+        bank, teacher anchors against student bank) are summed, as in CRD.
+    alpha : float, default=1.0
+        Positive weight of ML-CPC (ignored otherwise).
+    kd_weight : float, default=1.0
+        Weight of ``T^2 KL(softmax(t / T) || softmax(s / T))``.
+    contrastive_weight : float, default=0.8
+        Weight of the contrastive term.
+    temperature : float, default=4.0
+        KD temperature ``T``.
+    n_samples : int, default=1
+        Memory-bank rows, the ``N`` of CRD's noise distribution ``1 / N``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mlcpc._distill_engine import DistillationLoss
+    >>> loss = DistillationLoss(kd_weight=0.0, contrastive_weight=0.0)
+    >>> logits = torch.tensor([[10.0, -10.0]])
+    >>> y = {"label": torch.tensor([0]), "teacher_logits": torch.zeros(1, 2)}
+    >>> round(loss((logits, None, None), y).item(), 6)   # cross-entropy alone
+    0.0
+    """
+
+    def __init__(
+        self,
+        objective: str = "ml_cpc",
+        alpha: float = 1.0,
+        kd_weight: float = 1.0,
+        contrastive_weight: float = 0.8,
+        temperature: float = 4.0,
+        n_samples: int = 1,
+    ) -> None:
+        super().__init__()
+        if objective not in DISTILLATION_OBJECTIVES:
+            raise ValueError(
+                f"objective must be one of {DISTILLATION_OBJECTIVES}, got {objective!r}."
+            )
+        self.objective = objective
+        self.alpha = float(alpha)
+        self.kd_weight = float(kd_weight)
+        self.contrastive_weight = float(contrastive_weight)
+        self.temperature = float(temperature)
+        self.n_samples = int(n_samples)
+        # CRD's NCE fixes its normalising constant Z on the first training batch.
+        self.register_buffer("log_z", torch.full((2,), math.nan, dtype=torch.float64))
+        self.last_terms: dict[str, float] = {}
+
+    def _crd(self, scores: torch.Tensor, direction: int) -> torch.Tensor:
+        """CRD's NCE loss in log space: positive vs ``K`` noise samples of density ``1/N``."""
+        n_negatives = scores.shape[1] - 1
+        if torch.isnan(self.log_z[direction]):
+            value = torch.logsumexp(scores.detach().reshape(-1), 0) - math.log(scores.numel())
+            self.log_z[direction] = value + math.log(self.n_samples)
+        log_p = scores - self.log_z[direction].to(scores.dtype)  # log model density, (n, m)
+        log_noise = math.log(n_negatives / self.n_samples)  # log(K * P_n)
+        log_denominator = torch.logaddexp(log_p, torch.full_like(log_p, log_noise))
+        log_positive = (log_p[:, 0] - log_denominator[:, 0]).sum()
+        log_negative = (log_noise - log_denominator[:, 1:]).sum()
+        return -(log_positive + log_negative) / scores.shape[0]
+
+    def contrastive_loss(self, scores: torch.Tensor, direction: int) -> torch.Tensor:
+        """The loss of one direction on an anchored ``n x m`` score matrix."""
+        if self.objective == "crd":
+            return self._crd(scores, direction)
+        if self.objective == "cpc":
+            return -cpc(scores, layout="anchored")
+        return -ml_cpc(scores, alpha=self.alpha, layout="anchored")
+
+    def forward(
+        self,
+        y_pred: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None],
+        y_true: dict[str, torch.Tensor],
+        training: bool = True,
+    ) -> torch.Tensor:
+        logits, student_scores, teacher_scores = y_pred
+        loss = F.cross_entropy(logits, y_true["label"])
+        terms = {"ce": loss.item()}
+        if not training:
+            self.last_terms = terms
+            return loss
+        if self.kd_weight > 0:
+            temperature = self.temperature
+            kd = F.kl_div(
+                F.log_softmax(logits / temperature, dim=1),
+                F.log_softmax(y_true["teacher_logits"] / temperature, dim=1),
+                reduction="batchmean",
+                log_target=True,
+            ) * (temperature**2)
+            terms["kd"] = kd.item()
+            loss = loss + self.kd_weight * kd
+        if self.contrastive_weight > 0 and student_scores is not None:
+            contrast = self.contrastive_loss(student_scores, 0) + self.contrastive_loss(
+                teacher_scores, 1
+            )
+            terms["contrast"] = contrast.item()
+            loss = loss + self.contrastive_weight * contrast
+        self.last_terms = terms
+        return loss
+
+
+# ---------------------------------------------------------------------------------------
+# skorch engine
+# ---------------------------------------------------------------------------------------
+
+
+class _DistillationData(torch.utils.data.Dataset):
+    """Rows of the student's input, labels and the teacher's (fixed) outputs, as tensors."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        label: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        teacher_features: torch.Tensor,
+    ) -> None:
+        self.x = x
+        self.label = label
+        self.teacher_logits = teacher_logits
+        self.teacher_features = teacher_features
+        # Each row's slot in the memory bank.
+        self.index = torch.arange(len(x), device=x.device)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def batch(self, rows: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        inputs = {
+            "x": self.x[rows],
+            "index": self.index[rows],
+            "teacher_features": self.teacher_features[rows],
+        }
+        return inputs, {"label": self.label[rows], "teacher_logits": self.teacher_logits[rows]}
+
+    def __getitem__(self, index: int):
+        return self.batch(torch.as_tensor([index], device=self.x.device))
+
+
+class _DistillationBatches:
+    """Batches sliced on the device from a shuffled (training) or fixed (evaluation) order."""
+
+    def __init__(
+        self,
+        dataset: _DistillationData,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self) -> int:
+        if self.shuffle:  # training drops the last partial batch
+            return len(self.dataset) // self.batch_size
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def __iter__(self) -> Iterator:
+        n_rows = len(self.dataset)
+        device = self.dataset.x.device
+        if self.shuffle:
+            order = torch.randperm(n_rows, generator=self.generator).to(device)
+        else:
+            order = torch.arange(n_rows, device=device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield self.dataset.batch(order[start : start + self.batch_size])
+
+
+class DistillationNet(NeuralNet):
+    """skorch net for :class:`ContrastiveDistillationClassifier`.
+
+    ``module`` is the student wrapped with CRD's embeddings and memory banks; ``criterion``
+    a :class:`DistillationLoss`. Batches are dicts sliced on the device; the training order
+    is drawn from ``shuffle_seed`` (plus the number of epochs run). The validation loss is
+    the held-out cross-entropy.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mlcpc._distill_engine import DistillationLoss, DistillationNet
+    >>> net = DistillationNet(torch.nn.Linear(2, 2), criterion=DistillationLoss)
+    >>> net.shuffle_seed
+    0
+    """
+
+    def __init__(self, module, *args, shuffle_seed: int = 0, **kwargs) -> None:
+        super().__init__(module, *args, **kwargs)
+        self.shuffle_seed = shuffle_seed
+
+    def get_iterator(self, dataset, training=False):
+        if training:
+            # Seeded per call so the net holds no generator object and stays picklable.
+            generator = torch.Generator().manual_seed(int(self.shuffle_seed) + len(self.history))
+            return _DistillationBatches(dataset, self.batch_size, shuffle=True, generator=generator)
+        return _DistillationBatches(dataset, self.batch_size, shuffle=False)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        loss = self.criterion_(y_pred, y_true, training=training)
+        if training:
+            for name, value in self.criterion_.last_terms.items():
+                self.history.record_batch(f"train_{name}", value)
+        return loss
+
+
+class _ValidAccuracy(Callback):
+    """Record ``valid_acc``, the held-out accuracy of the student, in the history."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.correct_, self.total_ = 0, 0
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if training or y_pred is None:
+            return
+        labels = batch[1]["label"]
+        self.correct_ += int((y_pred[0].argmax(dim=1) == labels).sum())
+        self.total_ += len(labels)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.total_:
+            net.history.record("valid_acc", self.correct_ / self.total_)
+
+
+class _DivergenceGuard(Callback):
+    """Raise :class:`~sk_mlcpc.DivergenceError` with advice when a batch loss is not finite."""
+
+    def __init__(self, max_loss: float = 1e6) -> None:
+        self.max_loss = max_loss
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        loss = net.history[-1, "batches", -1, "train_loss" if training else "valid_loss"]
+        if not math.isfinite(loss) or loss > self.max_loss:
+            raise DivergenceError(
+                f"Distillation diverged: the {'training' if training else 'validation'} loss "
+                f"became {loss} in epoch {len(net.history)}. Lower learning_rate (currently "
+                f"{net.lr}), keep preprocessing='standard', raise contrastive_temperature, or "
+                "lower kd_weight / contrastive_weight."
+            )
+
+
+def _noop(*args, **kwargs) -> None:
+    return None
