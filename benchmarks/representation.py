@@ -132,12 +132,17 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def _widths(rows: list[dict]) -> str:
+    raw = next(r["width"] for r in rows if r["representation"] == "raw")
+    other = next(r["width"] for r in rows if r["representation"] != "raw")
+    return f"{raw} raw features, embeddings of width {other}"
+
+
 def format_table(records: list[dict]) -> str:
     lines = []
     for name in dict.fromkeys(r["dataset"] for r in records):
         rows = [r for r in records if r["dataset"] == name]
-        width = rows[0]["width"]
-        lines.append(f"\n{name} (width {width}, {len({r['seed'] for r in rows})} seeds)")
+        lines.append(f"\n{name} ({_widths(rows)}, {len({r['seed'] for r in rows})} seeds)")
         header = f"| {'representation':30s} | {'acc, 10% labels':17s} | "
         header += f"{'acc, 100% labels':17s} | {'fit s':13s} | {'held-out MI':13s} |"
         lines.append(header)
@@ -161,7 +166,7 @@ def format_rst(records: list[dict], header: str) -> str:
         rows = [r for r in records if r["dataset"] == name]
         n_seeds = len({r["seed"] for r in rows})
         out += [
-            f".. list-table:: {name} (width {rows[0]['width']}, {n_seeds} seeds)",
+            f".. list-table:: {name} ({_widths(rows)}, {n_seeds} seeds)",
             "   :header-rows: 1",
             "",
             "   * - representation",
@@ -208,32 +213,46 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=None, help="default: the estimator's")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 10 epochs")
     parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-render the tables of an earlier run from its json (same --tag)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.max_epochs = 2, 10
     torch.set_num_threads(1)
+    stem = "representation" + (f"_{args.tag}" if args.tag else "")
     started = time.perf_counter()
-    records = run(args.seeds, args.datasets, args.max_epochs)
+    if args.render_only:
+        records = json.loads((RESULTS / f"{stem}.json").read_text())
+        header = (RESULTS / f"{stem}.txt").read_text().splitlines()[0]
+    else:
+        records = run(args.seeds, args.datasets, args.max_epochs)
+        header = (
+            f"sk-mlcpc representation benchmark, {date.today()}, "
+            f"{platform.machine()} CPU, torch {torch.__version__}, 1 thread, "
+            f"{time.perf_counter() - started:.0f} s total"
+        )
     table = format_table(records)
     comparisons = [
         paired_comparison(records, mlcpc, "cpc", key)
         for mlcpc in ("ml_cpc (alpha=1)", "ml_cpc (alpha=auto)", "ml_cpc (10 -> 0.1 geometric)")
         for key in ("acc_10", "acc_100")
     ]
-    header = (
-        f"sk-mlcpc representation benchmark, {date.today()}, {platform.processor() or 'cpu'}, "
-        f"torch {torch.__version__}, 1 thread, {time.perf_counter() - started:.0f} s total"
-    )
     text = "\n".join([header, table, "", *comparisons])
     print("\n" + text)
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)
-        stem = "representation" + (f"_{args.tag}" if args.tag else "")
         (RESULTS / f"{stem}.json").write_text(json.dumps(records, indent=1))
         (RESULTS / f"{stem}.txt").write_text(text + "\n")
         command = "OMP_NUM_THREADS=1 python benchmarks/representation.py " + " ".join(
             f"--{key.replace('_', '-')} {value}"
-            for key, value in (("seeds", args.seeds), ("max_epochs", args.max_epochs))
+            for key, value in (
+                ("seeds", args.seeds),
+                ("max_epochs", args.max_epochs),
+                ("tag", args.tag or None),
+            )
             if value is not None
         )
         rst_header = f"``{command}`` ({header.split(', ', 1)[1]})"
