@@ -5,7 +5,7 @@ Contrastive mutual-information bounds (:mod:`sk_mlcpc.bounds`), critics
 scikit-learn estimators trained with skorch.
 """
 
-from sk_mlcpc import bounds, critics, datasets, encoders, views
+from sk_mlcpc import blockwise, bounds, critics, datasets, encoders, views
 from sk_mlcpc._distill import ContrastiveDistillationClassifier
 from sk_mlcpc._encoder import ContrastiveEncoder
 from sk_mlcpc._engine import DivergenceError
@@ -22,6 +22,7 @@ __all__ = [
     "ModelFileError",
     "MutualInformationEstimator",
     "__version__",
+    "blockwise",
     "bounds",
     "critics",
     "datasets",
