@@ -24,6 +24,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback
 from torch import nn
 
+from sk_mlcpc.blockwise import DEFAULT_BLOCK_SIZE, blockwise_bound, separable_parts
 from sk_mlcpc.bounds import get_bound
 
 __all__ = [
@@ -132,6 +133,9 @@ class BoundLoss(nn.Module):
         attribute, so a callback may change it between steps (alpha schedules).
     layout : {"batch", "anchored"}
         Score-matrix layout.
+    block_size : int, default=1024
+        Tile size when the net passes separable factors instead of a score matrix
+        (``ContrastiveNet(blockwise=True)``).
     eval_alpha : float or None, default=None
         Alpha used when not training (validation, scoring). ``None`` uses ``alpha``. A
         schedule changes ``alpha`` every epoch; evaluating at a fixed ``eval_alpha`` keeps
@@ -144,8 +148,10 @@ class BoundLoss(nn.Module):
         alpha: float = 1.0,
         layout: str = "batch",
         eval_alpha: float | None = None,
+        block_size: int = DEFAULT_BLOCK_SIZE,
     ) -> None:
         super().__init__()
+        self.block_size = int(block_size)
         self.bound = get_bound(objective)
         self.objective = objective
         self.alpha = float(alpha)
@@ -159,19 +165,35 @@ class BoundLoss(nn.Module):
     ) -> torch.Tensor:
         """The bound (or estimate) in nats, with the training gradient.
 
-        ``training=False`` evaluates at ``eval_alpha`` when it is set.
+        ``training=False`` evaluates at ``eval_alpha`` when it is set. ``scores`` is a
+        score matrix, or the factors ``(g, h, a, b)`` of a separable critic's scores, which
+        are evaluated blockwise (:func:`sk_mlcpc.blockwise.blockwise_bound`).
         """
+        if isinstance(scores, tuple):
+            g, h, a, b = scores
+
+            def bound(_, **options):
+                return blockwise_bound(
+                    self.objective, g, h, a=a, b=b, block_size=self.block_size, **options
+                )
+
+        else:
+            layout = self.layout
+
+            def bound(matrix, **options):
+                return self.bound(matrix, layout=layout, **options)
+
         if self.objective in ("alpha_cpc", "ml_cpc"):
             alpha = self.alpha if training or self.eval_alpha is None else self.eval_alpha
-            return self.bound(scores, alpha=alpha, layout=self.layout)
+            return bound(scores, alpha=alpha)
         if self.objective == "mine":
             previous = self.log_partition_ema
             state = None if torch.isnan(previous) else previous
-            value, new_state = self.bound(scores, log_partition_ema=state, layout=self.layout)
+            value, new_state = bound(scores, log_partition_ema=state)
             if update_state:
                 self.log_partition_ema = new_state.to(previous.dtype)
             return value
-        return self.bound(scores, layout=self.layout)
+        return bound(scores)
 
     def forward(self, scores: torch.Tensor, training: bool = True) -> torch.Tensor:
         return -self.estimate(scores, update_state=training, training=training)
@@ -384,12 +406,24 @@ class ContrastiveNet(NeuralNet):
         eval_batch_size: int | None = None,
         shuffle_seed: int = 0,
         eval_seed: int = 0,
+        blockwise: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(module, *args, **kwargs)
         self.eval_batch_size = eval_batch_size
         self.shuffle_seed = shuffle_seed
         self.eval_seed = eval_seed
+        self.blockwise = blockwise
+
+    def infer(self, x, **fit_params):
+        """Scores of a batch; with ``blockwise``, the separable factors ``(g, h, a, b)``.
+
+        The criterion then evaluates the bound in tiles (:mod:`sk_mlcpc.blockwise`) and the
+        ``n x n`` score matrix is never stored.
+        """
+        if self.blockwise and isinstance(x, dict) and not fit_params:
+            return separable_parts(self.module_, x["x"], x["y"])
+        return super().infer(x, **fit_params)
 
     def epoch_generator(self) -> torch.Generator:
         """A generator seeded by ``shuffle_seed`` and the number of epochs begun.

@@ -41,6 +41,9 @@ __all__ = ["MutualInformationEstimator", "estimate_mi"]
 _SEPARABLE_CRITICS = ("separable", "separable_additive", "bilinear")
 _MAX_REFERENCE = 2048
 _MAX_PAIRS_PER_CHUNK = 1 << 20
+# Batch size from which blockwise bounds are used by default (faster and far smaller on a
+# CPU from about 512 rows; see benchmarks/results/throughput.txt).
+_BLOCKWISE_FROM = 2048
 
 
 def _has_embedding(estimator: MutualInformationEstimator) -> bool:
@@ -121,6 +124,13 @@ class MutualInformationEstimator(
         random state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
+    blockwise : "auto" or bool, default="auto"
+        Evaluate the bound in tiles from the critic's factors ``g(x)``, ``h(y)`` (and
+        ``a(x)``, ``b(y)``) without storing the ``n x n`` score matrix
+        (:mod:`sk_mlcpc.blockwise`): memory linear in the batch size, same values and
+        gradients. ``"auto"`` turns it on for separable and bilinear critics when a
+        training or evaluation batch holds 2,048 rows or more; ``True`` requires such a
+        critic.
     warm_start : bool, default=False
         When true and the estimator is fitted, ``fit`` continues training the fitted
         critic for ``max_epochs`` more epochs (optimiser state, preprocessing, batch sizes
@@ -169,6 +179,8 @@ class MutualInformationEstimator(
         Epochs run.
     device_ : torch.device
         Training device.
+    blockwise_ : bool
+        Whether the bound was evaluated blockwise.
     reference_y_ : torch.Tensor
         CPU tensor of preprocessed training rows of ``Y`` (up to 2048), the marginal
         sample that :meth:`score_samples` normalises over.
@@ -231,6 +243,7 @@ class MutualInformationEstimator(
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "blockwise": ["boolean", StrOptions({"auto"})],
         "warm_start": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
         "on_divergence": [StrOptions({"raise", "restore"})],
@@ -259,6 +272,7 @@ class MutualInformationEstimator(
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
+        blockwise: bool | str = "auto",
         warm_start: bool = False,
         checkpoint_dir: str | os.PathLike | None = None,
         on_divergence: str = "raise",
@@ -283,6 +297,7 @@ class MutualInformationEstimator(
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.blockwise = blockwise
         self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
         self.on_divergence = on_divergence
@@ -407,12 +422,24 @@ class MutualInformationEstimator(
             eval_batch_size=self.eval_batch_size_,
             shuffle_seed=shuffle_seed,
             eval_seed=eval_seed,
+            blockwise=self.blockwise_,
             train_split=None if valid_set is None else predefined_split(valid_set),
             callbacks=self._callbacks(),
             device=self.device_,
             verbose=self.verbose,
             torch_load_kwargs={"weights_only": False},
         )
+
+    def _resolve_blockwise(self) -> bool:
+        separable = self.critic in _SEPARABLE_CRITICS
+        if self.blockwise == "auto":
+            return separable and max(self.batch_size_, self.eval_batch_size_) >= _BLOCKWISE_FROM
+        if self.blockwise and not separable:
+            raise ValueError(
+                f"blockwise=True needs a separable or bilinear critic {_SEPARABLE_CRITICS}; "
+                f"critic={self.critic!r} scores pairs jointly."
+            )
+        return bool(self.blockwise)
 
     # persistence (sk_mlcpc._persistence.PersistenceMixin)
     _saved_attributes = (
@@ -422,6 +449,7 @@ class MutualInformationEstimator(
         "mi_cap_",
         "bound_validity_",
         "alpha_",
+        "blockwise_",
         "batch_size_",
         "eval_batch_size_",
         "n_epochs_",
@@ -520,6 +548,7 @@ class MutualInformationEstimator(
             self.alpha_ = resolve_alpha(
                 alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
             )
+            self.blockwise_ = self._resolve_blockwise()
 
         def make_net(valid_set):
             return self._make_net(
