@@ -14,6 +14,7 @@ loop, callbacks, progress bar and history are skorch's. What this module adds:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
+from skorch.utils import TeeGenerator
 from torch import nn
 
 from sk_mlcpc.blockwise import DEFAULT_BLOCK_SIZE, blockwise_bound, separable_parts
@@ -39,6 +42,10 @@ __all__ = [
     "resolve_device",
     "scheduled_alpha",
 ]
+
+
+#: ``precision`` names accepted by :class:`ContrastiveNet` and the estimators.
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class DivergenceError(FloatingPointError):
@@ -121,6 +128,10 @@ class TensorBatches:
             yield {"x": self.dataset.x[index], "y": self.dataset.y[index]}, None
 
 
+def _at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
 class BoundLoss(nn.Module):
     """Criterion ``-bound(scores)`` for a named bound from :data:`sk_mlcpc.bounds.BOUNDS`.
 
@@ -169,6 +180,12 @@ class BoundLoss(nn.Module):
         score matrix, or the factors ``(g, h, a, b)`` of a separable critic's scores, which
         are evaluated blockwise (:func:`sk_mlcpc.blockwise.blockwise_bound`).
         """
+        # Half-precision scores (autocast) are evaluated and reported in float32: a bf16
+        # estimate of 10 nats would otherwise be rounded to a multiple of 1/16.
+        if isinstance(scores, tuple):
+            scores = tuple(None if part is None else _at_least_fp32(part) for part in scores)
+        else:
+            scores = _at_least_fp32(scores)
         if isinstance(scores, tuple):
             g, h, a, b = scores
 
@@ -317,6 +334,10 @@ class DivergenceGuard(Callback):
         self._take_snapshot(net)
 
     def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
+        if getattr(net, "precision", "fp32") == "fp16":
+            # The gradient scaler skips steps whose gradients overflow and lowers the
+            # scale: an infinite gradient there is routine, not divergence.
+            return
         gradients = [p.grad for _, p in named_parameters if p.grad is not None]
         if not gradients:
             return
@@ -407,6 +428,7 @@ class ContrastiveNet(NeuralNet):
         shuffle_seed: int = 0,
         eval_seed: int = 0,
         blockwise: bool = False,
+        precision: str = "fp32",
         **kwargs,
     ) -> None:
         super().__init__(module, *args, **kwargs)
@@ -414,16 +436,70 @@ class ContrastiveNet(NeuralNet):
         self.shuffle_seed = shuffle_seed
         self.eval_seed = eval_seed
         self.blockwise = blockwise
+        self.precision = precision
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}."
+            )
+        device_type = torch.device(self.device).type
+        return torch.autocast(device_type=device_type, dtype=PRECISIONS[self.precision])
+
+    def initialize(self):
+        super().initialize()
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range.
+        self.grad_scaler_ = torch.amp.GradScaler(
+            torch.device(self.device).type, enabled=self.precision == "fp16"
+        )
+        return self
 
     def infer(self, x, **fit_params):
         """Scores of a batch; with ``blockwise``, the separable factors ``(g, h, a, b)``.
 
-        The criterion then evaluates the bound in tiles (:mod:`sk_mlcpc.blockwise`) and the
-        ``n x n`` score matrix is never stored.
+        The network runs under autocast for ``precision="bf16"``/``"fp16"``; the bounds
+        accumulate half-precision scores in float32. With ``blockwise`` the criterion
+        evaluates the bound in tiles (:mod:`sk_mlcpc.blockwise`) and the ``n x n`` score
+        matrix is never stored.
         """
-        if self.blockwise and isinstance(x, dict) and not fit_params:
-            return separable_parts(self.module_, x["x"], x["y"])
-        return super().infer(x, **fit_params)
+        with self._autocast():
+            if self.blockwise and isinstance(x, dict) and not fit_params:
+                return separable_parts(self.module_, x["x"], x["y"])
+            return super().infer(x, **fit_params)
+
+    def train_step_single(self, batch, **fit_params):
+        if self.precision != "fp16":
+            return super().train_step_single(batch, **fit_params)
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        self.grad_scaler_.scale(loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        """One optimisation step; with ``precision="fp16"`` through a gradient scaler.
+
+        The scaler multiplies the loss before ``backward``, unscales the gradients before
+        the callbacks see them (so gradient checks and clipping see true values), and
+        skips a step whose scaled gradients overflowed, lowering the scale.
+        """
+        if self.precision != "fp16":
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self.grad_scaler_.unscale_(self.optimizer_)
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        self.grad_scaler_.step(self.optimizer_)
+        self.grad_scaler_.update()
+        return step
 
     def epoch_generator(self) -> torch.Generator:
         """A generator seeded by ``shuffle_seed`` and the number of epochs begun.
