@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def data_fingerprint(estimator, *arrays: np.ndarray) -> str:
     """A digest of the parameters and data of a fit, to recognise its checkpoints."""
     digest = hashlib.sha256()
     params = {
-        name: repr(value)
+        name: _stable_repr(value)
         for name, value in sorted(estimator.get_params(deep=False).items())
         if name not in _IGNORED_PARAMS
     }
@@ -32,6 +33,13 @@ def data_fingerprint(estimator, *arrays: np.ndarray) -> str:
         digest.update(str(array.shape).encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def _stable_repr(value) -> str:
+    """``repr`` without memory addresses, so that a new process recognises the same fit."""
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
 def _noop(*args, **kwargs) -> None:

@@ -240,3 +240,19 @@ def test_checkpoint_of_another_fit_is_refused(gaussians, tmp_path):
         _mi(max_epochs=1, checkpoint_dir=tmp_path, learning_rate=1e-2).fit(X, Y)
     with pytest.raises(ValueError, match="checkpoint of a different fit"):
         _mi(max_epochs=1, checkpoint_dir=tmp_path).fit(X[:1000], Y[:1000])
+
+
+class _ViewWithDefaultRepr:
+    def __call__(self, x, generator):
+        return x
+
+
+def test_fingerprint_ignores_memory_addresses(gaussians):
+    from sk_mlcpc._training import data_fingerprint
+
+    X, _ = gaussians
+    first = data_fingerprint(_encoder(augmentation=_ViewWithDefaultRepr()), X)
+    second = data_fingerprint(_encoder(augmentation=_ViewWithDefaultRepr()), X)
+    assert first == second
+    assert first != data_fingerprint(_encoder(augmentation=_module_level_view), X)
+    assert first != data_fingerprint(_encoder(augmentation=_ViewWithDefaultRepr()), X[:-1])
