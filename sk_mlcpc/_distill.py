@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -46,6 +47,8 @@ from sk_mlcpc._distill_engine import (
     _ValidAccuracy,
 )
 from sk_mlcpc._engine import DivergenceError, resolve_device
+from sk_mlcpc._persistence import PersistenceMixin
+from sk_mlcpc._training import data_fingerprint, run_training
 from sk_mlcpc.bounds import bound_validity, resolve_alpha
 from sk_mlcpc.encoders import ACTIVATIONS
 
@@ -110,7 +113,7 @@ def _as_2d(values, name: str, n_rows: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
-class ContrastiveDistillationClassifier(ClassifierMixin, BaseEstimator):
+class ContrastiveDistillationClassifier(PersistenceMixin, ClassifierMixin, BaseEstimator):
     """Distil a fitted teacher classifier into a small student network.
 
     ``fit(X, y)`` computes the teacher's class probabilities and representation once (in
@@ -205,6 +208,29 @@ None, default=None
         the negatives. The global torch random state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
+    warm_start : bool, default=False
+        When true and the estimator is fitted, ``fit`` continues training the fitted
+        student, embeddings and memory banks for ``max_epochs`` more epochs (optimiser
+        state, preprocessing, classes, batch size and alpha kept) instead of starting
+        again. The teacher is ``teacher`` when given; with ``teacher=None`` the fitted
+        default teacher ``teacher_`` is reused (a model restored by :meth:`load` has none
+        and fits it again, with the same seed). A fit with ``warm_start=True`` keeps the
+        memory banks, so that continuing is exactly training longer; otherwise they are
+        released after fit, and a warm start (or one on another number of training rows)
+        begins with fresh banks.
+    checkpoint_dir : str, path-like or None, default=None
+        Directory where the network, optimiser, criterion and history are saved after
+        every epoch. If it already holds an unfinished checkpoint of the same fit (same
+        parameters, data and teacher outputs), ``fit`` resumes from it and runs only the
+        remaining epochs: with ``early_stopping=False`` and the same ``random_state`` the
+        result is the one an uninterrupted fit gives. (With early stopping the patience
+        count restarts on resuming.) A finished checkpoint is loaded without training.
+    on_divergence : {"raise", "restore"}, default="raise"
+        What to do when a step produces a non-finite gradient or loss (or a loss above
+        1e6): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is
+        applied, or skip the step, restore the weights, memory banks and optimiser state of
+        the last good epoch, halve the learning rate and go on (at most 5 times). Each
+        event is recorded in ``history_`` as ``divergence``.
     callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
         Extra skorch callbacks; copies are used.
 
@@ -216,7 +242,8 @@ None, default=None
         The trained student (evaluation mode); ``student_(x)`` returns
         ``(features, logits)``.
     teacher_ : object
-        The teacher used: ``teacher`` itself, or the fitted default teacher.
+        The teacher used: ``teacher`` itself, or the fitted default teacher. Not written
+        by :meth:`save` (prediction does not need it), so a loaded model has none.
     alpha_ : float
         The alpha used (``"auto"`` resolved; 1.0 for objectives without alpha).
     bound_validity_ : {"proven", "claimed", "invalid"} or None
@@ -228,10 +255,12 @@ None, default=None
     n_teacher_features_ : int
         Width of the teacher's representation.
     net_ : DistillationNet
-        The fitted skorch net (its memory banks are released after fit).
+        The fitted skorch net (its memory banks are released after fit, unless
+        ``warm_start=True``).
     history_ : skorch.History
         Per-epoch ``train_loss``, ``valid_loss`` (held-out cross-entropy), ``valid_acc``,
-        and per-batch ``train_ce``, ``train_kd``, ``train_contrast``.
+        ``divergence`` (repaired steps, with ``on_divergence="restore"``), and per-batch
+        ``train_ce``, ``train_kd``, ``train_contrast``.
     n_epochs_ : int
         Epochs run.
     device_ : torch.device
@@ -256,6 +285,14 @@ None, default=None
     13 CIFAR-100 teacher/student pairs [1]_. ``get_params`` does not expose the teacher's
     own parameters (``teacher__*``), so that a search can never re-configure a shared,
     fitted teacher.
+
+    :meth:`save` writes the student and what prediction needs (preprocessing, classes,
+    weights) without pickle; the teacher is only needed to train. With ``teacher=None``
+    the fitted default teacher is therefore not saved: :meth:`load` gives a model that
+    predicts and scores exactly as the saved one, and that refits the default teacher (same
+    data and seed, same teacher) if asked to continue training. A user-supplied teacher
+    (a fitted model or a torch module) or student is not plain data: ``save`` refuses it
+    with a ``TypeError``, and pickle remains available for such a model.
 
     References
     ----------
@@ -310,6 +347,9 @@ None, default=None
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "on_divergence": [StrOptions({"raise", "restore"})],
         "callbacks": [list, None],
     }
 
@@ -343,6 +383,9 @@ None, default=None
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
+        warm_start: bool = False,
+        checkpoint_dir: str | os.PathLike | None = None,
+        on_divergence: str = "raise",
         callbacks: list | None = None,
     ) -> None:
         self.teacher = teacher
@@ -372,6 +415,9 @@ None, default=None
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.on_divergence = on_divergence
         self.callbacks = callbacks
 
     # ------------------------------------------------------------------ sklearn protocol
@@ -445,9 +491,10 @@ None, default=None
             )
         return tuple(int(size) for size in sizes)
 
-    def _callbacks(self, validate: bool) -> list:
-        callbacks: list = [("divergence_guard", _DivergenceGuard())]
-        if validate:
+    def _callbacks(self) -> list:
+        callbacks: list = [("divergence_guard", _DivergenceGuard(on_divergence=self.on_divergence))]
+        # Rows are held out exactly when early stopping is on.
+        if self.early_stopping:
             callbacks.append(("valid_acc", _ValidAccuracy()))
         if self.early_stopping:
             callbacks.append(
@@ -660,34 +707,31 @@ None, default=None
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
+        warm = bool(self.warm_start) and hasattr(self, "net_")
         X_raw = X
-        X, y = validate_data(self, X, y, dtype=np.float32, ensure_min_samples=2, reset=True)
+        X, y = validate_data(self, X, y, dtype=np.float32, ensure_min_samples=2, reset=not warm)
         check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs at least 2 classes in y, got 1 class "
-                f"({self.classes_[0]!r})."
-            )
-        labels = encoder.transform(y)
-        hidden = self._check_hidden_layer_sizes()
+        labels = self._encode_labels(y, warm=warm)
+        self._check_hidden_layer_sizes()
         n_samples, n_classes = len(X), len(self.classes_)
 
         rng = check_random_state(self.random_state)
         teacher_seed, split_seed, init_seed, shuffle_seed = (
             int(seed) for seed in rng.randint(0, 2**31 - 1, size=4)
         )
-        self.device_ = resolve_device(self.device)
+        if not warm:
+            self.device_ = resolve_device(self.device)
 
         # --- the teacher: validated, used read-only, outputs computed once
-        if self.teacher is None:
-            self.teacher_ = self._fit_default_teacher(X, y, teacher_seed)
-            X_teacher = X
-        else:
+        if self.teacher is not None:
             self._check_teacher(self.teacher)
             self.teacher_ = self.teacher
             X_teacher = X_raw if not isinstance(self.teacher, nn.Module) else X
+        else:
+            if not (warm and hasattr(self, "teacher_")):
+                # A loaded model has no teacher_: the same data and seed refit the same one.
+                self.teacher_ = self._fit_default_teacher(X, y, teacher_seed)
+            X_teacher = X
         teacher_logits, teacher_features = self._teacher_outputs(self.teacher_, X_teacher, X)
         order = self._teacher_column_order(self.teacher_)
         if order is not None:
@@ -696,6 +740,11 @@ None, default=None
             raise ValueError(
                 f"The torch teacher returns {teacher_logits.shape[1]} logits per row, but y has "
                 f"{n_classes} classes."
+            )
+        if warm and teacher_features.shape[1] != self.n_teacher_features_:
+            raise ValueError(
+                f"warm_start continues with the fitted embedding of {self.n_teacher_features_} "
+                f"teacher features, but the teacher now gives {teacher_features.shape[1]}."
             )
         self.n_teacher_features_ = teacher_features.shape[1]
 
@@ -715,19 +764,21 @@ None, default=None
             train_rows, valid_rows = np.arange(n_samples), None
             n_train = n_samples
 
-        self.preprocessor_ = StandardScaler() if self.preprocessing == "standard" else None
-        if self.preprocessor_ is not None:
-            self.preprocessor_.fit(X[train_rows])
-        feature_scaler = StandardScaler().fit(teacher_features[train_rows])
-        teacher_features = feature_scaler.transform(teacher_features).astype(np.float32)
+        if not warm:
+            self.preprocessor_ = StandardScaler() if self.preprocessing == "standard" else None
+            if self.preprocessor_ is not None:
+                self.preprocessor_.fit(X[train_rows])
+            # Kept (and saved) so that a warm start embeds the teacher's features alike.
+            self._teacher_scaler = StandardScaler().fit(teacher_features[train_rows])
+        scaled_features = self._teacher_scaler.transform(teacher_features).astype(np.float32)
 
-        device = self.device_
+        device = self._data_device if warm else self.device_
         x_all = self._student_input(X, device=device)
         label_all = torch.as_tensor(labels, dtype=torch.long, device=device)
         logits_all = torch.as_tensor(
             np.maximum(teacher_logits, _MIN_LOG_PROBA), dtype=torch.float32, device=device
         )
-        features_all = torch.as_tensor(teacher_features, device=device)
+        features_all = torch.as_tensor(scaled_features, device=device)
 
         def subset(rows: np.ndarray) -> _DistillationData:
             index = torch.as_tensor(rows, device=device)
@@ -738,63 +789,203 @@ None, default=None
         train_set = subset(train_rows)
         valid_set = subset(valid_rows) if valid_rows is not None else None
 
-        self.batch_size_ = min(self.batch_size, n_train)
-        m = self.n_negatives + 1
-        alpha = self.alpha if self.objective == "ml_cpc" else "auto"
-        self.alpha_ = resolve_alpha(
-            alpha, self.objective if self.objective != "crd" else "cpc", self.batch_size_, m
-        )
-        self.bound_validity_ = (
-            None
-            if self.objective == "crd"
-            else bound_validity(self.objective, self.batch_size_, m, alpha=self.alpha_)
-        )
+        if warm:
+            if n_train < self.batch_size_:
+                raise ValueError(
+                    f"warm_start continues with the fitted batch size ({self.batch_size_}); "
+                    f"{n_samples} rows leave {n_train} for training, too few for it."
+                )
+            self._prepare_warm_start(n_train, init_seed)
+        else:
+            self._n_train = n_train
+            self.batch_size_ = min(self.batch_size, n_train)
+            m = self.n_negatives + 1
+            alpha = self.alpha if self.objective == "ml_cpc" else "auto"
+            self.alpha_ = resolve_alpha(
+                alpha, self.objective if self.objective != "crd" else "cpc", self.batch_size_, m
+            )
+            self.bound_validity_ = (
+                None
+                if self.objective == "crd"
+                else bound_validity(self.objective, self.batch_size_, m, alpha=self.alpha_)
+            )
 
-        cuda_devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(init_seed)
-            student, student_dim = self._build_student(X.shape[1], n_classes, hidden)
-            module = _DistillationModule(
-                student,
-                student_dim=student_dim,
-                teacher_dim=self.n_teacher_features_,
-                n_components=self.n_components,
-                n_samples=n_train,
-                n_negatives=self.n_negatives,
-                momentum=self.momentum,
-                contrastive_temperature=self.contrastive_temperature,
-                contrastive=self.contrastive_weight > 0,
-            )
-            net = DistillationNet(
-                module,
-                criterion=DistillationLoss,
-                criterion__objective=self.objective,
-                criterion__alpha=self.alpha_,
-                criterion__kd_weight=self.kd_weight,
-                criterion__contrastive_weight=self.contrastive_weight,
-                criterion__temperature=self.temperature,
-                criterion__n_samples=n_train,
-                optimizer=torch.optim.Adam,
-                lr=self.learning_rate,
-                optimizer__weight_decay=self.weight_decay,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size_,
-                shuffle_seed=shuffle_seed,
-                train_split=predefined_split(valid_set) if valid_set is not None else None,
-                callbacks=self._callbacks(valid_set is not None),
-                device=device,
-                verbose=self.verbose,
-                torch_load_kwargs={"weights_only": False},
-            )
-            net.fit(train_set, None)
-        # Training-only state: the held-out tensors and the memory banks.
+        def make_net(valid_set):
+            return self._make_net(shuffle_seed=shuffle_seed, valid_set=valid_set)
+
+        fingerprint = ""
+        if self.checkpoint_dir:
+            # The teacher's outputs identify the teacher better than its repr does.
+            fingerprint = data_fingerprint(self, X, labels, teacher_logits, teacher_features)
+        net = run_training(
+            self,
+            make_net,
+            train_set,
+            valid_set,
+            init_seed=init_seed,
+            device=self.device_,
+            fingerprint=fingerprint,
+        )
+        # Training-only state: the held-out tensors and (unless training is to continue)
+        # the memory banks.
         net.train_split = None
-        net.module_.release_memory()
+        self._memory_released = not self.warm_start
+        if self._memory_released:
+            net.module_.release_memory()
         self.net_ = net
         net.module_.student.eval()
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
         return self
+
+    def _encode_labels(self, y: np.ndarray, *, warm: bool) -> np.ndarray:
+        """Set ``classes_`` (unless continuing a fit) and return ``y`` as class indices."""
+        encoder = LabelEncoder()
+        if not warm:
+            self.classes_ = encoder.fit(y).classes_
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs at least 2 classes in y, got 1 class "
+                    f"({self.classes_[0]!r})."
+                )
+            return encoder.transform(y)
+        present = np.unique(y)
+        if not np.array_equal(present, self.classes_):
+            raise ValueError(
+                f"warm_start continues with the fitted classes {self.classes_.tolist()!r}, "
+                f"but y holds the classes {present.tolist()!r}."
+            )
+        encoder.classes_ = self.classes_
+        return encoder.transform(y)
+
+    def _prepare_warm_start(self, n_train: int, seed: int) -> None:
+        """Fit the memory banks and the NCE constant to continuing on ``n_train`` rows."""
+        net = self.net_
+        if n_train != self._n_train:
+            # Another noise distribution 1 / N: CRD's constant Z is estimated again.
+            net.criterion_.n_samples = n_train
+            net.criterion_.log_z.fill_(math.nan)
+            self._n_train = n_train
+        module = net.module_
+        if module.contrastive and module.memory_student.shape[0] != n_train:
+            generator = torch.Generator().manual_seed(seed + len(net.history))
+            module.reset_memory(n_train, generator)
+
+    def _make_net(
+        self,
+        *,
+        shuffle_seed: int,
+        eval_seed: int = 0,
+        valid_set: _DistillationData | None = None,
+    ) -> DistillationNet:
+        """The (untrained) skorch net of the fitted student, embeddings, banks and batch size."""
+        student, student_dim = self._build_student(
+            self.n_features_in_, len(self.classes_), self._check_hidden_layer_sizes()
+        )
+        module = _DistillationModule(
+            student,
+            student_dim=student_dim,
+            teacher_dim=self.n_teacher_features_,
+            n_components=self.n_components,
+            n_samples=self._n_train,
+            n_negatives=self.n_negatives,
+            momentum=self.momentum,
+            contrastive_temperature=self.contrastive_temperature,
+            contrastive=self.contrastive_weight > 0,
+        )
+        return DistillationNet(
+            module,
+            criterion=DistillationLoss,
+            criterion__objective=self.objective,
+            criterion__alpha=self.alpha_,
+            criterion__kd_weight=self.kd_weight,
+            criterion__contrastive_weight=self.contrastive_weight,
+            criterion__temperature=self.temperature,
+            criterion__n_samples=self._n_train,
+            optimizer=torch.optim.Adam,
+            lr=self.learning_rate,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size_,
+            shuffle_seed=shuffle_seed,
+            eval_seed=eval_seed,
+            train_split=predefined_split(valid_set) if valid_set is not None else None,
+            callbacks=self._callbacks(),
+            device=self.device_,
+            verbose=self.verbose,
+            torch_load_kwargs={"weights_only": False},
+        )
+
+    # ------------------------------------------------------------------ persistence
+
+    # sk_mlcpc._persistence.PersistenceMixin: what prediction needs, and what lets a
+    # loaded model continue training (the teacher excepted, see Notes).
+    _saved_attributes = (
+        "_classes_record",
+        "alpha_",
+        "bound_validity_",
+        "batch_size_",
+        "n_teacher_features_",
+        "n_epochs_",
+        "n_features_in_",
+        "feature_names_in_",
+        "_n_train",
+        "_memory_released",
+    )
+    _saved_preprocessors = ("preprocessor_", "_teacher_scaler")
+
+    @property
+    def _classes_record(self) -> dict:
+        # classes_ as JSON: its values and its dtype (labels may be numbers or strings).
+        return {"dtype": self.classes_.dtype.str, "values": self.classes_.tolist()}
+
+    @_classes_record.setter
+    def _classes_record(self, record: dict) -> None:
+        self.classes_ = np.asarray(record["values"], dtype=np.dtype(record["dtype"]))
+
+    def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int) -> DistillationNet:
+        net = self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
+        if self._memory_released:
+            # The module instance becomes module_: give it the saved (empty) banks' shape.
+            net.module.release_memory()
+        return net
+
+    def _after_load(self) -> None:
+        self.net_.module_.student.eval()
+
+    def save(self, path) -> None:
+        """Write the fitted model to ``path``: parameters as JSON, weights as tensors.
+
+        Unlike pickle, loading the file runs no code from it: tensors are read with
+        ``torch.load(weights_only=True)``. The file holds the constructor parameters, the
+        classes and preprocessing, the student's, embeddings', criterion's and optimiser's
+        state (and the memory banks when ``warm_start=True`` kept them) and ``history_``.
+        It does not hold the fitted default teacher ``teacher_``, which prediction does
+        not need; a loaded model refits it (same data and seed, same teacher) only if it
+        is asked to continue training.
+
+        Parameters
+        ----------
+        path : str or path-like
+            File to write (conventionally ``*.skmlcpc``); overwritten if it exists.
+
+        Raises
+        ------
+        TypeError
+            When the teacher was supplied (a fitted model or a torch module), or another
+            parameter cannot be written without pickle (a torch ``student``, a callable
+            ``teacher_features``, skorch callbacks, a ``RandomState``).
+        """
+        check_is_fitted(self)
+        if self.teacher is not None:
+            raise TypeError(
+                f"teacher={type(self.teacher).__name__}(...) cannot be written to a model "
+                "file: save() stores plain data and weights, and a user-supplied teacher is "
+                "neither. Pickle this model instead (the teacher is pickled with it), or "
+                "distil with teacher=None, whose fitted default teacher is not needed for "
+                "prediction and is left out of the file."
+            )
+        super().save(path)
 
     # ------------------------------------------------------------------ prediction
 

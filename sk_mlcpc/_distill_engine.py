@@ -8,14 +8,15 @@
 * :func:`_sample_negatives`: bank rows drawn uniformly, never the anchor's own row;
 * :class:`DistillationLoss`: cross-entropy + Hinton KD + the contrastive term on anchored
   score matrices (ML-CPC, CPC or CRD's NCE);
-* :class:`DistillationNet` with device-side batches and two callbacks (held-out accuracy and
-  a divergence guard).
+* :class:`DistillationNet` with device-side batches (the training order and the negatives
+  drawn from a generator seeded by the epoch's index) and two callbacks (held-out accuracy
+  and a divergence guard).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from skorch import NeuralNet
@@ -23,7 +24,7 @@ from skorch.callbacks import Callback
 from torch import nn
 from torch.nn import functional as F
 
-from sk_mlcpc._engine import DivergenceError
+from sk_mlcpc._engine import DivergenceError, DivergenceGuard
 from sk_mlcpc.bounds import cpc, ml_cpc
 from sk_mlcpc.encoders import ACTIVATIONS, make_mlp
 
@@ -113,11 +114,12 @@ def _sample_negatives(
 class _DistillationModule(nn.Module):
     """The student plus CRD's training-time parts: two linear embeddings and two memory banks.
 
-    ``forward(x, index, teacher_features)`` returns ``(logits, student_scores,
+    ``forward(x, index, teacher_features, negatives)`` returns ``(logits, student_scores,
     teacher_scores)``. In training mode and with a contrastive term it also scores each
     student embedding against teacher embeddings from the bank (column 0: the same row,
-    columns 1..: ``n_negatives`` other rows) and vice versa, then updates both banks with
-    momentum. In evaluation mode, or without a contrastive term, the scores are ``None``.
+    columns 1..: ``n_negatives`` other rows, given as ``negatives`` or else drawn from
+    torch's global generator) and vice versa, then updates both banks with momentum. In
+    evaluation mode, or without a contrastive term, the scores are ``None``.
     """
 
     def __init__(
@@ -153,6 +155,19 @@ class _DistillationModule(nn.Module):
         self.memory_student = self.memory_student.new_empty((0, self.memory_student.shape[1]))
         self.memory_teacher = self.memory_teacher.new_empty((0, self.memory_teacher.shape[1]))
 
+    def reset_memory(self, n_samples: int, generator: torch.Generator | None = None) -> None:
+        """Start both banks again at random unit vectors, one per row of ``n_samples``.
+
+        Used when training continues after the banks were released, or on another number
+        of training rows.
+        """
+        self.n_samples = int(n_samples)
+        rows = self.n_samples if self.contrastive else 0
+        for name in ("memory_student", "memory_teacher"):
+            memory = getattr(self, name)
+            fresh = torch.randn(rows, memory.shape[1], generator=generator, dtype=memory.dtype)
+            setattr(self, name, F.normalize(fresh, dim=1).to(memory.device))
+
     def _update(self, memory: torch.Tensor, index: torch.Tensor, value: torch.Tensor) -> None:
         mixed = self.momentum * memory.index_select(0, index) + (1.0 - self.momentum) * value
         memory.index_copy_(0, index, F.normalize(mixed, dim=1))
@@ -162,13 +177,15 @@ class _DistillationModule(nn.Module):
         x: torch.Tensor,
         index: torch.Tensor | None = None,
         teacher_features: torch.Tensor | None = None,
+        negatives: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         features, logits = self.student(x)
         if not (self.training and self.contrastive and teacher_features is not None):
             return logits, None, None
         student_embedding = F.normalize(self.embed_student(features), dim=1)  # (n, d)
         teacher_embedding = F.normalize(self.embed_teacher(teacher_features), dim=1)  # (n, d)
-        negatives = _sample_negatives(index, self.n_samples, self.n_negatives)
+        if negatives is None:
+            negatives = _sample_negatives(index, self.n_samples, self.n_negatives)
         columns = torch.cat([index[:, None], negatives], dim=1)  # (n, m), column 0 positive
         # Anchored layout: anchor i against bank rows columns[i]; the bank carries no gradient.
         flat = columns.reshape(-1)
@@ -330,7 +347,13 @@ class _DistillationData(torch.utils.data.Dataset):
 
 
 class _DistillationBatches:
-    """Batches sliced on the device from a shuffled (training) or fixed (evaluation) order."""
+    """Batches sliced on the device from a shuffled (training) or fixed (evaluation) order.
+
+    A training pass draws its order from ``generator``, or from a fresh
+    ``generator_factory()`` called at the start of the pass, and then, when
+    ``n_negatives`` is positive, each batch's memory-bank negatives from the same generator
+    (``inputs["negatives"]``): the pass is a function of the generator's seed alone.
+    """
 
     def __init__(
         self,
@@ -339,11 +362,15 @@ class _DistillationBatches:
         *,
         shuffle: bool,
         generator: torch.Generator | None = None,
+        generator_factory: Callable[[], torch.Generator] | None = None,
+        n_negatives: int = 0,
     ) -> None:
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.generator = generator
+        self.generator_factory = generator_factory
+        self.n_negatives = int(n_negatives)
 
     def __len__(self) -> int:
         if self.shuffle:  # training drops the last partial batch
@@ -353,12 +380,19 @@ class _DistillationBatches:
     def __iter__(self) -> Iterator:
         n_rows = len(self.dataset)
         device = self.dataset.x.device
+        generator = None
         if self.shuffle:
-            order = torch.randperm(n_rows, generator=self.generator).to(device)
+            generator = self.generator_factory() if self.generator_factory else self.generator
+            order = torch.randperm(n_rows, generator=generator).to(device)
         else:
             order = torch.arange(n_rows, device=device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield self.dataset.batch(order[start : start + self.batch_size])
+            inputs, targets = self.dataset.batch(order[start : start + self.batch_size])
+            if self.shuffle and self.n_negatives:
+                inputs["negatives"] = _sample_negatives(
+                    inputs["index"], n_rows, self.n_negatives, generator
+                )
+            yield inputs, targets
 
 
 class DistillationNet(NeuralNet):
@@ -366,8 +400,10 @@ class DistillationNet(NeuralNet):
 
     ``module`` is the student wrapped with CRD's embeddings and memory banks; ``criterion``
     a :class:`DistillationLoss`. Batches are dicts sliced on the device; the training order
-    is drawn from ``shuffle_seed`` (plus the number of epochs run). The validation loss is
-    the held-out cross-entropy.
+    and the negatives of each epoch are drawn from ``shuffle_seed`` plus the epoch's index
+    (see :meth:`epoch_generator`). The validation loss is the held-out cross-entropy, on
+    batches in row order; ``eval_seed`` is not used by them and is kept so that every net
+    of the package carries the same seeds (:mod:`sk_mlcpc._persistence` saves both).
 
     Examples
     --------
@@ -378,15 +414,32 @@ class DistillationNet(NeuralNet):
     0
     """
 
-    def __init__(self, module, *args, shuffle_seed: int = 0, **kwargs) -> None:
+    def __init__(self, module, *args, shuffle_seed: int = 0, eval_seed: int = 0, **kwargs) -> None:
         super().__init__(module, *args, **kwargs)
         self.shuffle_seed = shuffle_seed
+        self.eval_seed = eval_seed
+
+    def epoch_generator(self) -> torch.Generator:
+        """A generator seeded by ``shuffle_seed`` and the number of epochs begun.
+
+        As :meth:`sk_mlcpc._engine.ContrastiveNet.epoch_generator`: skorch builds the
+        training iterator once per ``fit``/``partial_fit`` call, so each pass seeds its own
+        generator (the net holds none and stays picklable), and an epoch's batches and
+        negatives depend on its index only. A warm-started or resumed fit thus draws what an
+        uninterrupted one does.
+        """
+        return torch.Generator().manual_seed(int(self.shuffle_seed) + len(self.history))
 
     def get_iterator(self, dataset, training=False):
         if training:
-            # Seeded per call so the net holds no generator object and stays picklable.
-            generator = torch.Generator().manual_seed(int(self.shuffle_seed) + len(self.history))
-            return _DistillationBatches(dataset, self.batch_size, shuffle=True, generator=generator)
+            module = self.module_
+            return _DistillationBatches(
+                dataset,
+                self.batch_size,
+                shuffle=True,
+                generator_factory=self.epoch_generator,
+                n_negatives=module.n_negatives if module.contrastive else 0,
+            )
         return _DistillationBatches(dataset, self.batch_size, shuffle=False)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -415,21 +468,29 @@ class _ValidAccuracy(Callback):
             net.history.record("valid_acc", self.correct_ / self.total_)
 
 
-class _DivergenceGuard(Callback):
-    """Raise :class:`~sk_mlcpc.DivergenceError` with advice when a batch loss is not finite."""
+class _DivergenceGuard(DivergenceGuard):
+    """:class:`~sk_mlcpc._engine.DivergenceGuard` with distillation's loss ceiling and advice.
 
-    def __init__(self, max_loss: float = 1e6) -> None:
-        self.max_loss = max_loss
+    Non-finite gradients and losses, or a loss above ``max_loss``, raise or are repaired
+    (``on_divergence="restore"``: the memory banks are restored with the weights, being
+    buffers of the module).
+    """
 
-    def on_batch_end(self, net, batch=None, training=False, **kwargs):
-        loss = net.history[-1, "batches", -1, "train_loss" if training else "valid_loss"]
-        if not math.isfinite(loss) or loss > self.max_loss:
-            raise DivergenceError(
-                f"Distillation diverged: the {'training' if training else 'validation'} loss "
-                f"became {loss} in epoch {len(net.history)}. Lower learning_rate (currently "
-                f"{net.lr}), keep preprocessing='standard', raise contrastive_temperature, or "
-                "lower kd_weight / contrastive_weight."
-            )
+    def __init__(
+        self, max_loss: float = 1e6, on_divergence: str = "raise", max_restores: int = 5
+    ) -> None:
+        super().__init__(max_loss=max_loss, on_divergence=on_divergence, max_restores=max_restores)
+
+    def _raise(self, net, reason: str, *, training: bool) -> None:
+        epoch = len(net.history)
+        batch = len(net.history[-1]["batches"])
+        phase = "training" if training else "validation"
+        raise DivergenceError(
+            f"Distillation diverged: {reason} at {phase} batch {batch} of epoch {epoch}. "
+            f"Lower learning_rate (currently {net.lr}), keep preprocessing='standard', raise "
+            "contrastive_temperature, lower kd_weight / contrastive_weight, or pass "
+            "on_divergence='restore' to roll back and halve the learning rate."
+        )
 
 
 def _noop(*args, **kwargs) -> None:

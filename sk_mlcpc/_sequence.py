@@ -30,8 +30,9 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -53,6 +54,8 @@ from sk_mlcpc._engine import (
     MutualInformationLog,
     resolve_device,
 )
+from sk_mlcpc._persistence import PersistenceMixin
+from sk_mlcpc._training import data_fingerprint, run_training
 from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
 from sk_mlcpc.encoders import ACTIVATIONS
 
@@ -197,9 +200,10 @@ class SequenceBatches:
     """Full batches of sequences with a random permutation of anchor times per sequence.
 
     Training passes (``shuffle=True``) draw the row order and the anchor times from
-    ``generator``; evaluation passes reuse one order and one set of anchor times drawn
-    from ``seed``, so that held-out values are repeatable. A last partial batch is
-    dropped: the bound depends on the batch size.
+    ``generator``, or from a fresh ``generator_factory()`` called at the start of each
+    pass; evaluation passes reuse one order and one set of anchor times drawn from
+    ``seed``, so that held-out values are repeatable. A last partial batch is dropped: the
+    bound depends on the batch size.
     """
 
     def __init__(
@@ -210,6 +214,7 @@ class SequenceBatches:
         shuffle: bool,
         generator: torch.Generator | None = None,
         seed: int = 0,
+        generator_factory: Callable[[], torch.Generator] | None = None,
     ) -> None:
         if batch_size < 2:
             raise ValueError(f"batch_size must be at least 2, got {batch_size}.")
@@ -218,15 +223,22 @@ class SequenceBatches:
         self.shuffle = shuffle
         self.generator = generator
         self.seed = seed
+        self.generator_factory = generator_factory
 
     def __len__(self) -> int:
         return len(self.dataset) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
         n, n_times = len(self.dataset), self.dataset.n_anchor_times
-        # skorch reuses one iterator for all epochs: training passes draw afresh from the
-        # generator, evaluation passes restart from the same seed every time.
-        generator = self.generator if self.shuffle else torch.Generator().manual_seed(self.seed)
+        # skorch reuses one iterator for all epochs: training passes draw afresh (from a
+        # generator made for this pass, or the running one), evaluation passes restart
+        # from the same seed every time.
+        if not self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed)
+        elif self.generator_factory is not None:
+            generator = self.generator_factory()
+        else:
+            generator = self.generator
         rows = torch.randperm(n, generator=generator)
         # An independent random permutation of the anchor times for every sequence.
         times = torch.argsort(torch.rand(n, n_times, generator=generator), dim=1)
@@ -294,12 +306,21 @@ class PredictiveCodingNet(NeuralNet):
         self.shuffle_seed = shuffle_seed
         self.eval_seed = eval_seed
 
+    def epoch_generator(self) -> torch.Generator:
+        """A generator seeded by ``shuffle_seed`` and the number of epochs begun.
+
+        As :meth:`sk_mlcpc._engine.ContrastiveNet.epoch_generator`: skorch builds the
+        training iterator once per ``fit``/``partial_fit`` call, so each pass seeds its own
+        generator, and an epoch's batches and anchor times depend on its index only. A
+        warm-started or resumed fit thus draws what an uninterrupted one does.
+        """
+        return torch.Generator().manual_seed(int(self.shuffle_seed) + len(self.history))
+
     def get_iterator(self, dataset, training=False):
         if training:
-            # Seeded per epoch, so the net holds no generator and stays picklable.
-            seed = int(self.shuffle_seed) + len(self.history)
-            generator = torch.Generator().manual_seed(seed)
-            return SequenceBatches(dataset, self.batch_size, shuffle=True, generator=generator)
+            return SequenceBatches(
+                dataset, self.batch_size, shuffle=True, generator_factory=self.epoch_generator
+            )
         batch_size = self.eval_batch_size or self.batch_size
         return SequenceBatches(dataset, batch_size, shuffle=False, seed=self.eval_seed)
 
@@ -326,7 +347,9 @@ class PredictiveCodingNet(NeuralNet):
 # ---------------------------------------------------------------------------------------
 
 
-class ContrastivePredictiveCoding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class ContrastivePredictiveCoding(
+    PersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Contrastive Predictive Coding of sequences, trained with ML-CPC (or any bound).
 
     Each row of ``X`` is a sequence. A window encoder maps every window of ``window``
@@ -400,6 +423,23 @@ class ContrastivePredictiveCoding(ClassNamePrefixFeaturesOutMixin, TransformerMi
         The global torch random state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
+    warm_start : bool, default=False
+        When true and the estimator is fitted, ``fit`` continues training the fitted
+        networks for ``max_epochs`` more epochs (optimiser state, standardisation, batch
+        sizes and alpha kept) instead of starting again.
+    checkpoint_dir : str, path-like or None, default=None
+        Directory where the network, optimiser, criterion and history are saved after
+        every epoch. If it already holds an unfinished checkpoint of the same fit (same
+        parameters and data), ``fit`` resumes from it and runs only the remaining
+        epochs: with ``early_stopping=False`` and the same ``random_state`` the result
+        is the one an uninterrupted fit gives. (With early stopping the patience count
+        restarts on resuming.) A finished checkpoint is loaded without training.
+    on_divergence : {"raise", "restore"}, default="raise"
+        What to do when a step produces a non-finite gradient or loss (or a loss above
+        1e4): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is
+        applied, or skip the step, restore the weights and optimiser state of the last
+        good epoch, halve the learning rate and go on (at most 5 times). Each event is
+        recorded in ``history_`` as ``divergence``.
     callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
         Extra skorch callbacks; copies are used, the originals are not modified.
 
@@ -509,6 +549,9 @@ class ContrastivePredictiveCoding(ClassNamePrefixFeaturesOutMixin, TransformerMi
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "on_divergence": [StrOptions({"raise", "restore"})],
         "callbacks": [list, None],
     }
 
@@ -539,6 +582,9 @@ class ContrastivePredictiveCoding(ClassNamePrefixFeaturesOutMixin, TransformerMi
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
+        warm_start: bool = False,
+        checkpoint_dir: str | os.PathLike | None = None,
+        on_divergence: str = "raise",
         callbacks: list | None = None,
     ) -> None:
         self.n_channels = n_channels
@@ -565,6 +611,9 @@ class ContrastivePredictiveCoding(ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.on_divergence = on_divergence
         self.callbacks = callbacks
 
     def __sklearn_tags__(self):
@@ -622,7 +671,7 @@ class ContrastivePredictiveCoding(ClassNamePrefixFeaturesOutMixin, TransformerMi
 
     def _callbacks(self) -> list:
         callbacks: list = [
-            ("divergence_guard", DivergenceGuard()),
+            ("divergence_guard", DivergenceGuard(on_divergence=self.on_divergence)),
             ("mutual_information", MutualInformationLog()),
         ]
         if self.early_stopping:
@@ -672,8 +721,9 @@ class ContrastivePredictiveCoding(ClassNamePrefixFeaturesOutMixin, TransformerMi
             The fitted estimator.
         """
         self._validate_params()
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=True)
-        hidden_layer_sizes = self._check_hidden_layer_sizes()
+        warm = bool(self.warm_start) and hasattr(self, "net_")
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=not warm)
+        self._check_hidden_layer_sizes()
         n_timesteps, n_windows = self._check_geometry(X.shape[1])
 
         n_samples = len(X)
@@ -692,64 +742,52 @@ class ContrastivePredictiveCoding(ClassNamePrefixFeaturesOutMixin, TransformerMi
         order = np.random.default_rng(split_seed).permutation(n_samples)
         train_rows, valid_rows = order[:n_train], order[n_train:]
 
-        self.n_timesteps_ = n_timesteps
-        self.n_windows_ = n_windows
-        self.n_anchor_times_ = n_windows - self.prediction_steps
-        self.device_ = resolve_device(self.device)
-        if self.preprocessing == "standard":
-            train = X[train_rows].reshape(-1, self.n_channels).astype(np.float64)
-            scale = train.std(axis=0)
-            self.channel_mean_ = train.mean(axis=0).astype(np.float32)
-            self.channel_scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        if warm:
+            if n_train < self.batch_size_ or n_valid < self.eval_batch_size_:
+                raise ValueError(
+                    f"warm_start continues with the fitted batch sizes ({self.batch_size_} "
+                    f"for training, {self.eval_batch_size_} for evaluation); {n_samples} "
+                    "sequences are too few for them."
+                )
         else:
-            self.channel_mean_ = np.zeros(self.n_channels, dtype=np.float32)
-            self.channel_scale_ = np.ones(self.n_channels, dtype=np.float32)
-        x_all = self._to_sequences(X, self.device_)
+            self.n_timesteps_ = n_timesteps
+            self.n_windows_ = n_windows
+            self.n_anchor_times_ = n_windows - self.prediction_steps
+            self.device_ = resolve_device(self.device)
+            if self.preprocessing == "standard":
+                train = X[train_rows].reshape(-1, self.n_channels).astype(np.float64)
+                scale = train.std(axis=0)
+                self.channel_mean_ = train.mean(axis=0).astype(np.float32)
+                self.channel_scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
+            else:
+                self.channel_mean_ = np.zeros(self.n_channels, dtype=np.float32)
+                self.channel_scale_ = np.ones(self.n_channels, dtype=np.float32)
+            self.batch_size_ = min(self.batch_size, n_train)
+            self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid)
+            # Objectives without alpha ignore it, as documented: do not validate it for them.
+            alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
+            # Square n x n matrices: n positives, n - 1 negatives each (module docstring).
+            self.alpha_ = resolve_alpha(
+                alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
+            )
+        x_all = self._to_sequences(X, self._data_device if warm else self.device_)
         train_set = SequenceDataset(x_all[train_rows], self.n_anchor_times_)
         valid_set = SequenceDataset(x_all[valid_rows], self.n_anchor_times_)
 
-        self.batch_size_ = min(self.batch_size, n_train)
-        self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid)
-        # Objectives without alpha ignore it, as documented: do not validate it for them.
-        alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
-        # Square n x n matrices: n positives, n - 1 negatives each (module docstring).
-        self.alpha_ = resolve_alpha(
-            alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
-        )
+        def make_net(valid_set):
+            return self._make_net(
+                shuffle_seed=shuffle_seed, eval_seed=eval_seed, valid_set=valid_set
+            )
 
-        cuda_devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(init_seed)
-            module = PredictiveCodingModule(
-                n_channels=self.n_channels,
-                window=self.window,
-                stride=self.stride,
-                prediction_steps=self.prediction_steps,
-                latent_dim=self.latent_dim,
-                context_dim=self.n_components,
-                hidden_layer_sizes=hidden_layer_sizes,
-                activation=self.activation,
-            )
-            net = PredictiveCodingNet(
-                module,
-                criterion=PredictiveBoundLoss,
-                criterion__objective=self.objective,
-                criterion__alpha=self.alpha_,
-                optimizer=torch.optim.Adam,
-                lr=self.learning_rate,
-                optimizer__weight_decay=self.weight_decay,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size_,
-                eval_batch_size=self.eval_batch_size_,
-                shuffle_seed=shuffle_seed,
-                eval_seed=eval_seed,
-                train_split=predefined_split(valid_set),
-                callbacks=self._callbacks(),
-                device=self.device_,
-                verbose=self.verbose,
-                torch_load_kwargs={"weights_only": False},
-            )
-            net.fit(train_set, None)
+        net = run_training(
+            self,
+            make_net,
+            train_set,
+            valid_set,
+            init_seed=init_seed,
+            device=self.device_,
+            fingerprint=data_fingerprint(self, X) if self.checkpoint_dir else "",
+        )
         # The held-out tensors are not part of the model: do not pickle them with it.
         net.train_split = None
         self.net_ = net
@@ -771,6 +809,73 @@ class ContrastivePredictiveCoding(ClassNamePrefixFeaturesOutMixin, TransformerMi
             self.objective, self.eval_batch_size_, alpha=self.alpha_
         )
         return self
+
+    def _make_net(
+        self, *, shuffle_seed: int, eval_seed: int, valid_set: SequenceDataset | None = None
+    ) -> PredictiveCodingNet:
+        """The (untrained) skorch net of the fitted geometry, batch sizes and alpha."""
+        module = PredictiveCodingModule(
+            n_channels=self.n_channels,
+            window=self.window,
+            stride=self.stride,
+            prediction_steps=self.prediction_steps,
+            latent_dim=self.latent_dim,
+            context_dim=self.n_components,
+            hidden_layer_sizes=self._check_hidden_layer_sizes(),
+            activation=self.activation,
+        )
+        return PredictiveCodingNet(
+            module,
+            criterion=PredictiveBoundLoss,
+            criterion__objective=self.objective,
+            criterion__alpha=self.alpha_,
+            optimizer=torch.optim.Adam,
+            lr=self.learning_rate,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size_,
+            eval_batch_size=self.eval_batch_size_,
+            shuffle_seed=shuffle_seed,
+            eval_seed=eval_seed,
+            train_split=None if valid_set is None else predefined_split(valid_set),
+            callbacks=self._callbacks(),
+            device=self.device_,
+            verbose=self.verbose,
+            torch_load_kwargs={"weights_only": False},
+        )
+
+    # persistence (sk_mlcpc._persistence.PersistenceMixin)
+    _saved_attributes = (
+        "mi_",
+        "mi_cap_",
+        "bound_validity_",
+        "alpha_",
+        "batch_size_",
+        "eval_batch_size_",
+        "n_timesteps_",
+        "n_windows_",
+        "n_anchor_times_",
+        "n_epochs_",
+        "n_features_in_",
+        "feature_names_in_",
+    )
+    _saved_arrays: ClassVar[tuple[str, ...]] = ("mi_per_step_", "channel_mean_", "channel_scale_")
+
+    def _saved_tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            name: torch.from_numpy(np.ascontiguousarray(getattr(self, name)))
+            for name in self._saved_arrays
+        }
+
+    def _restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name in self._saved_arrays:
+            setattr(self, name, tensors[name].numpy())
+
+    def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int) -> PredictiveCodingNet:
+        return self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
+
+    def _after_load(self) -> None:
+        self.module_ = self.net_.module_
 
     # ------------------------------------------------------------------ evaluation
 
