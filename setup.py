@@ -31,7 +31,16 @@ setup(
     ],
     extras_require={
         "plot": ["matplotlib>=3.6"],
-        "test": ["pytest>=7", "pandas>=1.5", "ruff>=0.5", "matplotlib>=3.6"],
+        "test": [
+            "pytest>=7",
+            "pandas>=1.5",
+            "ruff>=0.5",
+            "matplotlib>=3.6",
+            "hypothesis>=6",
+            "accelerate>=1.0",
+        ],
+        # Multi-process training (sk_mlcpc.distributed) through skorch's AccelerateMixin.
+        "distributed": ["accelerate>=1.0"],
         "docs": [
             "sphinx>=7",
             "numpydoc>=1.6",

@@ -15,7 +15,7 @@ from scipy import stats
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
@@ -157,6 +157,16 @@ class MutualInformationEstimator(
         recorded in ``history_`` as ``divergence``.
     callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
         Extra skorch callbacks; copies are used, the originals are not modified.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train on every process of a distributed launch (``torchrun`` / ``accelerate
+        launch``) with :class:`~sk_mlcpc.distributed.AcceleratedContrastiveNet`: each
+        process holds ``batch_size / W`` rows of every step and the bound is that of the
+        global batch of ``batch_size`` rows (negatives gathered from all processes with
+        gradients), so ``alpha="auto"``, ``mi_cap_`` and the estimate are those of one
+        process with ``batch_size`` rows. ``batch_size`` and ``eval_batch_size`` must
+        be multiples of the number of processes; ``device`` is ignored (the
+        accelerator's device is used); ``fit`` and ``score`` must be called on every
+        process. See :ref:`distributed`. The accelerator is not saved with the model.
 
     Attributes
     ----------
@@ -257,6 +267,7 @@ class MutualInformationEstimator(
         "checkpoint_dir": [str, os.PathLike, None],
         "on_divergence": [StrOptions({"raise", "restore"})],
         "callbacks": [list, None],
+        "accelerator": [HasMethods(["prepare", "backward"]), None],
     }
 
     def __init__(
@@ -288,6 +299,7 @@ class MutualInformationEstimator(
         checkpoint_dir: str | os.PathLike | None = None,
         on_divergence: str = "raise",
         callbacks: list | None = None,
+        accelerator=None,
     ) -> None:
         self.objective = objective
         self.alpha = alpha
@@ -315,6 +327,12 @@ class MutualInformationEstimator(
         self.checkpoint_dir = checkpoint_dir
         self.on_divergence = on_divergence
         self.callbacks = callbacks
+        self.accelerator = accelerator
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["accelerator"] = None  # process-local: not part of a saved model
+        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -369,7 +387,11 @@ class MutualInformationEstimator(
     def _data_device(self) -> torch.device:
         # The net's device, not device_: a model trained on CUDA and unpickled on a
         # CPU-only machine has been moved to the CPU by skorch.
-        return torch.device(self.net_.device) if hasattr(self, "net_") else self.device_
+        if not hasattr(self, "net_"):
+            return self.device_
+        if self.net_.device is None:  # placed by an accelerator
+            return next(self.net_.module_.parameters()).device
+        return torch.device(self.net_.device)
 
     def _preprocess(self, X: np.ndarray, Y: np.ndarray | None = None, device=None):
         device = self._data_device if device is None else device
@@ -422,7 +444,13 @@ class MutualInformationEstimator(
             hidden_layer_sizes=self._check_hidden_layer_sizes(),
             activation=self.activation,
         )
-        return ContrastiveNet(
+        net_class, placement = ContrastiveNet, {"device": self.device_}
+        if self.accelerator is not None:
+            from sk_mlcpc.distributed import AcceleratedContrastiveNet
+
+            net_class = AcceleratedContrastiveNet
+            placement = {"accelerator": self.accelerator, "device": None}
+        return net_class(
             critic,
             criterion=BoundLoss,
             criterion__objective=self.objective,
@@ -440,9 +468,9 @@ class MutualInformationEstimator(
             blockwise=self.blockwise_,
             train_split=None if valid_set is None else predefined_split(valid_set),
             callbacks=self._callbacks(),
-            device=self.device_,
             verbose=self.verbose,
             torch_load_kwargs={"weights_only": False},
+            **placement,
         )
 
     def _resolve_blockwise(self) -> bool:
@@ -536,7 +564,11 @@ class MutualInformationEstimator(
         train_rows, valid_rows = order[:n_train], order[n_train:]
 
         if not warm:
-            self.device_ = resolve_device(self.device)
+            self.device_ = (
+                resolve_device(self.device)
+                if self.accelerator is None
+                else torch.device(self.accelerator.device)
+            )
             self.preprocessor_x_ = self._make_preprocessor(n_train, prep_seed)
             self.preprocessor_y_ = self._make_preprocessor(n_train, prep_seed)
             if self.preprocessor_x_ is not None:
@@ -564,6 +596,16 @@ class MutualInformationEstimator(
                 alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
             )
             self.blockwise_ = self._resolve_blockwise()
+            if self.accelerator is not None:
+                n_processes = int(self.accelerator.num_processes)
+                for name in ("batch_size_", "eval_batch_size_"):
+                    if getattr(self, name) % n_processes:
+                        raise ValueError(
+                            f"With an accelerator, batch sizes are global and must be "
+                            f"multiples of the number of processes ({n_processes}); "
+                            f"{name} is {getattr(self, name)}. Change batch_size / "
+                            "eval_batch_size (they are capped by the rows available)."
+                        )
 
         def make_net(valid_set):
             return self._make_net(

@@ -16,7 +16,9 @@ from skorch.helper import predefined_split
 __all__ = ["data_fingerprint", "run_training"]
 
 _STATE_FILE = "sk_mlcpc_fit.json"
-_IGNORED_PARAMS = ("verbose", "callbacks", "checkpoint_dir", "warm_start", "device")
+_IGNORED_PARAMS = (
+    "verbose", "callbacks", "checkpoint_dir", "warm_start", "device", "accelerator",
+)  # fmt: skip
 
 
 def data_fingerprint(estimator, *arrays: np.ndarray) -> str:

@@ -11,7 +11,7 @@ import sk_mlcpc
 
 ROOT = Path(__file__).resolve().parents[1]
 API = (ROOT / "docs" / "api.rst").read_text()
-PUBLIC_MODULES = ["bounds", "blockwise", "critics", "datasets", "encoders", "views"]
+PUBLIC_MODULES = ["bounds", "blockwise", "critics", "datasets", "distributed", "encoders", "views"]
 
 
 def _documented(module: str) -> set[str]:
