@@ -1,4 +1,8 @@
-"""Estimate mutual information on several processes, with negatives from all of them.
+"""
+Estimating mutual information on several processes
+==================================================
+
+Estimate mutual information on several processes, with negatives from all of them.
 
 Every process runs this script on the same data and seeds; each trains on its share of
 every global batch, and the bound is that of the whole global batch (its cap,
@@ -10,8 +14,8 @@ Run it with any of::
     torchrun --nproc_per_node 2 examples/distributed_mi.py     # 2 CPU processes (gloo)
     accelerate launch --multi_gpu --num_processes 4 examples/distributed_mi.py  # 4 GPUs
 
-This file is not a gallery example (its name does not start with ``plot_``): the
-documentation build does not run it.
+The documentation shows this script but does not run it (its name does not start with
+``plot_``): it needs to be launched on several processes.
 """
 
 from __future__ import annotations
