@@ -344,8 +344,10 @@ class MutualInformationEstimator(
 
     # ------------------------------------------------------------------ input handling
 
-    def _validate_y(self, Y, n_samples: int, *, reset: bool) -> np.ndarray:
-        Y = check_array(Y, dtype=np.float32, ensure_2d=False, input_name="Y", ensure_min_samples=2)
+    def _validate_y(self, Y, n_samples: int, *, reset: bool, min_samples: int = 2) -> np.ndarray:
+        Y = check_array(
+            Y, dtype=np.float32, ensure_2d=False, input_name="Y", ensure_min_samples=min_samples
+        )
         if Y.ndim == 1:
             Y = Y.reshape(-1, 1)
         if len(Y) != n_samples:
@@ -651,10 +653,10 @@ class MutualInformationEstimator(
 
     # ------------------------------------------------------------------ evaluation
 
-    def _validated_pair(self, X, Y) -> tuple[torch.Tensor, torch.Tensor]:
+    def _validated_pair(self, X, Y, *, min_samples: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=False)
-        Y = self._validate_y(Y, len(X), reset=False)
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=min_samples, reset=False)
+        Y = self._validate_y(Y, len(X), reset=False, min_samples=min_samples)
         return self._preprocess(X, Y)
 
     def score(self, X, y) -> float:
@@ -709,7 +711,7 @@ class MutualInformationEstimator(
         -------
         pmi : ndarray of shape (n_samples,)
         """
-        x, y = self._validated_pair(X, y)
+        x, y = self._validated_pair(X, y, min_samples=1)
         reference = self.reference_y_.to(x.device)
         chunk = max(1, _MAX_PAIRS_PER_CHUNK // len(reference))
         critic = self.critic_.eval()

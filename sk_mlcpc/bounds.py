@@ -144,8 +144,16 @@ def _row_log_normalisers(scores: torch.Tensor, layout: str, alpha: float) -> tor
 
 
 def _value_with_gradient_of(value: torch.Tensor, objective: torch.Tensor) -> torch.Tensor:
-    """A tensor equal to ``value`` whose gradient is the gradient of ``objective``."""
-    return value.detach() + (objective - objective.detach())
+    """A tensor equal to ``value`` whose gradient is the gradient of ``objective``.
+
+    An infinite ``objective`` would make ``objective - objective.detach()`` NaN; the
+    reported value then stays ``value`` (with no gradient).
+    """
+    straight_through = objective - objective.detach()
+    straight_through = torch.where(
+        torch.isfinite(objective), straight_through, torch.zeros_like(straight_through)
+    )
+    return value.detach() + straight_through
 
 
 def _js_objective(scores: torch.Tensor, layout: str) -> torch.Tensor:

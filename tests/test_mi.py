@@ -657,3 +657,12 @@ def test_exploding_critic_raises_instead_of_an_absurd_estimate(objective):
     X, Y, _ = make_correlated_gaussians(600, 2, mi=0.5, random_state=0)
     with pytest.raises(DivergenceError, match="learning_rate"):
         _fast(objective=objective, learning_rate=1e6, max_epochs=5).fit(X, Y)
+
+
+def test_score_samples_of_a_single_pair(small):
+    X, Y = small
+    estimator = _fast(max_epochs=2).fit(X, Y)
+    # The normaliser is the fixed reference sample, so one pair is enough.
+    single = estimator.score_samples(X[:1], Y[:1])
+    assert single.shape == (1,)
+    assert single[0] == pytest.approx(estimator.score_samples(X[:5], Y[:5])[0], abs=1e-5)
