@@ -31,7 +31,6 @@ from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 from torch import nn
 
@@ -43,12 +42,16 @@ from sk_mlcpc._distill_engine import (
     _DistillationModule,
     _DivergenceGuard,
     _MLPStudent,
-    _noop,
     _ValidAccuracy,
 )
 from sk_mlcpc._engine import DivergenceError, resolve_device
 from sk_mlcpc._persistence import PersistenceMixin
-from sk_mlcpc._training import data_fingerprint, run_training
+from sk_mlcpc._training import (
+    check_hidden_layer_sizes,
+    data_fingerprint,
+    run_training,
+    standard_callbacks,
+)
 from sk_mlcpc.bounds import bound_validity, resolve_alpha
 from sk_mlcpc.encoders import ACTIVATIONS
 
@@ -481,47 +484,15 @@ None, default=None
     # ------------------------------------------------------------------ helpers
 
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
-        if sizes.size == 0:
-            sizes = sizes.astype(np.int64)
-        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        return tuple(int(size) for size in sizes)
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        return sizes
 
     def _callbacks(self) -> list:
         callbacks: list = [("divergence_guard", _DivergenceGuard(on_divergence=self.on_divergence))]
         # Rows are held out exactly when early stopping is on.
         if self.early_stopping:
             callbacks.append(("valid_acc", _ValidAccuracy()))
-        if self.early_stopping:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(
-                        monitor="valid_loss",
-                        patience=self.n_iter_no_change,
-                        threshold=self.tol,
-                        threshold_mode="abs",
-                        load_best=True,
-                        sink=print if self.verbose else _noop,
-                    ),
-                )
-            )
-        if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
-        for index, entry in enumerate(self.callbacks or []):
-            name, callback = entry if isinstance(entry, tuple) else (None, entry)
-            if not isinstance(callback, Callback):
-                raise TypeError(
-                    "callbacks must hold skorch Callback instances or (name, Callback) "
-                    f"tuples, got {entry!r}."
-                )
-            name = name or f"user_{index}_{type(callback).__name__}"
-            callbacks.append((name, copy.deepcopy(callback)))
-        return callbacks
+        return standard_callbacks(self, callbacks)
 
     def _fit_default_teacher(self, X: np.ndarray, y: np.ndarray, seed: int):
         params = {**_DEFAULT_TEACHER, **(self.teacher_params or {})}

@@ -491,7 +491,3 @@ class _DivergenceGuard(DivergenceGuard):
             "contrastive_temperature, lower kd_weight / contrastive_weight, or pass "
             "on_divergence='restore' to roll back and halve the learning rate."
         )
-
-
-def _noop(*args, **kwargs) -> None:
-    return None

@@ -13,11 +13,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.preprocessing import QuantileTransformer, StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 from torch import nn
 
@@ -31,7 +29,13 @@ from sk_mlcpc._engine import (
     resolve_device,
 )
 from sk_mlcpc._persistence import PersistenceMixin
-from sk_mlcpc._training import data_fingerprint, run_training
+from sk_mlcpc._training import (
+    check_hidden_layer_sizes,
+    data_fingerprint,
+    make_preprocessor,
+    run_training,
+    standard_callbacks,
+)
 from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
 from sk_mlcpc.encoders import ACTIVATIONS, make_mlp
 from sk_mlcpc.views import VIEWS, make_view
@@ -44,10 +48,6 @@ ViewFunction = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 # with the model, so their number is bounded.
 _MAX_REFERENCE_ROWS = 8192
 _TRANSFORM_CHUNK = 8192
-
-
-def _noop(*args, **kwargs) -> None:
-    return None
 
 
 class RowDataset(torch.utils.data.Dataset):
@@ -474,15 +474,8 @@ class ContrastiveEncoder(
     # ------------------------------------------------------------------ building blocks
 
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
-        if sizes.size == 0:
-            sizes = sizes.astype(np.int64)
-        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        return tuple(int(size) for size in sizes)
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        return sizes
 
     def _build_encoder(self, n_features: int) -> tuple[nn.Module, int]:
         if self.encoder is None:
@@ -519,13 +512,7 @@ class ContrastiveEncoder(
         return module, int(probe.shape[1])
 
     def _make_preprocessor(self, n_rows: int, seed: int):
-        if self.preprocessing == "quantile":
-            return QuantileTransformer(
-                n_quantiles=min(1000, n_rows), output_distribution="normal", random_state=seed
-            )
-        if self.preprocessing == "standard":
-            return StandardScaler()
-        return None
+        return make_preprocessor(self.preprocessing, n_rows, seed)
 
     def _make_view(self, reference: torch.Tensor) -> ViewFunction:
         if callable(self.augmentation):
@@ -557,32 +544,7 @@ class ContrastiveEncoder(
             callbacks.append(
                 ("alpha_schedule", AlphaSchedule(kind, alpha_start, alpha_end, self.max_epochs))
             )
-        if self.early_stopping:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(
-                        monitor="valid_loss",
-                        patience=self.n_iter_no_change,
-                        threshold=self.tol,
-                        threshold_mode="abs",
-                        load_best=True,
-                        sink=print if self.verbose else _noop,
-                    ),
-                )
-            )
-        if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
-        for index, entry in enumerate(self.callbacks or []):
-            name, callback = entry if isinstance(entry, tuple) else (None, entry)
-            if not isinstance(callback, Callback):
-                raise TypeError(
-                    "callbacks must hold skorch Callback instances or (name, Callback) "
-                    f"tuples, got {entry!r}."
-                )
-            name = name or f"user_{index}_{type(callback).__name__}"
-            callbacks.append((name, copy.deepcopy(callback)))
-        return callbacks
+        return standard_callbacks(self, callbacks)
 
     # ------------------------------------------------------------------ fitting
 

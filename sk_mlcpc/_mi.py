@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import warnings
@@ -13,12 +12,10 @@ import numpy as np
 import torch
 from scipy import stats
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.preprocessing import QuantileTransformer, StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 
 from sk_mlcpc._engine import (
@@ -31,7 +28,13 @@ from sk_mlcpc._engine import (
     resolve_device,
 )
 from sk_mlcpc._persistence import PersistenceMixin
-from sk_mlcpc._training import data_fingerprint, run_training
+from sk_mlcpc._training import (
+    check_hidden_layer_sizes,
+    data_fingerprint,
+    make_preprocessor,
+    run_training,
+    standard_callbacks,
+)
 from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
 from sk_mlcpc.critics import CRITICS, make_critic
 from sk_mlcpc.encoders import ACTIVATIONS
@@ -54,10 +57,6 @@ def _has_embedding(estimator: MutualInformationEstimator) -> bool:
             f"critic='separable' (or one of {_SEPARABLE_CRITICS}) to get embeddings."
         )
     return True
-
-
-def _noop(*args, **kwargs) -> None:
-    return None
 
 
 class MutualInformationEstimator(
@@ -364,26 +363,13 @@ class MutualInformationEstimator(
         return Y
 
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
-        if sizes.size == 0:  # np.asarray(()) is float64
-            sizes = sizes.astype(np.int64)
-        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        if self.critic == "concat" and sizes.size == 0:
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        if self.critic == "concat" and not sizes:
             raise ValueError("critic='concat' needs at least one hidden layer.")
-        return tuple(int(size) for size in sizes)
+        return sizes
 
     def _make_preprocessor(self, n_rows: int, seed: int):
-        if self.preprocessing == "quantile":
-            return QuantileTransformer(
-                n_quantiles=min(1000, n_rows), output_distribution="normal", random_state=seed
-            )
-        if self.preprocessing == "standard":
-            return StandardScaler()
-        return None
+        return make_preprocessor(self.preprocessing, n_rows, seed)
 
     @property
     def _data_device(self) -> torch.device:
@@ -409,32 +395,7 @@ class MutualInformationEstimator(
             ("divergence_guard", DivergenceGuard(on_divergence=self.on_divergence)),
             ("mutual_information", MutualInformationLog()),
         ]
-        if self.early_stopping:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(
-                        monitor="valid_loss",
-                        patience=self.n_iter_no_change,
-                        threshold=self.tol,
-                        threshold_mode="abs",
-                        load_best=True,
-                        sink=print if self.verbose else _noop,
-                    ),
-                )
-            )
-        if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
-        for index, entry in enumerate(self.callbacks or []):
-            name, callback = entry if isinstance(entry, tuple) else (None, entry)
-            if not isinstance(callback, Callback):
-                raise TypeError(
-                    "callbacks must hold skorch Callback instances or (name, Callback) "
-                    f"tuples, got {entry!r}."
-                )
-            name = name or f"user_{index}_{type(callback).__name__}"
-            callbacks.append((name, copy.deepcopy(callback)))
-        return callbacks
+        return standard_callbacks(self, callbacks)
 
     def _make_net(self, *, shuffle_seed: int, eval_seed: int, valid_set=None) -> ContrastiveNet:
         """The (untrained) skorch net of the fitted architecture and batch sizes."""

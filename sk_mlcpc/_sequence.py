@@ -27,7 +27,6 @@ pairs) would apply. With one independent sequence per row the pairs are i.i.d. d
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 import os
@@ -43,7 +42,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 from torch import nn
 
@@ -55,17 +53,18 @@ from sk_mlcpc._engine import (
     resolve_device,
 )
 from sk_mlcpc._persistence import PersistenceMixin
-from sk_mlcpc._training import data_fingerprint, run_training
+from sk_mlcpc._training import (
+    check_hidden_layer_sizes,
+    data_fingerprint,
+    run_training,
+    standard_callbacks,
+)
 from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
 from sk_mlcpc.encoders import ACTIVATIONS
 
 __all__ = ["ContrastivePredictiveCoding"]
 
 _TRANSFORM_CHUNK = 4096
-
-
-def _noop(*args, **kwargs) -> None:
-    return None
 
 
 def _n_windows(n_timesteps: int, window: int, stride: int) -> int:
@@ -624,15 +623,8 @@ class ContrastivePredictiveCoding(
     # ------------------------------------------------------------------ input handling
 
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
-        if sizes.size == 0:  # np.asarray(()) is float64
-            sizes = sizes.astype(np.int64)
-        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        return tuple(int(size) for size in sizes)
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        return sizes
 
     def _check_geometry(self, n_features: int) -> tuple[int, int]:
         """``(n_timesteps, n_windows)`` for ``n_features`` columns, or a clear ValueError."""
@@ -674,32 +666,7 @@ class ContrastivePredictiveCoding(
             ("divergence_guard", DivergenceGuard(on_divergence=self.on_divergence)),
             ("mutual_information", MutualInformationLog()),
         ]
-        if self.early_stopping:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(
-                        monitor="valid_loss",
-                        patience=self.n_iter_no_change,
-                        threshold=self.tol,
-                        threshold_mode="abs",
-                        load_best=True,
-                        sink=print if self.verbose else _noop,
-                    ),
-                )
-            )
-        if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
-        for index, entry in enumerate(self.callbacks or []):
-            name, callback = entry if isinstance(entry, tuple) else (None, entry)
-            if not isinstance(callback, Callback):
-                raise TypeError(
-                    "callbacks must hold skorch Callback instances or (name, Callback) "
-                    f"tuples, got {entry!r}."
-                )
-            name = name or f"user_{index}_{type(callback).__name__}"
-            callbacks.append((name, copy.deepcopy(callback)))
-        return callbacks
+        return standard_callbacks(self, callbacks)
 
     # ------------------------------------------------------------------ fitting
 

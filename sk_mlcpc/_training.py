@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -10,10 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skorch.callbacks import Checkpoint
+from sklearn.preprocessing import QuantileTransformer, StandardScaler
+from skorch.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 
-__all__ = ["data_fingerprint", "run_training"]
+__all__ = [
+    "check_hidden_layer_sizes",
+    "data_fingerprint",
+    "make_preprocessor",
+    "run_training",
+    "standard_callbacks",
+]
 
 _STATE_FILE = "sk_mlcpc_fit.json"
 _IGNORED_PARAMS = (
@@ -46,6 +54,62 @@ def _stable_repr(value) -> str:
 
 def _noop(*args, **kwargs) -> None:
     return None
+
+
+def check_hidden_layer_sizes(value) -> tuple[int, ...]:
+    """``hidden_layer_sizes`` as a tuple of positive ints, or a ValueError naming it."""
+    sizes = np.atleast_1d(np.asarray(value))
+    if sizes.size == 0:  # np.asarray(()) is float64
+        sizes = sizes.astype(np.int64)
+    if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
+        raise ValueError(
+            f"hidden_layer_sizes must be a sequence of positive integers, got {value!r}."
+        )
+    return tuple(int(size) for size in sizes)
+
+
+def make_preprocessor(name: str | None, n_rows: int, seed: int):
+    """The unfitted per-column preprocessor named by an estimator's ``preprocessing``."""
+    if name == "quantile":
+        return QuantileTransformer(
+            n_quantiles=min(1000, n_rows), output_distribution="normal", random_state=seed
+        )
+    if name == "standard":
+        return StandardScaler()
+    return None
+
+
+def standard_callbacks(estimator, callbacks: list) -> list:
+    """``callbacks`` followed by those every estimator shares, from its parameters.
+
+    Early stopping on the held-out loss (``early_stopping``, ``n_iter_no_change``,
+    ``tol``; the best epoch's weights restored), a progress bar at ``verbose >= 2``, and
+    deep copies of the user's ``callbacks`` (so the parameter is never modified), each a
+    skorch ``Callback`` or a ``(name, Callback)`` tuple.
+    """
+    callbacks = list(callbacks)
+    if estimator.early_stopping:
+        stopping = EarlyStopping(
+            monitor="valid_loss",
+            patience=estimator.n_iter_no_change,
+            threshold=estimator.tol,
+            threshold_mode="abs",
+            load_best=True,
+            sink=print if estimator.verbose else _noop,
+        )
+        callbacks.append(("early_stopping", stopping))
+    if estimator.verbose >= 2:
+        callbacks.append(("progress_bar", ProgressBar()))
+    for index, entry in enumerate(estimator.callbacks or []):
+        name, callback = entry if isinstance(entry, tuple) else (None, entry)
+        if not isinstance(callback, Callback):
+            raise TypeError(
+                "callbacks must hold skorch Callback instances or (name, Callback) "
+                f"tuples, got {entry!r}."
+            )
+        name = name or f"user_{index}_{type(callback).__name__}"
+        callbacks.append((name, copy.deepcopy(callback)))
+    return callbacks
 
 
 def _checkpoint(directory: Path) -> Checkpoint:
