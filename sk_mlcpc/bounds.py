@@ -389,7 +389,9 @@ def nwj(scores: torch.Tensor, *, layout: Layout = "batch") -> torch.Tensor:
     -------
     bound : torch.Tensor
         0-d tensor, nats. A valid lower bound for every critic; no cap; high variance
-        when the MI is large.
+        when the MI is large. ``-inf`` (still a valid bound) when ``e^{S_ij}`` of a
+        negative overflows the accumulation dtype (scores above about 88 in float32,
+        float16 and bfloat16, 709 in float64); the estimators treat that as divergence.
 
     See Also
     --------
