@@ -397,7 +397,7 @@ class DivergenceGuard(Callback):
         raise DivergenceError(
             f"Training diverged: {reason} at {phase} batch {batch} of epoch {epoch}. Lower "
             f"learning_rate (currently {net.lr}), standardise the inputs "
-            "(preprocessing='standard' or 'quantile'), use a smaller network, choose a "
+            "(keep the estimator's preprocessing on), use a smaller network, choose a "
             "lower-variance objective ('ml_cpc' or 'cpc' rather than 'nwj'/'dv'), or pass "
             "on_divergence='restore' to roll back and halve the learning rate."
         )
