@@ -183,7 +183,7 @@ def format_rst(records: list[dict], header: str) -> str:
                 f"     - {_mean_std([r['acc_10'] for r in chosen])}",
                 f"     - {_mean_std([r['acc_100'] for r in chosen])}",
                 f"     - {_mean_std([r['fit_seconds'] for r in chosen])}",
-                f"     - {_mean_std(mi) if mi else '-'}",
+                f"     - {_mean_std(mi) if mi else 'n/a'}",
             ]
         out.append("")
     return "\n".join(out)
