@@ -41,12 +41,12 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch import NeuralNet
 from skorch.helper import predefined_split
 from torch import nn
 
 from sk_mlcpc._engine import (
     BoundLoss,
+    ContrastiveNet,
     DivergenceError,
     DivergenceGuard,
     MutualInformationLog,
@@ -284,36 +284,13 @@ class PredictiveBoundLoss(BoundLoss):
         return -self.per_step(scores, update_state=training).mean()
 
 
-class PredictiveCodingNet(NeuralNet):
-    """skorch net training a :class:`PredictiveCodingModule` with a :class:`PredictiveBoundLoss`.
+class PredictiveCodingNet(ContrastiveNet):
+    """:class:`~sk_mlcpc._engine.ContrastiveNet` training a :class:`PredictiveCodingModule`.
 
-    Extra parameters: ``eval_batch_size`` (validation batches), ``shuffle_seed``
-    (training order and anchor times) and ``eval_seed`` (fixed validation draws).
+    The criterion is a :class:`PredictiveBoundLoss`; batches are whole sequences
+    (:class:`SequenceBatches`), whose anchor times are drawn from the same per-epoch
+    generator as the order, so an epoch's draws depend on its index only.
     """
-
-    def __init__(
-        self,
-        module,
-        *args,
-        eval_batch_size: int | None = None,
-        shuffle_seed: int = 0,
-        eval_seed: int = 0,
-        **kwargs,
-    ) -> None:
-        super().__init__(module, *args, **kwargs)
-        self.eval_batch_size = eval_batch_size
-        self.shuffle_seed = shuffle_seed
-        self.eval_seed = eval_seed
-
-    def epoch_generator(self) -> torch.Generator:
-        """A generator seeded by ``shuffle_seed`` and the number of epochs begun.
-
-        As :meth:`sk_mlcpc._engine.ContrastiveNet.epoch_generator`: skorch builds the
-        training iterator once per ``fit``/``partial_fit`` call, so each pass seeds its own
-        generator, and an epoch's batches and anchor times depend on its index only. A
-        warm-started or resumed fit thus draws what an uninterrupted one does.
-        """
-        return torch.Generator().manual_seed(int(self.shuffle_seed) + len(self.history))
 
     def get_iterator(self, dataset, training=False):
         if training:
@@ -322,9 +299,6 @@ class PredictiveCodingNet(NeuralNet):
             )
         batch_size = self.eval_batch_size or self.batch_size
         return SequenceBatches(dataset, batch_size, shuffle=False, seed=self.eval_seed)
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        return self.criterion_(y_pred, training=training)
 
     def step_estimates(self, dataset: SequenceDataset, batch_size: int) -> np.ndarray:
         """The bound per evaluation batch and step ahead, ``(n_batches, K)``, in nats."""
