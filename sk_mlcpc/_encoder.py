@@ -26,6 +26,7 @@ from sk_mlcpc._engine import (
     DivergenceError,
     DivergenceGuard,
     MutualInformationLog,
+    SeededBatches,
     resolve_device,
 )
 from sk_mlcpc._persistence import PersistenceMixin
@@ -63,7 +64,7 @@ class RowDataset(torch.utils.data.Dataset):
         return self.x[index]
 
 
-class ViewBatches:
+class ViewBatches(SeededBatches):
     """Batches of two random views of the same rows, ``{"x": view_a, "y": view_b}``.
 
     Rows are sliced from a shuffled index (full batches only, as in
@@ -73,40 +74,15 @@ class ViewBatches:
     order *and* the views are the same each time and a held-out score is repeatable.
     """
 
-    def __init__(
-        self,
-        dataset: RowDataset,
-        batch_size: int,
-        view: ViewFunction,
-        *,
-        shuffle: bool,
-        generator: torch.Generator | None = None,
-        seed: int = 0,
-        generator_factory: Callable[[], torch.Generator] | None = None,
-    ) -> None:
-        if batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2, got {batch_size}.")
-        self.dataset = dataset
-        self.batch_size = int(batch_size)
+    def __init__(self, dataset: RowDataset, batch_size: int, view: ViewFunction, **kwargs) -> None:
+        super().__init__(dataset, batch_size, **kwargs)
         self.view = view
-        self.shuffle = shuffle
-        self.generator = generator
-        self.seed = seed
-        self.generator_factory = generator_factory
-
-    def __len__(self) -> int:
-        return len(self.dataset) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
-        if self.shuffle and self.generator_factory is not None:
-            generator = self.generator_factory()
-        elif self.shuffle:
-            generator = self.generator or torch.Generator()
-        else:
-            generator = torch.Generator().manual_seed(self.seed)
+        generator = self._pass_generator() or torch.Generator()
         x = self.dataset.x
         order = torch.randperm(len(x), generator=generator).to(x.device)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for start in self._batch_starts():
             rows = x[order[start : start + self.batch_size]]
             view_a = self.view(rows, generator)
             view_b = self.view(rows, generator)

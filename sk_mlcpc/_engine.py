@@ -38,6 +38,7 @@ __all__ = [
     "DivergenceGuard",
     "MutualInformationLog",
     "PairedTensorDataset",
+    "SeededBatches",
     "TensorBatches",
     "resolve_device",
     "scheduled_alpha",
@@ -78,20 +79,22 @@ class PairedTensorDataset(torch.utils.data.Dataset):
         return {"x": self.x[index], "y": self.y[index]}, torch.zeros(())
 
 
-class TensorBatches:
-    """Iterable of batches sliced from a (shuffled) index over a :class:`PairedTensorDataset`.
+class SeededBatches:
+    """Base of the package's batch iterables: full batches, one generator per pass.
 
     Only full batches are produced: every bound depends on the batch size, so a smaller
-    last batch would be a different estimator. Each pass draws a new permutation from
-    ``generator`` (or from a fresh ``generator_factory()``, once per pass) when
-    ``shuffle`` is true; with ``shuffle=False`` a fixed permutation
-    (seeded by ``seed``) is reused, so that evaluations are repeatable and not biased by
-    the order of the rows.
+    last batch would be a different estimator. skorch builds an iterator once per
+    ``fit`` call and iterates it every epoch, so each pass asks :meth:`_pass_generator`
+    for its randomness: with ``shuffle=True`` a fresh ``generator_factory()`` (seeded by
+    the epoch index, see :meth:`ContrastiveNet.epoch_generator`) or else the running
+    ``generator``; with ``shuffle=False`` a generator reseeded from ``seed``, so that
+    evaluations are repeatable and not biased by the order of the rows. Subclasses
+    implement ``__iter__``.
     """
 
     def __init__(
         self,
-        dataset: PairedTensorDataset,
+        dataset,
         batch_size: int,
         *,
         shuffle: bool,
@@ -107,23 +110,35 @@ class TensorBatches:
         self.generator = generator
         self.seed = seed
         self.generator_factory = generator_factory
-        self._fixed_order: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.dataset) // self.batch_size
 
+    def _pass_generator(self) -> torch.Generator | None:
+        if not self.shuffle:
+            return torch.Generator().manual_seed(self.seed)
+        if self.generator_factory is not None:
+            return self.generator_factory()
+        return self.generator
+
+    def _batch_starts(self) -> range:
+        return range(0, len(self) * self.batch_size, self.batch_size)
+
+
+class TensorBatches(SeededBatches):
+    """Batches ``{"x", "y"}`` sliced from a permuted index over a :class:`PairedTensorDataset`.
+
+    See :class:`SeededBatches` for the batch sizes and the randomness of each pass.
+    """
+
     def _order(self) -> torch.Tensor:
-        if self.shuffle:
-            generator = self.generator_factory() if self.generator_factory else self.generator
-            return torch.randperm(len(self.dataset), generator=generator)
-        if self._fixed_order is None:
-            fixed = torch.Generator().manual_seed(self.seed)
-            self._fixed_order = torch.randperm(len(self.dataset), generator=fixed)
-        return self._fixed_order
+        """This pass's permutation of the rows, on the data's device."""
+        order = torch.randperm(len(self.dataset), generator=self._pass_generator())
+        return order.to(self.dataset.x.device)
 
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
-        order = self._order().to(self.dataset.x.device)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        order = self._order()
+        for start in self._batch_starts():
             index = order[start : start + self.batch_size]
             yield {"x": self.dataset.x[index], "y": self.dataset.y[index]}, None
 

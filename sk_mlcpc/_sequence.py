@@ -31,7 +31,7 @@ import functools
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -50,6 +50,7 @@ from sk_mlcpc._engine import (
     DivergenceError,
     DivergenceGuard,
     MutualInformationLog,
+    SeededBatches,
     resolve_device,
 )
 from sk_mlcpc._persistence import PersistenceMixin
@@ -195,7 +196,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         return self.x[index], torch.zeros(())
 
 
-class SequenceBatches:
+class SequenceBatches(SeededBatches):
     """Full batches of sequences with a random permutation of anchor times per sequence.
 
     Training passes (``shuffle=True``) draw the row order and the anchor times from
@@ -205,44 +206,14 @@ class SequenceBatches:
     bound depends on the batch size.
     """
 
-    def __init__(
-        self,
-        dataset: SequenceDataset,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        generator: torch.Generator | None = None,
-        seed: int = 0,
-        generator_factory: Callable[[], torch.Generator] | None = None,
-    ) -> None:
-        if batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2, got {batch_size}.")
-        self.dataset = dataset
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.generator = generator
-        self.seed = seed
-        self.generator_factory = generator_factory
-
-    def __len__(self) -> int:
-        return len(self.dataset) // self.batch_size
-
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
         n, n_times = len(self.dataset), self.dataset.n_anchor_times
-        # skorch reuses one iterator for all epochs: training passes draw afresh (from a
-        # generator made for this pass, or the running one), evaluation passes restart
-        # from the same seed every time.
-        if not self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed)
-        elif self.generator_factory is not None:
-            generator = self.generator_factory()
-        else:
-            generator = self.generator
+        generator = self._pass_generator()
         rows = torch.randperm(n, generator=generator)
         # An independent random permutation of the anchor times for every sequence.
         times = torch.argsort(torch.rand(n, n_times, generator=generator), dim=1)
         device = self.dataset.x.device
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for start in self._batch_starts():
             index = rows[start : start + self.batch_size]
             yield (
                 {

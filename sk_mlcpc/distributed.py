@@ -215,9 +215,9 @@ class DistributedTensorBatches(TensorBatches):
         self.local_batch_size = self.batch_size // self.world_size
 
     def __iter__(self):
-        order = self._order().to(self.dataset.x.device)
+        order = self._order()
         offset = self.rank * self.local_batch_size
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for start in self._batch_starts():
             index = order[start + offset : start + offset + self.local_batch_size]
             yield {"x": self.dataset.x[index], "y": self.dataset.y[index]}, None
 
