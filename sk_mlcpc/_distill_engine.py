@@ -24,7 +24,7 @@ from skorch.callbacks import Callback
 from torch import nn
 from torch.nn import functional as F
 
-from sk_mlcpc._engine import DivergenceError, DivergenceGuard
+from sk_mlcpc._engine import DivergenceGuard, HostSyncFreeLoop, device_generator, to_device
 from sk_mlcpc.bounds import cpc, ml_cpc
 from sk_mlcpc.encoders import ACTIVATIONS, make_mlp
 
@@ -105,9 +105,11 @@ def _sample_negatives(
     """
     if n_samples < 2:
         raise ValueError(f"The memory bank needs at least 2 rows, got {n_samples}.")
+    device = index.device if generator is None else generator.device
     draws = torch.randint(
-        0, n_samples - 1, (len(index), n_negatives), generator=generator, device="cpu"
-    ).to(index.device)
+        0, n_samples - 1, (len(index), n_negatives), generator=generator, device=device
+    )
+    draws = to_device(draws, index.device)
     return draws + (draws >= index[:, None]).long()
 
 
@@ -254,7 +256,7 @@ class DistillationLoss(nn.Module):
         self.n_samples = int(n_samples)
         # CRD's NCE fixes its normalising constant Z on the first training batch.
         self.register_buffer("log_z", torch.full((2,), math.nan, dtype=torch.float64))
-        self.last_terms: dict[str, float] = {}
+        self.last_terms: dict[str, torch.Tensor] = {}
 
     def _crd(self, scores: torch.Tensor, direction: int) -> torch.Tensor:
         """CRD's NCE loss in log space: positive vs ``K`` noise samples of density ``1/N``."""
@@ -285,7 +287,7 @@ class DistillationLoss(nn.Module):
     ) -> torch.Tensor:
         logits, student_scores, teacher_scores = y_pred
         loss = F.cross_entropy(logits, y_true["label"])
-        terms = {"ce": loss.item()}
+        terms = {"ce": loss.detach()}
         if not training:
             self.last_terms = terms
             return loss
@@ -297,13 +299,13 @@ class DistillationLoss(nn.Module):
                 reduction="batchmean",
                 log_target=True,
             ) * (temperature**2)
-            terms["kd"] = kd.item()
+            terms["kd"] = kd.detach()
             loss = loss + self.kd_weight * kd
         if self.contrastive_weight > 0 and student_scores is not None:
             contrast = self.contrastive_loss(student_scores, 0) + self.contrastive_loss(
                 teacher_scores, 1
             )
-            terms["contrast"] = contrast.item()
+            terms["contrast"] = contrast.detach()
             loss = loss + self.contrastive_weight * contrast
         self.last_terms = terms
         return loss
@@ -383,7 +385,9 @@ class _DistillationBatches:
         generator = None
         if self.shuffle:
             generator = self.generator_factory() if self.generator_factory else self.generator
-            order = torch.randperm(n_rows, generator=generator).to(device)
+            order = to_device(torch.randperm(n_rows, generator=generator), device)
+            # Negatives are drawn every batch: on the data's device, so no step waits.
+            generator = device_generator(generator, device)
         else:
             order = torch.arange(n_rows, device=device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
@@ -395,7 +399,7 @@ class _DistillationBatches:
             yield inputs, targets
 
 
-class DistillationNet(NeuralNet):
+class DistillationNet(HostSyncFreeLoop, NeuralNet):
     """skorch net for :class:`ContrastiveDistillationClassifier`.
 
     ``module`` is the student wrapped with CRD's embeddings and memory banks; ``criterion``
@@ -460,12 +464,13 @@ class _ValidAccuracy(Callback):
         if training or y_pred is None:
             return
         labels = batch[1]["label"]
-        self.correct_ += int((y_pred[0].argmax(dim=1) == labels).sum())
+        # Counted on the device: read once, at the end of the epoch.
+        self.correct_ = self.correct_ + (y_pred[0].argmax(dim=1) == labels).sum()
         self.total_ += len(labels)
 
     def on_epoch_end(self, net, **kwargs):
         if self.total_:
-            net.history.record("valid_acc", self.correct_ / self.total_)
+            net.history.record("valid_acc", int(self.correct_) / self.total_)
 
 
 class _DivergenceGuard(DivergenceGuard):
@@ -477,16 +482,23 @@ class _DivergenceGuard(DivergenceGuard):
     """
 
     def __init__(
-        self, max_loss: float = 1e6, on_divergence: str = "raise", max_restores: int = 5
+        self,
+        max_loss: float = 1e6,
+        on_divergence: str = "raise",
+        max_restores: int = 5,
+        check_every: int | None = None,
     ) -> None:
-        super().__init__(max_loss=max_loss, on_divergence=on_divergence, max_restores=max_restores)
+        super().__init__(
+            max_loss=max_loss,
+            on_divergence=on_divergence,
+            max_restores=max_restores,
+            check_every=check_every,
+        )
 
-    def _raise(self, net, reason: str, *, training: bool) -> None:
-        epoch = len(net.history)
-        batch = len(net.history[-1]["batches"])
-        phase = "training" if training else "validation"
-        raise DivergenceError(
-            f"Distillation diverged: {reason} at {phase} batch {batch} of epoch {epoch}. "
+    _diverged = "Distillation"
+
+    def _advice(self, net) -> str:
+        return (
             f"Lower learning_rate (currently {net.lr}), keep preprocessing='standard', raise "
             "contrastive_temperature, lower kd_weight / contrastive_weight, or pass "
             "on_divergence='restore' to roll back and halve the learning rate."

@@ -27,7 +27,9 @@ from sk_mlcpc._engine import (
     DivergenceGuard,
     MutualInformationLog,
     SeededBatches,
+    device_generator,
     resolve_device,
+    to_device,
 )
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (
@@ -81,11 +83,13 @@ class ViewBatches(SeededBatches):
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
         generator = self._pass_generator() or torch.Generator()
         x = self.dataset.x
-        order = torch.randperm(len(x), generator=generator).to(x.device)
+        order = to_device(torch.randperm(len(x), generator=generator), x.device)
+        # The views draw every batch: on the data's device, so no step waits for a copy.
+        view_generator = device_generator(generator, x.device)
         for start in self._batch_starts():
             rows = x[order[start : start + self.batch_size]]
-            view_a = self.view(rows, generator)
-            view_b = self.view(rows, generator)
+            view_a = self.view(rows, view_generator)
+            view_b = self.view(rows, view_generator)
             _check_view(view_a, rows)
             _check_view(view_b, rows)
             yield {"x": view_a, "y": view_b}, None

@@ -52,6 +52,7 @@ from sk_mlcpc._engine import (
     MutualInformationLog,
     SeededBatches,
     resolve_device,
+    to_device,
 )
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (
@@ -209,17 +210,17 @@ class SequenceBatches(SeededBatches):
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
         n, n_times = len(self.dataset), self.dataset.n_anchor_times
         generator = self._pass_generator()
-        rows = torch.randperm(n, generator=generator)
+        device = self.dataset.x.device
+        # Drawn on the host for the whole pass (device-independent, so the same seed gives
+        # the same batches on any device) and copied once, not once per batch.
+        rows = to_device(torch.randperm(n, generator=generator), device)
         # An independent random permutation of the anchor times for every sequence.
         times = torch.argsort(torch.rand(n, n_times, generator=generator), dim=1)
-        device = self.dataset.x.device
+        times = to_device(times, device)
         for start in self._batch_starts():
             index = rows[start : start + self.batch_size]
             yield (
-                {
-                    "x": self.dataset.x[index.to(device)],
-                    "order": times[start : start + self.batch_size].to(device),
-                },
+                {"x": self.dataset.x[index], "order": times[start : start + self.batch_size]},
                 None,
             )
 

@@ -31,6 +31,12 @@ def _check_batch(x: torch.Tensor, n_features: int | None = None) -> None:
         )
 
 
+def _on(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    # A generator on another device than the data (a CPU generator with CUDA data) still
+    # works, at the price of a copy; the estimators pass one on the data's device.
+    return tensor if tensor.device == device else tensor.to(device)
+
+
 def _chosen_features(
     shape: tuple[int, int], rate: float, generator: torch.Generator, device: torch.device
 ) -> torch.Tensor:
@@ -46,7 +52,7 @@ def _chosen_features(
     # Ranks of i.i.d. uniforms are a uniform random permutation of each row.
     keys = torch.rand(n, d, generator=generator, device=generator.device)
     ranks = keys.argsort(dim=1).argsort(dim=1)
-    return (ranks < counts).to(device)
+    return _on(ranks < counts, device)
 
 
 class FeatureCorruption:
@@ -94,9 +100,11 @@ class FeatureCorruption:
         rows = torch.randint(
             len(self.reference), tuple(x.shape), generator=generator, device=generator.device
         )
-        reference = self.reference.to(device=x.device, dtype=x.dtype)
+        reference = self.reference
+        if reference.device != x.device or reference.dtype != x.dtype:
+            reference = reference.to(device=x.device, dtype=x.dtype)
         # gather along rows: replacement[i, j] = reference[rows[i, j], j].
-        replacement = reference.gather(0, rows.to(x.device))
+        replacement = reference.gather(0, _on(rows, x.device))
         return torch.where(chosen, replacement, x)
 
 
@@ -128,9 +136,9 @@ class GaussianNoise:
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         _check_batch(x, None if self.feature_std is None else len(self.feature_std))
         noise = torch.randn(tuple(x.shape), generator=generator, device=generator.device)
-        noise = noise.to(device=x.device, dtype=x.dtype) * self.scale
+        noise = _on(noise, x.device).to(dtype=x.dtype) * self.scale
         if self.feature_std is not None:
-            noise = noise * self.feature_std.to(device=x.device, dtype=x.dtype)
+            noise = noise * _on(self.feature_std, x.device).to(dtype=x.dtype)
         return x + noise
 
 

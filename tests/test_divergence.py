@@ -7,6 +7,7 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
+import sk_mlcpc._engine as engine
 from sk_mlcpc import ContrastiveEncoder, DivergenceError, MutualInformationEstimator
 from sk_mlcpc.datasets import make_correlated_gaussians
 
@@ -65,7 +66,8 @@ def _mi(**params):
 def test_raise_at_the_step_where_the_fault_appears(gaussians):
     X, Y = gaussians
     # 960 training rows / 64 = 15 batches per epoch: step 20 is batch 6 of epoch 2.
-    with pytest.raises(DivergenceError, match="non-finite gradient at training batch 6 of epoch 2"):
+    expected = "a non-finite gradient and a train loss of nan at training batch 6 of epoch 2"
+    with pytest.raises(DivergenceError, match=expected):
         _mi(callbacks=[PoisonWeights(20)]).fit(X, Y)
 
 
@@ -76,6 +78,7 @@ def test_restore_rolls_back_halves_the_learning_rate_and_records_it(gaussians):
     assert events[0] is None and events[2] is None and events[3] is None
     (event,) = events[1]
     assert event["batch"] == 5 and "non-finite gradient" in event["reason"]
+    assert event["discarded_batches"] == 1
     assert event["learning_rate"] == pytest.approx(5e-4 / 2)
     assert estimator.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(5e-4 / 2)
     # The skipped step is not averaged into the epoch: every recorded loss is finite.
@@ -130,3 +133,59 @@ def test_bad_on_divergence_is_rejected(gaussians):
     X, Y = gaussians
     with pytest.raises(ValueError, match="on_divergence"):
         _mi(on_divergence="ignore").fit(X, Y)
+
+
+# On an accelerator the guard reads its flags every 64 steps, not after each step (a host
+# read drains the device's queue). Checking every 8 steps on the CPU runs the same path.
+@pytest.fixture
+def check_every_8_steps(monkeypatch):
+    monkeypatch.setattr(engine, "_default_check_every", lambda device: 8)
+
+
+def test_deferred_check_still_names_the_first_bad_batch(gaussians, check_every_8_steps):
+    X, Y = gaussians
+    # Step 20 is batch 6 of epoch 2; the check after it runs at batch 8.
+    expected = "a non-finite gradient and a train loss of nan at training batch 6 of epoch 2"
+    with pytest.raises(DivergenceError, match=expected):
+        _mi(callbacks=[PoisonWeights(20)]).fit(X, Y)
+
+
+def test_deferred_restore_drops_the_batches_after_the_fault(gaussians, check_every_8_steps):
+    X, Y = gaussians
+    estimator = _mi(callbacks=[PoisonWeights(20)], on_divergence="restore").fit(X, Y)
+    events = [row.get("divergence") for row in estimator.history_]
+    assert events[0] is None and events[2] is None and events[3] is None
+    (event,) = events[1]
+    # Batches 6, 7 and 8 (0-based 5..7) ran on NaN weights before the check at batch 8.
+    assert event["batch"] == 5 and event["discarded_batches"] == 3
+    assert event["learning_rate"] == pytest.approx(5e-4 / 2)
+    train_batches = [b for b in estimator.history_[1]["batches"] if "train_loss" in b]
+    assert len(train_batches) == 15 - 3
+    assert np.isfinite(estimator.history_[:, "train_loss"]).all()
+    valid_mi = estimator.history_[:, "valid_mi"]
+    assert math.isfinite(estimator.mi_) and valid_mi[-1] > valid_mi[1] > valid_mi[0]
+
+
+def test_a_fault_in_the_last_steps_is_caught_at_the_end_of_the_pass(gaussians):
+    X, Y = gaussians
+    # 15 batches per epoch, checks every 64 steps: only the end-of-pass check can see
+    # a fault at step 13 (batch 14 of epoch 1).
+    with pytest.raises(DivergenceError, match="training batch 14 of epoch 1"):
+        _mi(
+            callbacks=[PoisonWeights(13), ("guard_interval", _Interval(64))],
+        ).fit(X, Y)
+
+
+class _Interval(Callback):
+    """Set the divergence guard's ``check_every`` before training starts."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def on_train_begin(self, net, **kwargs):
+        dict(net.callbacks_)["divergence_guard"].check_every = self.steps
+
+
+def test_check_every_is_validated():
+    with pytest.raises(ValueError, match="check_every must be a positive integer"):
+        engine.DivergenceGuard(check_every=0).initialize()
