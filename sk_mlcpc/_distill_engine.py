@@ -261,9 +261,12 @@ class DistillationLoss(nn.Module):
     def _crd(self, scores: torch.Tensor, direction: int) -> torch.Tensor:
         """CRD's NCE loss in log space: positive vs ``K`` noise samples of density ``1/N``."""
         n_negatives = scores.shape[1] - 1
-        if torch.isnan(self.log_z[direction]):
-            value = torch.logsumexp(scores.detach().reshape(-1), 0) - math.log(scores.numel())
-            self.log_z[direction] = value + math.log(self.n_samples)
+        # Set on the first batch: a ``where`` on the device, not a Python ``if`` (which
+        # would wait for the device at every step).
+        first = torch.logsumexp(scores.detach().reshape(-1), 0) - math.log(scores.numel())
+        current = self.log_z[direction]
+        first = (first + math.log(self.n_samples)).to(current.dtype)
+        self.log_z[direction] = torch.where(torch.isnan(current), first, current)
         log_p = scores - self.log_z[direction].to(scores.dtype)  # log model density, (n, m)
         log_noise = math.log(n_negatives / self.n_samples)  # log(K * P_n)
         log_denominator = torch.logaddexp(log_p, torch.full_like(log_p, log_noise))
@@ -420,6 +423,8 @@ class DistillationNet(HostSyncFreeLoop, NeuralNet):
 
     def __init__(self, module, *args, shuffle_seed: int = 0, eval_seed: int = 0, **kwargs) -> None:
         super().__init__(module, *args, **kwargs)
+        # ``module`` is the trained instance itself (see ContrastiveNet): map it too.
+        self.cuda_dependent_attributes_ = [*self.cuda_dependent_attributes_, "module"]
         self.shuffle_seed = shuffle_seed
         self.eval_seed = eval_seed
 
@@ -470,7 +475,8 @@ class _ValidAccuracy(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         if self.total_:
-            net.history.record("valid_acc", int(self.correct_) / self.total_)
+            self.correct_ = int(self.correct_)  # a device tensor until now
+            net.history.record("valid_acc", self.correct_ / self.total_)
 
 
 class _DivergenceGuard(DivergenceGuard):

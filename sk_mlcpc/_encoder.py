@@ -33,6 +33,7 @@ from sk_mlcpc._engine import (
 )
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (
+    BLOCKWISE_FROM,
     check_hidden_layer_sizes,
     data_fingerprint,
     make_preprocessor,
@@ -112,6 +113,9 @@ class ViewPairModule(nn.Module):
     :mod:`sk_mlcpc.bounds`, positives on the diagonal. The learnt constant ``b`` (started
     at ``-1 / temperature``, so that no score starts above 0) cancels out of CPC and
     ML-CPC, but NWJ-type bounds, which exponentiate raw scores, need it.
+
+    The critic is separable: :meth:`separable_parts` gives the factors with which
+    :mod:`sk_mlcpc.blockwise` evaluates a bound without the ``n x n`` score matrix.
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, temperature: float) -> None:
@@ -127,6 +131,20 @@ class ViewPairModule(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.project(x) @ self.project(y).T / self.temperature + self.offset
 
+    def separable_parts(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+        """Factors ``(g, h, a, b)`` of the scores, for :func:`sk_mlcpc.blockwise.separable_parts`.
+
+        ``forward(x, y)`` equals ``g @ h.T + a[:, None]``: ``g`` (n, d) is the projection
+        of ``x`` divided by ``temperature``, ``h`` (m, d) the projection of ``y``, ``a``
+        (n,) the offset repeated on every row, and there is no column term (``b=None``).
+        """
+        g = self.project(x) / self.temperature  # (n, d)
+        h = self.project(y)  # (m, d)
+        a = self.offset.expand(g.shape[0])  # (n,), gradients flow back to the scalar
+        return g, h, a, None
+
 
 class ViewContrastiveNet(ContrastiveNet):
     """:class:`ContrastiveNet` whose batches are pairs of views of single-view rows.
@@ -135,6 +153,11 @@ class ViewContrastiveNet(ContrastiveNet):
     """
 
     view: ViewFunction
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The view holds device tensors (reference rows, feature scales).
+        self.cuda_dependent_attributes_ = [*self.cuda_dependent_attributes_, "view"]
 
     def get_iterator(self, dataset, training=False):
         if training:
@@ -198,8 +221,9 @@ class ContrastiveEncoder(
     augmentation : {"corruption", "noise", "mask"} or callable, default="corruption"
         How a view is made from a batch (after ``preprocessing``): see
         :mod:`sk_mlcpc.views`. A callable ``view(x_batch, generator) -> x_view`` gets a
-        float32 tensor ``(n, n_features)`` and a :class:`torch.Generator` to draw from,
-        and must return a tensor of the same shape (a module-level function, so that the
+        float32 tensor ``(n, n_features)`` and a :class:`torch.Generator` on the batch's
+        device to draw from (pass ``device=generator.device`` to random functions), and
+        must return a tensor of the same shape (a module-level function, so that the
         estimator pickles).
     corruption_rate : float, default=0.3
         Share of each row's features replaced (``"corruption"``) or zeroed (``"mask"``).
@@ -248,6 +272,13 @@ class ContrastiveEncoder(
         global torch random state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 adds a progress bar.
+    blockwise : "auto" or bool, default="auto"
+        Evaluate the bound in tiles from the factors of the scores (the projections of
+        both views, the temperature and the learnt offset) without storing the
+        ``n x n`` score matrix (:mod:`sk_mlcpc.blockwise`): memory linear in the batch
+        size, same values and gradients up to float rounding. ``"auto"`` turns it on
+        when a training or evaluation batch holds 2,048 rows or more. Every objective
+        is supported.
     precision : {"fp32", "bf16", "fp16"}, default="fp32"
         Run the network under autocast in bfloat16 or float16 (mainly for GPUs). The
         bounds accumulate the half-precision scores in float32 and in log space; float16
@@ -293,6 +324,9 @@ class ContrastiveEncoder(
         :func:`sk_mlcpc.bounds.bound_validity`.
     batch_size_, eval_batch_size_ : int
         Batch sizes used (capped by the rows available).
+    blockwise_ : bool
+        Whether the bound was evaluated blockwise (``blockwise`` with ``"auto"``
+        resolved from ``batch_size_`` and ``eval_batch_size_``).
     encoder_ : torch.nn.Module
         The trained encoder (what :meth:`transform` applies).
     net_ : skorch.NeuralNet
@@ -368,6 +402,7 @@ class ContrastiveEncoder(
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "blockwise": ["boolean", StrOptions({"auto"})],
         "precision": [StrOptions({"fp32", "bf16", "fp16"})],
         "compile": ["boolean"],
         "warm_start": ["boolean"],
@@ -405,6 +440,7 @@ class ContrastiveEncoder(
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
+        blockwise: bool | str = "auto",
         precision: str = "fp32",
         compile: bool = False,
         warm_start: bool = False,
@@ -438,6 +474,7 @@ class ContrastiveEncoder(
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.blockwise = blockwise
         self.precision = precision
         self.compile = compile
         self.warm_start = warm_start
@@ -598,7 +635,8 @@ class ContrastiveEncoder(
             reference_rows = np.sort(
                 np.random.default_rng(prep_seed).permutation(n_train)[:_MAX_REFERENCE_ROWS]
             )
-            self._view_reference = x_train[torch.as_tensor(reference_rows, device=device)]
+            # Kept on the host (pickled plainly); the view gets a copy on the device.
+            self._view_reference = x_train[torch.as_tensor(reference_rows, device=device)].cpu()
             self.batch_size_ = min(self.batch_size, n_train)
             self.eval_batch_size_ = self.eval_batch_size or self.batch_size_
             if n_valid:
@@ -610,6 +648,7 @@ class ContrastiveEncoder(
                 self.alpha_ = self._resolve_alpha(final, "alpha_final", n_negatives_per_row)
             else:
                 self.alpha_initial_ = self.alpha_ = 1.0
+            self.blockwise_ = self._resolve_blockwise()
 
         def make_net(valid_set):
             return self._make_net(
@@ -628,7 +667,6 @@ class ContrastiveEncoder(
         # Held-out rows are not part of the model: do not pickle them with it.
         net.train_split = None
         self.net_ = net
-        self.encoder_ = net.module_.encoder
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
         self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.alpha_)
@@ -671,13 +709,14 @@ class ContrastiveEncoder(
             eval_seed=eval_seed,
             precision=self.precision,
             compile=self.compile,
+            blockwise=self.blockwise_,
             train_split=None if valid_set is None else predefined_split(valid_set),
             callbacks=self._callbacks(self.alpha_initial_, self.alpha_),
             device=self.device_,
             verbose=self.verbose,
             torch_load_kwargs={"weights_only": False},
         )
-        net.view = self._make_view(self._view_reference)
+        net.view = self._make_view(self._view_reference.to(self.device_))
         return net
 
     # persistence (sk_mlcpc._persistence.PersistenceMixin)
@@ -689,6 +728,7 @@ class ContrastiveEncoder(
         "mi_std_",
         "mi_cap_",
         "bound_validity_",
+        "blockwise_",
         "batch_size_",
         "eval_batch_size_",
         "n_epochs_",
@@ -701,13 +741,23 @@ class ContrastiveEncoder(
         return {"view_reference": self._view_reference}
 
     def _restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self._view_reference = tensors["view_reference"].to(self.device_)
+        self._view_reference = tensors["view_reference"].cpu()
 
     def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int):
+        if not hasattr(self, "blockwise_"):
+            self.blockwise_ = False  # a file saved before the option: trained densely
         return self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
 
-    def _after_load(self) -> None:
-        self.encoder_ = self.net_.module_.encoder
+    @property
+    def encoder_(self) -> nn.Module:
+        """The trained encoder (the projection head is not part of it)."""
+        return self.net_.module_.encoder
+
+    def _resolve_blockwise(self) -> bool:
+        # The pair module is always separable: only the batch size decides "auto".
+        if self.blockwise == "auto":
+            return max(self.batch_size_, self.eval_batch_size_) >= BLOCKWISE_FROM
+        return bool(self.blockwise)
 
     def _resolve_alpha(self, alpha, name: str, n: int) -> float:
         if not isinstance(alpha, str) and alpha > n:

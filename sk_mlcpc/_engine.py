@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 from collections.abc import Callable, Iterator
 
@@ -239,9 +240,8 @@ class BoundLoss(nn.Module):
             alpha = self.alpha if training or self.eval_alpha is None else self.eval_alpha
             return bound(scores, alpha=alpha)
         if self.objective == "mine":
-            previous = self.log_partition_ema
-            state = None if torch.isnan(previous) else previous
-            value, new_state = bound(scores, log_partition_ema=state)
+            previous = self.log_partition_ema  # NaN until the first step: starts the average
+            value, new_state = bound(scores, log_partition_ema=previous)
             if update_state:
                 self.log_partition_ema = new_state.to(previous.dtype)
             return value
@@ -605,6 +605,10 @@ class ContrastiveNet(HostSyncFreeLoop, NeuralNet):
         **kwargs,
     ) -> None:
         super().__init__(module, *args, **kwargs)
+        # The estimators pass a module instance: ``module`` is ``module_``, on the training
+        # device. skorch maps only the attributes named here to the CPU when unpickling
+        # without CUDA; everything else is plain pickle, which refuses CUDA tensors.
+        self.cuda_dependent_attributes_ = [*self.cuda_dependent_attributes_, "module"]
         self.eval_batch_size = eval_batch_size
         self.shuffle_seed = shuffle_seed
         self.eval_seed = eval_seed
@@ -629,6 +633,41 @@ class ContrastiveNet(HostSyncFreeLoop, NeuralNet):
         )
         return self
 
+    def torch_compile(self, module, name):
+        """Compile the network (``compile=True``), never the criterion.
+
+        The criterion's ``alpha`` is a Python float that an alpha schedule changes every
+        epoch, and the compiler specialises on it: compiling the bound would recompile it
+        every epoch, and then give up and run eagerly.
+        """
+        if name == "criterion":
+            return module
+        return super().torch_compile(module, name)
+
+    def initialize_module(self):
+        self.__dict__.pop("_separable_factors", None)  # built for the previous module
+        return super().initialize_module()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_separable_factors", None)  # a cache (possibly compiled): rebuilt
+        return state
+
+    def separable_factors(self, x: torch.Tensor, y: torch.Tensor):
+        """The critic's factors ``(g, h, a, b)`` (see :func:`~sk_mlcpc.blockwise.separable_parts`).
+
+        With ``compile=True`` their computation is compiled too: it does not go through
+        the critic's ``forward``, which is all that compiling ``module_`` covers.
+        """
+        factors = self.__dict__.get("_separable_factors")
+        if factors is None:
+            critic = getattr(self.module_, "_orig_mod", self.module_)
+            factors = functools.partial(separable_parts, critic)
+            if self.compile:
+                factors = torch.compile(factors, **self.get_params_for("compile"))
+            self._separable_factors = factors
+        return factors(x, y)
+
     def infer(self, x, **fit_params):
         """Scores of a batch; with ``blockwise``, the separable factors ``(g, h, a, b)``.
 
@@ -639,7 +678,7 @@ class ContrastiveNet(HostSyncFreeLoop, NeuralNet):
         """
         with self._autocast():
             if self.blockwise and isinstance(x, dict) and not fit_params:
-                return separable_parts(self.module_, x["x"], x["y"])
+                return self.separable_factors(x["x"], x["y"])
             return super().infer(x, **fit_params)
 
     def train_step_single(self, batch, **fit_params):

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.helper import predefined_split
+from torch import nn
 
 from sk_mlcpc._engine import (
     BoundLoss,
@@ -29,6 +30,7 @@ from sk_mlcpc._engine import (
 )
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (
+    BLOCKWISE_FROM,
     check_hidden_layer_sizes,
     data_fingerprint,
     make_preprocessor,
@@ -44,9 +46,6 @@ __all__ = ["MutualInformationEstimator", "estimate_mi"]
 _SEPARABLE_CRITICS = ("separable", "separable_additive", "bilinear")
 _MAX_REFERENCE = 2048
 _MAX_PAIRS_PER_CHUNK = 1 << 20
-# Batch size from which blockwise bounds are used by default (faster and far smaller on a
-# CPU from about 512 rows; see benchmarks/results/throughput.txt).
-_BLOCKWISE_FROM = 2048
 
 
 def _has_embedding(estimator: MutualInformationEstimator) -> bool:
@@ -439,7 +438,7 @@ class MutualInformationEstimator(
     def _resolve_blockwise(self) -> bool:
         separable = self.critic in _SEPARABLE_CRITICS
         if self.blockwise == "auto":
-            return separable and max(self.batch_size_, self.eval_batch_size_) >= _BLOCKWISE_FROM
+            return separable and max(self.batch_size_, self.eval_batch_size_) >= BLOCKWISE_FROM
         if self.blockwise and not separable:
             raise ValueError(
                 f"blockwise=True needs a separable or bilinear critic {_SEPARABLE_CRITICS}; "
@@ -474,8 +473,10 @@ class MutualInformationEstimator(
     def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int) -> ContrastiveNet:
         return self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
 
-    def _after_load(self) -> None:
-        self.critic_ = self.net_.module_
+    @property
+    def critic_(self) -> nn.Module:
+        """The trained critic (``net_.module_``)."""
+        return self.net_.module_
 
     # ------------------------------------------------------------------ fitting
 
@@ -526,6 +527,12 @@ class MutualInformationEstimator(
         order = np.random.default_rng(split_seed).permutation(n_samples)
         train_rows, valid_rows = order[:n_train], order[n_train:]
 
+        if self.accelerator is not None and self.precision != "fp32":
+            raise ValueError(
+                f"precision={self.precision!r} does not apply with an accelerator: mixed "
+                "precision comes from the accelerator itself, e.g. "
+                "Accelerator(mixed_precision='bf16'). Leave precision='fp32'."
+            )
         if not warm:
             self.device_ = (
                 resolve_device(self.device)
@@ -587,7 +594,6 @@ class MutualInformationEstimator(
         # The held-out tensors are not part of the model: do not pickle them with it.
         net.train_split = None
         self.net_ = net
-        self.critic_ = net.module_
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
 

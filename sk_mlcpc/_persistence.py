@@ -154,6 +154,16 @@ class PersistenceMixin:
     def _after_load(self) -> None:
         return None
 
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        # A model pickled on a GPU and unpickled without one: skorch has mapped the
+        # weights to the CPU; the estimator's own device must follow, or continuing
+        # training (warm_start) would put the data where the model is not.
+        net = state.get("net_")
+        parameter = None if net is None else next(net.module_.parameters(), None)
+        if parameter is not None and "device_" in state:
+            self.device_ = parameter.device
+
     def save(self, path) -> None:
         """Write the fitted estimator to ``path``: parameters as JSON, weights as tensors.
 
@@ -178,7 +188,11 @@ class PersistenceMixin:
         check_is_fitted(self)
         net = self.net_
         params = {
-            name: _to_json(value, name) for name, value in self.get_params(deep=False).items()
+            name: _to_json(value, name)
+            for name, value in self.get_params(deep=False).items()
+            # Process-local, like a device handle: not part of the model (pickle drops
+            # it too); a loaded model has accelerator=None.
+            if name != "accelerator"
         }
         tensors: dict[str, Any] = {
             "module": {k: v.detach().cpu() for k, v in net.module_.state_dict().items()},

@@ -704,7 +704,6 @@ class ContrastivePredictiveCoding(
         # The held-out tensors are not part of the model: do not pickle them with it.
         net.train_split = None
         self.net_ = net
-        self.module_ = net.module_
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
 
@@ -787,8 +786,10 @@ class ContrastivePredictiveCoding(
     def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int) -> PredictiveCodingNet:
         return self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
 
-    def _after_load(self) -> None:
-        self.module_ = self.net_.module_
+    @property
+    def module_(self) -> nn.Module:
+        """The trained :class:`PredictiveCodingModule` (``net_.module_``)."""
+        return self.net_.module_
 
     # ------------------------------------------------------------------ evaluation
 

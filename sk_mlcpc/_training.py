@@ -16,6 +16,7 @@ from skorch.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 
 __all__ = [
+    "BLOCKWISE_FROM",
     "check_hidden_layer_sizes",
     "data_fingerprint",
     "make_preprocessor",
@@ -24,6 +25,9 @@ __all__ = [
 ]
 
 _STATE_FILE = "sk_mlcpc_fit.json"
+#: Rows per batch from which ``blockwise="auto"`` evaluates bounds blockwise (faster and
+#: far smaller on a CPU from about 512 rows; see benchmarks/results/throughput.txt).
+BLOCKWISE_FROM = 2048
 _IGNORED_PARAMS = (
     "verbose", "callbacks", "checkpoint_dir", "warm_start", "device", "accelerator",
 )  # fmt: skip

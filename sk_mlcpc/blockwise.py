@@ -38,7 +38,12 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from sk_mlcpc.bounds import _alpha_weights, _value_with_gradient_of, get_bound
+from sk_mlcpc.bounds import (
+    _alpha_weights,
+    _moving_log_partition,
+    _value_with_gradient_of,
+    get_bound,
+)
 
 __all__ = [
     "BLOCKWISE_OPTIONS",
@@ -593,10 +598,7 @@ def _mine(
         previous = torch.as_tensor(
             log_partition_ema, dtype=positives.dtype, device=positives.device
         )
-        new_ema = torch.logaddexp(
-            previous + math.log(momentum) if momentum > 0 else previous - math.inf,
-            batch_log_partition + math.log1p(-momentum),
-        )
+        new_ema = _moving_log_partition(previous, batch_log_partition, momentum)
     surrogate = positive_term - torch.exp(log_partition - new_ema)
     value = positive_term - log_partition
     return _value_with_gradient_of(value, surrogate), new_ema.detach()
@@ -658,8 +660,11 @@ def separable_parts(
     ----------
     critic : torch.nn.Module
         A :class:`~sk_mlcpc.critics.SeparableCritic` (with or without marginal terms),
-        a :class:`~sk_mlcpc.critics.BilinearCritic`, or any module with
-        ``separable = True`` and ``embed_x`` / ``embed_y`` methods.
+        a :class:`~sk_mlcpc.critics.BilinearCritic`, any module with
+        ``separable = True`` and ``embed_x`` / ``embed_y`` methods, or any module with
+        its own ``separable_parts(x, y)`` method returning ``(g, h, a, b)`` in this
+        convention (which is then called; the encoder's pair module, for instance, folds
+        a temperature and a learnt offset into the factors).
     x : torch.Tensor of shape (n, p)
     y : torch.Tensor of shape (m, q)
 
@@ -689,12 +694,16 @@ def separable_parts(
     >>> torch.allclose(value, ml_cpc(critic(x, y)), atol=1e-5)
     True
     """
+    own_parts = getattr(critic, "separable_parts", None)
+    if callable(own_parts):
+        return own_parts(x, y)
     if not getattr(critic, "separable", False) or not (
         hasattr(critic, "embed_x") and hasattr(critic, "embed_y")
     ):
         raise TypeError(
             f"{type(critic).__name__} is not a separable critic (separable = True with "
-            "embed_x / embed_y); evaluate joint critics with chunked_scores instead."
+            "embed_x / embed_y, or a separable_parts method); evaluate joint critics with "
+            "chunked_scores instead."
         )
     if getattr(critic, "marginal_terms", False) and hasattr(critic, "_encode"):
         g, a = critic._encode(critic.x_encoder, x)

@@ -448,6 +448,21 @@ def dv(scores: torch.Tensor, *, layout: Layout = "batch") -> torch.Tensor:
     return value.to(scores.dtype)
 
 
+def _moving_log_partition(
+    previous: torch.Tensor, batch_log_partition: torch.Tensor, momentum: float
+) -> torch.Tensor:
+    """``log(momentum e^previous + (1 - momentum) e^batch)``; a NaN ``previous`` starts.
+
+    The NaN test is a ``where`` on the device rather than a Python ``if``, which would
+    wait for the device at every training step.
+    """
+    blended = torch.logaddexp(
+        previous + math.log(momentum) if momentum > 0 else previous - math.inf,
+        batch_log_partition + math.log1p(-momentum),
+    )
+    return torch.where(torch.isnan(previous), batch_log_partition, blended)
+
+
 def mine(
     scores: torch.Tensor,
     *,
@@ -468,8 +483,9 @@ def mine(
     scores : torch.Tensor of shape (n, m)
         Critic scores.
     log_partition_ema : torch.Tensor or None, default=None
-        ``log Z_ema`` returned by the previous call; ``None`` starts the average at this
-        batch's partition.
+        ``log Z_ema`` returned by the previous call; ``None`` (or a NaN tensor, which
+        lets a caller keep the state in a buffer without a branch) starts the average at
+        this batch's partition.
     momentum : float, default=0.9
         Weight of the past in the moving average, in ``[0, 1)``.
     layout : {"batch", "anchored"}, default="batch"
@@ -511,10 +527,7 @@ def mine(
         new_ema = batch_log_partition
     else:
         previous = torch.as_tensor(log_partition_ema, dtype=work.dtype, device=work.device)
-        new_ema = torch.logaddexp(
-            previous + math.log(momentum) if momentum > 0 else previous - math.inf,
-            batch_log_partition + math.log1p(-momentum),
-        )
+        new_ema = _moving_log_partition(previous, batch_log_partition, momentum)
     surrogate = positive_term - torch.exp(log_partition - new_ema)
     value = positive_term - log_partition
     estimate = _value_with_gradient_of(value, surrogate)

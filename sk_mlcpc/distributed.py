@@ -405,7 +405,9 @@ class AcceleratedContrastiveNet(AccelerateMixin, ContrastiveNet):
             # (or to the CPU on a machine without that device) when loading.
             parameter = next(self.module_.parameters(), None)
             if parameter is not None:
-                state["device"] = str(parameter.device)
+                # The device type, not rank r's "cuda:r": a machine with fewer GPUs
+                # than the writer's rank loads the model on its current GPU.
+                state["device"] = parameter.device.type
         return state
 
     # ------------------------------------------------------------------ batches

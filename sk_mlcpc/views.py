@@ -6,6 +6,12 @@ make the pair. Every view here is a callable ``view(x, generator) -> x_view`` ta
 batch tensor of shape ``(n, d)`` and a :class:`torch.Generator`, returning a new tensor
 of the same shape, dtype and device; the input is never modified. Any callable with this
 signature can be passed to :class:`sk_mlcpc.ContrastiveEncoder` as ``augmentation``.
+
+The estimator passes a generator on the batch's device (a CUDA generator when training on
+a GPU), so that no step waits for a copy from the host: draw with
+``device=generator.device`` (``torch.rand(shape, generator=generator,
+device=generator.device)``); a draw without ``device=`` would be made on the CPU and
+fails with a CUDA generator.
 """
 
 from __future__ import annotations

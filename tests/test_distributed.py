@@ -278,3 +278,33 @@ def test_grid_search_on_a_dask_cluster_matches_the_local_search():
     ):
         on_dask = search.fit(X, Y).cv_results_["mean_test_score"]
     np.testing.assert_allclose(on_dask, local, rtol=0, atol=1e-6)
+
+
+def test_precision_with_an_accelerator_points_to_the_accelerators_own():
+    from sk_mlcpc import MutualInformationEstimator
+    from sk_mlcpc.datasets import make_correlated_gaussians
+
+    X, Y, _ = make_correlated_gaussians(200, 2, mi=1.0, random_state=0)
+    estimator = MutualInformationEstimator(
+        accelerator=Accelerator(cpu=True), precision="bf16", max_epochs=1, random_state=0
+    )
+    with pytest.raises(ValueError, match=r"Accelerator\(mixed_precision='bf16'\)"):
+        estimator.fit(X, Y)
+
+
+def test_an_estimator_fitted_with_an_accelerator_saves_and_loads(tmp_path):
+    from sk_mlcpc import MutualInformationEstimator
+    from sk_mlcpc.datasets import make_correlated_gaussians
+
+    X, Y, _ = make_correlated_gaussians(400, 2, mi=1.0, random_state=0)
+    estimator = MutualInformationEstimator(
+        accelerator=Accelerator(cpu=True),
+        hidden_layer_sizes=(8,),
+        batch_size=32,
+        max_epochs=1,
+        random_state=0,
+    ).fit(X, Y)
+    estimator.save(tmp_path / "model.skmlcpc")
+    loaded = MutualInformationEstimator.load(tmp_path / "model.skmlcpc")
+    assert loaded.accelerator is None
+    assert loaded.score(X, Y) == pytest.approx(estimator.score(X, Y), abs=1e-6)

@@ -91,14 +91,18 @@ def _gaussians(n):
     return X, Y
 
 
-@pytest.mark.parametrize("blockwise", [False, True])
-def test_mi_estimator_reads_once_per_pass(monkeypatch, blockwise):
+@pytest.mark.parametrize(
+    ("objective", "blockwise"),
+    [("ml_cpc", False), ("ml_cpc", True), ("mine", False), ("mine", True)],
+)
+def test_mi_estimator_reads_once_per_pass(monkeypatch, objective, blockwise):
     small, large = _reads_during_fit(
         monkeypatch,
         lambda: MutualInformationEstimator(
             hidden_layer_sizes=(16,),
             max_epochs=2,
             batch_size=32,
+            objective=objective,
             blockwise=blockwise,
             random_state=0,
         ),
@@ -108,11 +112,17 @@ def test_mi_estimator_reads_once_per_pass(monkeypatch, blockwise):
     _assert_reads_do_not_grow_with_steps(small, large)
 
 
-def test_encoder_reads_once_per_pass(monkeypatch):
+@pytest.mark.parametrize("blockwise", [False, True])
+def test_encoder_reads_once_per_pass(monkeypatch, blockwise):
     small, large = _reads_during_fit(
         monkeypatch,
         lambda: ContrastiveEncoder(
-            n_components=3, hidden_layer_sizes=(16,), max_epochs=2, batch_size=32, random_state=0
+            n_components=3,
+            hidden_layer_sizes=(16,),
+            max_epochs=2,
+            batch_size=32,
+            blockwise=blockwise,
+            random_state=0,
         ),
         lambda n: (_gaussians(n)[0],),
         n_small=320,
@@ -144,7 +154,8 @@ def test_sequence_cpc_reads_once_per_pass(monkeypatch):
     _assert_reads_do_not_grow_with_steps(small, large)
 
 
-def test_distiller_reads_once_per_pass(monkeypatch):
+@pytest.mark.parametrize("objective", ["ml_cpc", "crd"])
+def test_distiller_reads_once_per_pass(monkeypatch, objective):
     from sklearn.linear_model import LogisticRegression
 
     def data(n):
@@ -163,6 +174,7 @@ def test_distiller_reads_once_per_pass(monkeypatch):
             max_epochs=2,
             batch_size=32,
             n_negatives=16,
+            objective=objective,
             random_state=0,
         ),
         data,
