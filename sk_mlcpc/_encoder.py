@@ -508,13 +508,14 @@ class ContrastiveEncoder(
                 "encoder must be None, a torch.nn.Module instance or a torch.nn.Module "
                 f"subclass, got {self.encoder!r}."
             )
-        module = module.float()
+        # On the training device before the probe: a user's module may come from a GPU.
+        module = module.float().to(self.device_)
         # The probe runs in eval mode: a batch-norm layer must not see it as a batch.
         was_training = module.training
         module.eval()
         try:
             with torch.no_grad():
-                probe = module(torch.zeros(2, n_features))
+                probe = module(torch.zeros(2, n_features, device=self.device_))
         except Exception as error:
             raise ValueError(
                 f"The encoder failed on a batch of shape (2, {n_features}): {error}"

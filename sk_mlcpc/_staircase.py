@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sk_mlcpc._engine import BoundLoss, ContrastiveNet, PairedTensorDataset, resolve_device
+from sk_mlcpc._training import forked_cuda_devices
 from sk_mlcpc.bounds import bound_validity, cap, resolve_alpha
 from sk_mlcpc.critics import make_critic
 from sk_mlcpc.datasets import mi_staircase
@@ -92,7 +93,7 @@ def run_staircase(
     """
     device_ = resolve_device(device)
     alpha = resolve_alpha(config.alpha, config.objective, batch_size)
-    with torch.random.fork_rng(devices=[device_.index or 0] if device_.type == "cuda" else []):
+    with torch.random.fork_rng(devices=forked_cuda_devices(device_)):
         torch.manual_seed(random_state)
         critic = make_critic(
             config.critic,

@@ -19,6 +19,7 @@ __all__ = [
     "BLOCKWISE_FROM",
     "check_hidden_layer_sizes",
     "data_fingerprint",
+    "forked_cuda_devices",
     "make_preprocessor",
     "run_training",
     "standard_callbacks",
@@ -83,6 +84,30 @@ def make_preprocessor(name: str | None, n_rows: int, seed: int):
     return None
 
 
+class _ProgressBar(ProgressBar):
+    """skorch's progress bar, showing batch losses recorded as device tensors as numbers.
+
+    Reading a device tensor for display waits for the device: with ``verbose=2`` that is
+    once per step, the price of watching every batch's loss.
+    """
+
+    def _get_postfix_dict(self, net):
+        return {
+            key: float(value) if isinstance(value, torch.Tensor) else value
+            for key, value in super()._get_postfix_dict(net).items()
+        }
+
+
+def forked_cuda_devices(device: torch.device) -> list[int]:
+    """The CUDA device whose random state a fit on ``device`` seeds (and must restore).
+
+    ``"cuda"`` without an index means the current device, not necessarily device 0.
+    """
+    if device.type != "cuda":
+        return []
+    return [torch.cuda.current_device() if device.index is None else device.index]
+
+
 def standard_callbacks(estimator, callbacks: list) -> list:
     """``callbacks`` followed by those every estimator shares, from its parameters.
 
@@ -103,7 +128,7 @@ def standard_callbacks(estimator, callbacks: list) -> list:
         )
         callbacks.append(("early_stopping", stopping))
     if estimator.verbose >= 2:
-        callbacks.append(("progress_bar", ProgressBar()))
+        callbacks.append(("progress_bar", _ProgressBar()))
     for index, entry in enumerate(estimator.callbacks or []):
         name, callback = entry if isinstance(entry, tuple) else (None, entry)
         if not isinstance(callback, Callback):
@@ -150,7 +175,7 @@ def run_training(
       checkpoint is loaded without training.
     * otherwise a fresh fit.
     """
-    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    cuda_devices = forked_cuda_devices(device)
     split = None if valid_set is None else predefined_split(valid_set)
     if estimator.warm_start and hasattr(estimator, "net_"):
         net = estimator.net_

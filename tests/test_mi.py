@@ -607,6 +607,20 @@ def test_verbose_prints_epoch_table(small, capsys):
     assert "train_loss" in out
 
 
+def test_progress_bar_shows_batch_losses_as_numbers(small, capsys):
+    from sk_mlcpc._training import _ProgressBar
+
+    X, Y = small
+    estimator = _fast(verbose=2, max_epochs=1).fit(X, Y)
+    assert "it/s" in capsys.readouterr().err
+    # During a pass the batch losses are device tensors; the bar shows numbers.
+    (bar,) = [cb for _, cb in estimator.net_.callbacks_ if isinstance(cb, _ProgressBar)]
+    estimator.net_.history.new_batch()
+    estimator.net_.history.record_batch("train_loss", torch.tensor(0.5))
+    shown = bar._get_postfix_dict(estimator.net_)["train_loss"]
+    assert type(shown) is float and shown == 0.5
+
+
 def test_quiet_by_default(small, capsys):
     X, Y = small
     est = _fast(max_epochs=2).fit(X, Y)
