@@ -28,7 +28,12 @@ from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 from torch import nn
 
-from sk_mlcpc.blockwise import DEFAULT_BLOCK_SIZE, blockwise_bound, separable_parts
+from sk_mlcpc.blockwise import (
+    DEFAULT_BLOCK_SIZE,
+    blockwise_bound,
+    chunked_scores,
+    separable_parts,
+)
 from sk_mlcpc.bounds import get_bound
 
 __all__ = [
@@ -49,6 +54,10 @@ __all__ = [
     "to_device",
 ]
 
+
+#: Pairs a joint critic scores at once with ``chunk_pairs``: its activations are this many
+#: rows of its hidden layers (1 GiB for hidden layers of 1,024 floats in all).
+PAIRS_PER_CHUNK = 1 << 18
 
 #: ``precision`` names accepted by :class:`ContrastiveNet` and the estimators.
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -601,6 +610,7 @@ class ContrastiveNet(HostSyncFreeLoop, NeuralNet):
         shuffle_seed: int = 0,
         eval_seed: int = 0,
         blockwise: bool = False,
+        chunk_pairs: bool = False,
         precision: str = "fp32",
         **kwargs,
     ) -> None:
@@ -613,6 +623,7 @@ class ContrastiveNet(HostSyncFreeLoop, NeuralNet):
         self.shuffle_seed = shuffle_seed
         self.eval_seed = eval_seed
         self.blockwise = blockwise
+        self.chunk_pairs = chunk_pairs
         self.precision = precision
 
     def _autocast(self):
@@ -674,11 +685,17 @@ class ContrastiveNet(HostSyncFreeLoop, NeuralNet):
         The network runs under autocast for ``precision="bf16"``/``"fp16"``; the bounds
         accumulate half-precision scores in float32. With ``blockwise`` the criterion
         evaluates the bound in tiles (:mod:`sk_mlcpc.blockwise`) and the ``n x n`` score
-        matrix is never stored.
+        matrix is never stored. With ``chunk_pairs`` (joint critics) the score matrix is
+        computed :data:`PAIRS_PER_CHUNK` pairs at a time with activation checkpointing
+        (:func:`~sk_mlcpc.blockwise.chunked_scores`): the critic's activations are kept for
+        one chunk, not for all ``n x n`` pairs.
         """
         with self._autocast():
             if self.blockwise and isinstance(x, dict) and not fit_params:
                 return self.separable_factors(x["x"], x["y"])
+            if self.chunk_pairs and isinstance(x, dict) and not fit_params:
+                rows = max(1, PAIRS_PER_CHUNK // len(x["y"]))
+                return chunked_scores(self.module_, x["x"], x["y"], chunk_size=rows)
             return super().infer(x, **fit_params)
 
     def train_step_single(self, batch, **fit_params):

@@ -46,6 +46,8 @@ __all__ = ["MutualInformationEstimator", "estimate_mi"]
 _SEPARABLE_CRITICS = ("separable", "separable_additive", "bilinear")
 _MAX_REFERENCE = 2048
 _MAX_PAIRS_PER_CHUNK = 1 << 20
+# Rows per batch from which blockwise="auto" chunks a joint critic's pairs.
+_CHUNK_PAIRS_FROM = 512
 
 
 def _has_embedding(estimator: MutualInformationEstimator) -> bool:
@@ -123,12 +125,16 @@ class MutualInformationEstimator(
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
     blockwise : "auto" or bool, default="auto"
-        Evaluate the bound in tiles from the critic's factors ``g(x)``, ``h(y)`` (and
-        ``a(x)``, ``b(y)``) without storing the ``n x n`` score matrix
-        (:mod:`sk_mlcpc.blockwise`): memory linear in the batch size, same values and
-        gradients. ``"auto"`` turns it on for separable and bilinear critics when a
-        training or evaluation batch holds 2,048 rows or more; ``True`` requires such a
-        critic.
+        Bound the memory of large batches, with the same values and gradients. For
+        separable and bilinear critics, evaluate the bound in tiles from the critic's
+        factors ``g(x)``, ``h(y)`` (and ``a(x)``, ``b(y)``) without storing the
+        ``n x n`` score matrix (:mod:`sk_mlcpc.blockwise`): memory linear in the batch
+        size. For the joint ``"concat"`` critic, score the pairs in chunks with
+        activation checkpointing (:func:`~sk_mlcpc.blockwise.chunked_scores`): the
+        ``n x n`` scores are stored, but the critic's hidden activations only for one
+        chunk of pairs at a time, at the cost of a second forward pass. ``"auto"`` turns
+        it on when a training or evaluation batch holds 2,048 rows or more (512 for the
+        joint critic, whose activations are ``n^2`` rows of its hidden layers).
     precision : {"fp32", "bf16", "fp16"}, default="fp32"
         Run the network under autocast in bfloat16 or float16 (mainly for GPUs). The
         bounds accumulate the half-precision scores in float32 and in log space; float16
@@ -427,7 +433,8 @@ class MutualInformationEstimator(
             eval_seed=eval_seed,
             precision=self.precision,
             compile=self.compile,
-            blockwise=self.blockwise_,
+            blockwise=self.blockwise_ and self.critic in _SEPARABLE_CRITICS,
+            chunk_pairs=self.blockwise_ and self.critic not in _SEPARABLE_CRITICS,
             train_split=None if valid_set is None else predefined_split(valid_set),
             callbacks=self._callbacks(),
             verbose=self.verbose,
@@ -436,14 +443,9 @@ class MutualInformationEstimator(
         )
 
     def _resolve_blockwise(self) -> bool:
-        separable = self.critic in _SEPARABLE_CRITICS
         if self.blockwise == "auto":
-            return separable and max(self.batch_size_, self.eval_batch_size_) >= BLOCKWISE_FROM
-        if self.blockwise and not separable:
-            raise ValueError(
-                f"blockwise=True needs a separable or bilinear critic {_SEPARABLE_CRITICS}; "
-                f"critic={self.critic!r} scores pairs jointly."
-            )
+            threshold = BLOCKWISE_FROM if self.critic in _SEPARABLE_CRITICS else _CHUNK_PAIRS_FROM
+            return max(self.batch_size_, self.eval_batch_size_) >= threshold
         return bool(self.blockwise)
 
     # persistence (sk_mlcpc._persistence.PersistenceMixin)

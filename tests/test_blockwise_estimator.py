@@ -2,8 +2,13 @@
 
 import numpy as np
 import pytest
+import torch
 
+import sk_mlcpc._engine as engine
 from sk_mlcpc import MutualInformationEstimator
+from sk_mlcpc.blockwise import chunked_scores
+from sk_mlcpc.bounds import ml_cpc
+from sk_mlcpc.critics import make_critic
 from sk_mlcpc.datasets import make_correlated_gaussians
 
 
@@ -48,7 +53,68 @@ def test_auto_turns_on_from_2048_rows_per_batch():
     assert joint.set_params(hidden_layer_sizes=(4,)).fit(X[:300], Y[:300]).blockwise_ is False
 
 
-def test_blockwise_true_needs_a_separable_critic(gaussians):
+def test_a_joint_critic_is_scored_in_chunks_with_the_same_fit(gaussians, monkeypatch):
     X, Y = gaussians
-    with pytest.raises(ValueError, match="blockwise=True needs a separable"):
-        MutualInformationEstimator(critic="concat", blockwise=True, max_epochs=1).fit(X, Y)
+    # 100-row batches in chunks of 10 rows (1,000 pairs): ten chunks per batch.
+    monkeypatch.setattr(engine, "PAIRS_PER_CHUNK", 1000)
+    calls = []
+    real_chunked = engine.chunked_scores
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["chunk_size"])
+        return real_chunked(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "chunked_scores", counting)
+    params = dict(
+        critic="concat", hidden_layer_sizes=(16,), max_epochs=3, batch_size=100,
+        early_stopping=False, random_state=0,
+    )  # fmt: skip
+    dense = MutualInformationEstimator(blockwise=False, **params).fit(X, Y)
+    assert not calls
+    chunked = MutualInformationEstimator(blockwise=True, **params).fit(X, Y)
+    assert chunked.blockwise_ and chunked.net_.chunk_pairs and not chunked.net_.blockwise
+    assert calls and set(calls) == {10}
+    np.testing.assert_allclose(
+        chunked.history_[:, "train_loss"], dense.history_[:, "train_loss"], rtol=1e-5, atol=1e-6
+    )
+    assert chunked.mi_ == pytest.approx(dense.mi_, abs=1e-5)
+    assert chunked.score(X, Y) == pytest.approx(dense.score(X, Y), abs=1e-5)
+
+
+def _bytes_saved_for_backward(compute) -> int:
+    saved = 0
+
+    def pack(tensor):
+        nonlocal saved
+        saved += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        compute()
+    return saved
+
+
+def test_chunking_keeps_a_joint_critics_activations_for_one_chunk_only():
+    n, hidden = 256, (64, 64)
+    critic = make_critic("concat", 2, 2, hidden_layer_sizes=hidden)
+    x, y = torch.randn(n, 2), torch.randn(n, 2)
+    dense = _bytes_saved_for_backward(lambda: ml_cpc(critic(x, y), alpha=1.0))
+    chunked = _bytes_saved_for_backward(
+        lambda: ml_cpc(chunked_scores(critic, x, y, chunk_size=16), alpha=1.0)
+    )
+    # Dense: every one of the n^2 pairs keeps its hidden activations (>= n^2 * 128 floats).
+    assert dense >= n * n * sum(hidden) * 4
+    # Chunked: the chunk inputs and the n x n scores (a few n^2 floats for the bound).
+    assert chunked <= 8 * n * n * 4
+    assert chunked * 10 < dense
+
+
+def test_auto_chunks_a_joint_critic_from_512_rows_per_batch():
+    X, Y, _ = make_correlated_gaussians(700, 2, mi=1.0, random_state=0)
+    params = dict(critic="concat", hidden_layer_sizes=(4,), max_epochs=1, random_state=0)
+    small = MutualInformationEstimator(batch_size=511, validation_fraction=0.25, **params)
+    large = MutualInformationEstimator(batch_size=512, validation_fraction=0.25, **params)
+    with pytest.warns(UserWarning, match="1 evaluation batch"):
+        assert small.fit(X, Y).blockwise_ is False
+    with pytest.warns(UserWarning, match="1 evaluation batch"):
+        assert large.fit(X, Y).blockwise_ is True
