@@ -5,6 +5,9 @@ sequence to a latent ``z_t``, a causal GRU summarises ``z_0, ..., z_t`` into a c
 ``c_t``, and one linear predictor per step ahead scores the true future latent
 ``z_{t+k}`` against negatives with the bilinear critic ``f_k(c_t, z) = (W_k c_t) . z``.
 
+This module holds the estimator; the torch side it trains (the model, the batches of
+sequences, the loss and the skorch net) is in :mod:`sk_mlcpc._sequence_engine`.
+
 Score matrices
 --------------
 Every score matrix is in the *batch layout* of :mod:`sk_mlcpc.bounds`: ``n = m = B``,
@@ -27,11 +30,9 @@ pairs) would apply. With one independent sequence per row the pairs are i.i.d. d
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -45,16 +46,18 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from sk_mlcpc._engine import (
-    BoundLoss,
-    ContrastiveNet,
     DivergenceError,
     DivergenceGuard,
     MutualInformationLog,
-    SeededBatches,
     resolve_device,
-    to_device,
 )
 from sk_mlcpc._persistence import PersistenceMixin
+from sk_mlcpc._sequence_engine import (
+    PredictiveBoundLoss,
+    PredictiveCodingModule,
+    PredictiveCodingNet,
+    SequenceDataset,
+)
 from sk_mlcpc._training import (
     check_hidden_layer_sizes,
     data_fingerprint,
@@ -74,217 +77,6 @@ def _n_windows(n_timesteps: int, window: int, stride: int) -> int:
     if n_timesteps < window:
         return 0
     return (n_timesteps - window) // stride + 1
-
-
-# ---------------------------------------------------------------------------------------
-# Model
-# ---------------------------------------------------------------------------------------
-
-
-class PredictiveCodingModule(nn.Module):
-    """Window encoder + causal GRU context network + one linear predictor per step ahead.
-
-    The window encoder is an MLP applied to each window of ``window`` samples (all
-    channels), implemented as a strided ``Conv1d`` with kernel ``window`` followed by
-    pointwise (kernel 1) convolutions: latent ``z_t`` depends on window ``t`` only, and
-    context ``c_t`` on windows ``0..t`` only.
-
-    Parameters
-    ----------
-    n_channels : int
-        Input channels.
-    window, stride : int
-        Window length and hop, in samples.
-    prediction_steps : int
-        Predictors ``W_1 .. W_K``.
-    latent_dim : int
-        Width of the window latents ``z_t``.
-    context_dim : int
-        Width of the contexts ``c_t`` (GRU hidden size).
-    hidden_layer_sizes : sequence of int
-        Hidden widths of the window encoder.
-    activation : str
-        One of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
-    """
-
-    def __init__(
-        self,
-        n_channels: int,
-        window: int,
-        stride: int,
-        prediction_steps: int,
-        latent_dim: int,
-        context_dim: int,
-        hidden_layer_sizes: Sequence[int] = (64,),
-        activation: str = "relu",
-    ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        width, kernel, hop = n_channels, window, stride
-        for hidden in hidden_layer_sizes:
-            layers += [nn.Conv1d(width, hidden, kernel, stride=hop), ACTIVATIONS[activation]()]
-            width, kernel, hop = hidden, 1, 1
-        layers.append(nn.Conv1d(width, latent_dim, kernel, stride=hop))
-        self.encoder = nn.Sequential(*layers)
-        self.context = nn.GRU(latent_dim, context_dim, batch_first=True)
-        self.predictors = nn.ModuleList(
-            nn.Linear(context_dim, latent_dim, bias=False) for _ in range(prediction_steps)
-        )
-
-    def latents(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T)`` sequences -> ``(B, L, latent_dim)`` window latents."""
-        return self.encoder(x).transpose(1, 2)
-
-    def contexts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, C, T)`` -> latents ``(B, L, latent_dim)`` and contexts ``(B, L, context_dim)``."""
-        z = self.latents(x)
-        c, _ = self.context(z)
-        return z, c
-
-    def forward(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """Score matrices for every step ahead and anchor draw.
-
-        Parameters
-        ----------
-        x : torch.Tensor of shape (B, C, T)
-        order : torch.Tensor of shape (B, P), int64
-            ``order[b, r]`` is the anchor time of sequence ``b`` in draw ``r``, a time in
-            ``0 .. P - 1`` with ``P = L - prediction_steps``.
-
-        Returns
-        -------
-        scores : torch.Tensor of shape (K, P, B, B)
-            ``scores[k - 1, r, i, j] = (W_k c_{i, t_ir}) . z_{j, t_jr + k}``, positives on
-            the diagonal of each ``B x B`` matrix.
-        """
-        z, c = self.contexts(x)
-        n_anchor_times = order.shape[1]
-        index_c = order.unsqueeze(-1).expand(-1, -1, c.shape[-1])
-        anchors = torch.gather(c, 1, index_c)  # (B, P, context_dim)
-        index_z = order.unsqueeze(-1).expand(-1, -1, z.shape[-1])
-        scores = []
-        for step, predictor in enumerate(self.predictors, start=1):
-            future = z[:, step : step + n_anchor_times]  # (B, P, latent_dim)
-            targets = torch.gather(future, 1, index_z)  # (B, P, latent_dim)
-            predictions = predictor(anchors)  # (B, P, latent_dim)
-            scores.append(torch.einsum("ird,jrd->rij", predictions, targets))
-        return torch.stack(scores)
-
-
-# ---------------------------------------------------------------------------------------
-# Engine
-# ---------------------------------------------------------------------------------------
-
-
-class SequenceDataset(torch.utils.data.Dataset):
-    """Sequences ``(n, C, T)`` held as one tensor on the training device.
-
-    Parameters
-    ----------
-    x : torch.Tensor of shape (n, C, T)
-    n_anchor_times : int
-        Anchor times per sequence, ``P``.
-    """
-
-    def __init__(self, x: torch.Tensor, n_anchor_times: int) -> None:
-        self.x = x
-        self.n_anchor_times = int(n_anchor_times)
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[index], torch.zeros(())
-
-
-class SequenceBatches(SeededBatches):
-    """Full batches of sequences with a random permutation of anchor times per sequence.
-
-    Training passes (``shuffle=True``) draw the row order and the anchor times from
-    ``generator``, or from a fresh ``generator_factory()`` called at the start of each
-    pass; evaluation passes reuse one order and one set of anchor times drawn from
-    ``seed``, so that held-out values are repeatable. A last partial batch is dropped: the
-    bound depends on the batch size.
-    """
-
-    def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
-        n, n_times = len(self.dataset), self.dataset.n_anchor_times
-        generator = self._pass_generator()
-        device = self.dataset.x.device
-        # Drawn on the host for the whole pass (device-independent, so the same seed gives
-        # the same batches on any device) and copied once, not once per batch.
-        rows = to_device(torch.randperm(n, generator=generator), device)
-        # An independent random permutation of the anchor times for every sequence.
-        times = torch.argsort(torch.rand(n, n_times, generator=generator), dim=1)
-        times = to_device(times, device)
-        for start in self._batch_starts():
-            index = rows[start : start + self.batch_size]
-            yield (
-                {"x": self.dataset.x[index], "order": times[start : start + self.batch_size]},
-                None,
-            )
-
-
-class PredictiveBoundLoss(BoundLoss):
-    """Minus a bound averaged over a stack of ``(K, P, B, B)`` batch-layout score matrices.
-
-    Parameters
-    ----------
-    objective : str
-        Bound name from :data:`sk_mlcpc.bounds.BOUNDS`.
-    alpha : float, default=1.0
-        Positive weight of ``"alpha_cpc"`` / ``"ml_cpc"``.
-    """
-
-    def __init__(self, objective: str, alpha: float = 1.0) -> None:
-        super().__init__(objective, alpha=alpha, layout="batch")
-
-    def per_step(self, scores: torch.Tensor, *, update_state: bool = False) -> torch.Tensor:
-        """The bound of every matrix averaged over draws: a ``(K,)`` tensor in nats."""
-        n_steps, n_draws = scores.shape[:2]
-        flat = scores.reshape(n_steps * n_draws, *scores.shape[2:])
-        if self.objective == "mine":
-            # MINE carries a moving average between matrices: evaluate them in order.
-            values = torch.stack([self.estimate(s, update_state=update_state) for s in flat])
-        else:
-            kwargs = {"alpha": self.alpha} if self.objective in ALPHA_OBJECTIVES else {}
-            bound = functools.partial(self.bound, layout="batch", **kwargs)
-            values = torch.func.vmap(bound)(flat)
-        return values.reshape(n_steps, n_draws).mean(dim=1)
-
-    def forward(self, scores: torch.Tensor, training: bool = True) -> torch.Tensor:
-        return -self.per_step(scores, update_state=training).mean()
-
-
-class PredictiveCodingNet(ContrastiveNet):
-    """:class:`~sk_mlcpc._engine.ContrastiveNet` training a :class:`PredictiveCodingModule`.
-
-    The criterion is a :class:`PredictiveBoundLoss`; batches are whole sequences
-    (:class:`SequenceBatches`), whose anchor times are drawn from the same per-epoch
-    generator as the order, so an epoch's draws depend on its index only.
-    """
-
-    def get_iterator(self, dataset, training=False):
-        if training:
-            return SequenceBatches(
-                dataset, self.batch_size, shuffle=True, generator_factory=self.epoch_generator
-            )
-        batch_size = self.eval_batch_size or self.batch_size
-        return SequenceBatches(dataset, batch_size, shuffle=False, seed=self.eval_seed)
-
-    def step_estimates(self, dataset: SequenceDataset, batch_size: int) -> np.ndarray:
-        """The bound per evaluation batch and step ahead, ``(n_batches, K)``, in nats."""
-        self.check_is_fitted()
-        self._set_training(False)
-        values = []
-        with torch.no_grad():
-            for batch, _ in SequenceBatches(
-                dataset, batch_size, shuffle=False, seed=self.eval_seed
-            ):
-                values.append(self.criterion_.per_step(self.infer(batch), update_state=False))
-        if not values:
-            return np.empty((0, len(self.module_.predictors)))
-        return torch.stack(values).double().cpu().numpy()
 
 
 # ---------------------------------------------------------------------------------------
@@ -788,7 +580,10 @@ class ContrastivePredictiveCoding(
 
     @property
     def module_(self) -> nn.Module:
-        """The trained :class:`PredictiveCodingModule` (``net_.module_``)."""
+        """The trained :class:`~sk_mlcpc._sequence_engine.PredictiveCodingModule`.
+
+        The same object as ``net_.module_``.
+        """
         return self.net_.module_
 
     # ------------------------------------------------------------------ evaluation

@@ -610,7 +610,7 @@ def test_score_matrices_match_a_direct_computation(fitted, data):
 
 @pytest.mark.parametrize("objective", ["ml_cpc", "cpc", "nwj", "mine"])
 def test_loss_is_minus_the_mean_bound_over_matrices(objective):
-    from sk_mlcpc._sequence import PredictiveBoundLoss
+    from sk_mlcpc._sequence_engine import PredictiveBoundLoss
 
     scores = torch.randn(3, 4, 8, 8, dtype=torch.float64)
     alpha = bounds.valid_alpha_range(8).low
