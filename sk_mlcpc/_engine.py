@@ -636,6 +636,20 @@ class ContrastiveNet(HostSyncFreeLoop, NeuralNet):
         device_type = torch.device(self.device).type
         return torch.autocast(device_type=device_type, dtype=PRECISIONS[self.precision])
 
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        if (
+            self.precision == "fp16"
+            and prefix == "optimizer"
+            and self.optimizer in (torch.optim.Adam, torch.optim.AdamW)
+            and "fused" not in kwargs
+        ):
+            # The gradient scaler reads its overflow flag on the host before every step,
+            # unless the optimiser takes the flag itself and skips on the device: the
+            # fused Adam kernels do.
+            kwargs["fused"] = True
+        return args, kwargs
+
     def initialize(self):
         super().initialize()
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range.
