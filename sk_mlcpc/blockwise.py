@@ -38,12 +38,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from sk_mlcpc.bounds import (
-    _alpha_weights,
-    _moving_log_partition,
-    _value_with_gradient_of,
-    get_bound,
-)
+from sk_mlcpc._score_math import _alpha_weights, _moving_log_partition, _value_with_gradient_of
+from sk_mlcpc.bounds import get_bound
 
 __all__ = [
     "BLOCKWISE_OPTIONS",

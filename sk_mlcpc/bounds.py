@@ -37,11 +37,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Literal, NamedTuple
 
 import torch
-from torch.nn import functional as F
+
+from sk_mlcpc._score_math import (
+    _alpha_weights,
+    _check_scores,
+    _js_objective,
+    _log_mean_exp_negatives,
+    _moving_log_partition,
+    _positives,
+    _row_log_normalisers,
+    _value_with_gradient_of,
+)
 
 __all__ = [
     "BOUNDS",
@@ -64,104 +74,6 @@ __all__ = [
 
 Layout = Literal["batch", "anchored"]
 Validity = Literal["proven", "claimed", "invalid"]
-
-_LAYOUTS = ("batch", "anchored")
-
-
-# ---------------------------------------------------------------------------------------
-# Shared pieces
-# ---------------------------------------------------------------------------------------
-
-
-def _check_scores(scores: torch.Tensor, layout: str) -> tuple[torch.Tensor, int, int]:
-    """Validate a score matrix and return it in a dtype safe for accumulation."""
-    if not isinstance(scores, torch.Tensor):
-        raise TypeError(f"scores must be a torch.Tensor, got {type(scores).__name__}.")
-    if not torch.is_floating_point(scores):
-        raise TypeError(f"scores must have a floating dtype, got {scores.dtype}.")
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be a 2-D matrix, got shape {tuple(scores.shape)}.")
-    if layout not in _LAYOUTS:
-        raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}.")
-    n, m = scores.shape
-    if layout == "batch" and n != m:
-        raise ValueError(
-            f"layout='batch' needs a square score matrix (positives on the diagonal), got "
-            f"shape {(n, m)}; use layout='anchored' for an n x m matrix with positives in "
-            "column 0."
-        )
-    if m < 2 or n < 1:
-        raise ValueError(
-            f"scores of shape {(n, m)} hold no negatives: at least 2 samples per row are needed."
-        )
-    if scores.dtype in (torch.float16, torch.bfloat16):
-        scores = scores.float()
-    return scores, n, m
-
-
-def _positives(scores: torch.Tensor, layout: str) -> torch.Tensor:
-    return scores.diagonal() if layout == "batch" else scores[:, 0]
-
-
-def _negatives(scores: torch.Tensor, layout: str) -> tuple[torch.Tensor, int]:
-    """Negative scores with positives replaced by -inf (batch) or sliced off (anchored).
-
-    Returns the matrix and the number of genuine negatives it holds.
-    """
-    n, m = scores.shape
-    if layout == "batch":
-        eye = torch.eye(n, dtype=torch.bool, device=scores.device)
-        return scores.masked_fill(eye, -math.inf), n * (n - 1)
-    return scores[:, 1:], n * (m - 1)
-
-
-def _log_mean_exp_negatives(scores: torch.Tensor, layout: str) -> torch.Tensor:
-    negatives, count = _negatives(scores, layout)
-    return torch.logsumexp(negatives.reshape(-1), dim=0) - math.log(count)
-
-
-def _alpha_weights(alpha: float, m: int) -> tuple[float, float]:
-    """Return ``(log alpha, log beta)`` with ``beta = (m - alpha) / (m - 1)``."""
-    if isinstance(alpha, bool) or not isinstance(alpha, Real):
-        raise TypeError(f"alpha must be a real number, got {type(alpha).__name__}.")
-    alpha = float(alpha)
-    if not (0.0 < alpha <= m) or math.isnan(alpha):
-        raise ValueError(
-            f"alpha must lie in (0, m] = (0, {m}] for m={m} samples per row, got {alpha}; "
-            "above m the weight beta = (m - alpha) / (m - 1) of the negatives would be negative."
-        )
-    beta = (m - alpha) / (m - 1)
-    return math.log(alpha), (math.log(beta) if beta > 0 else -math.inf)
-
-
-def _row_log_normalisers(scores: torch.Tensor, layout: str, alpha: float) -> torch.Tensor:
-    """``log(alpha e^{S_ii} + beta sum_{j != i} e^{S_ij})`` for every row."""
-    m = scores.shape[1]
-    log_alpha, log_beta = _alpha_weights(alpha, m)
-    negatives, _ = _negatives(scores, layout)
-    negative_lse = torch.logsumexp(negatives, dim=1)
-    return torch.logaddexp(_positives(scores, layout) + log_alpha, negative_lse + log_beta)
-
-
-def _value_with_gradient_of(value: torch.Tensor, objective: torch.Tensor) -> torch.Tensor:
-    """A tensor equal to ``value`` whose gradient is the gradient of ``objective``.
-
-    An infinite ``objective`` would make ``objective - objective.detach()`` NaN; the
-    reported value then stays ``value`` (with no gradient).
-    """
-    straight_through = objective - objective.detach()
-    straight_through = torch.where(
-        torch.isfinite(objective), straight_through, torch.zeros_like(straight_through)
-    )
-    return value.detach() + straight_through
-
-
-def _js_objective(scores: torch.Tensor, layout: str) -> torch.Tensor:
-    negatives, count = _negatives(scores, layout)
-    # softplus(-inf) = 0, so the masked diagonal contributes nothing to the sum.
-    negative_term = F.softplus(negatives).sum() / count
-    return -F.softplus(-_positives(scores, layout)).mean() - negative_term
-
 
 # ---------------------------------------------------------------------------------------
 # Bounds
@@ -446,21 +358,6 @@ def dv(scores: torch.Tensor, *, layout: Layout = "batch") -> torch.Tensor:
     work, _, _ = _check_scores(scores, layout)
     value = _positives(work, layout).mean() - _log_mean_exp_negatives(work, layout)
     return value.to(scores.dtype)
-
-
-def _moving_log_partition(
-    previous: torch.Tensor, batch_log_partition: torch.Tensor, momentum: float
-) -> torch.Tensor:
-    """``log(momentum e^previous + (1 - momentum) e^batch)``; a NaN ``previous`` starts.
-
-    The NaN test is a ``where`` on the device rather than a Python ``if``, which would
-    wait for the device at every training step.
-    """
-    blended = torch.logaddexp(
-        previous + math.log(momentum) if momentum > 0 else previous - math.inf,
-        batch_log_partition + math.log1p(-momentum),
-    )
-    return torch.where(torch.isnan(previous), batch_log_partition, blended)
 
 
 def mine(
