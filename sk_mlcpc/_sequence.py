@@ -160,6 +160,13 @@ class ContrastivePredictiveCoding(
         The global torch random state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
+    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+        Run the network under autocast in bfloat16 or float16 (mainly for GPUs). The
+        bounds accumulate the half-precision scores in float32 and in log space; float16
+        training uses a gradient scaler.
+    compile : bool, default=False
+        Compile the network with :func:`torch.compile` (through skorch): slower to start,
+        faster per step on large models and GPUs.
     warm_start : bool, default=False
         When true and the estimator is fitted, ``fit`` continues training the fitted
         networks for ``max_epochs`` more epochs (optimiser state, standardisation, batch
@@ -286,6 +293,8 @@ class ContrastivePredictiveCoding(
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "precision": [StrOptions({"fp32", "bf16", "fp16"})],
+        "compile": ["boolean"],
         "warm_start": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
         "on_divergence": [StrOptions({"raise", "restore"})],
@@ -319,6 +328,8 @@ class ContrastivePredictiveCoding(
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
+        precision: str = "fp32",
+        compile: bool = False,
         warm_start: bool = False,
         checkpoint_dir: str | os.PathLike | None = None,
         on_divergence: str = "raise",
@@ -348,6 +359,8 @@ class ContrastivePredictiveCoding(
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.precision = precision
+        self.compile = compile
         self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
         self.on_divergence = on_divergence
@@ -544,6 +557,8 @@ class ContrastivePredictiveCoding(
             train_split=None if valid_set is None else predefined_split(valid_set),
             callbacks=self._callbacks(),
             device=self.device_,
+            precision=self.precision,
+            compile=self.compile,
             verbose=self.verbose,
             torch_load_kwargs={"weights_only": False},
         )

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sk_mlcpc._engine import BoundLoss, ContrastiveNet, SeededBatches, to_device
+from sk_mlcpc._engine import BoundLoss, ContrastiveNet, SeededBatches, _at_least_fp32, to_device
 from sk_mlcpc.bounds import ALPHA_OBJECTIVES
 from sk_mlcpc.encoders import ACTIVATIONS
 
@@ -202,6 +202,8 @@ class PredictiveBoundLoss(BoundLoss):
 
     def per_step(self, scores: torch.Tensor, *, update_state: bool = False) -> torch.Tensor:
         """The bound of every matrix averaged over draws: a ``(K,)`` tensor in nats."""
+        # Half-precision scores (autocast) are evaluated and reported in float32.
+        scores = _at_least_fp32(scores)
         n_steps, n_draws = scores.shape[:2]
         flat = scores.reshape(n_steps * n_draws, *scores.shape[2:])
         if self.objective == "mine":

@@ -142,7 +142,8 @@ def test_encoder_reads_once_per_pass(monkeypatch, blockwise):
     _assert_reads_do_not_grow_with_steps(small, large)
 
 
-def test_sequence_cpc_reads_once_per_pass(monkeypatch):
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_sequence_cpc_reads_once_per_pass(monkeypatch, precision):
     def data(n):
         X, _ = make_frequency_sequences(n, 64, random_state=0)
         return (X,)
@@ -158,6 +159,7 @@ def test_sequence_cpc_reads_once_per_pass(monkeypatch):
             hidden_layer_sizes=(8,),
             max_epochs=2,
             batch_size=16,
+            precision=precision,
             random_state=0,
         ),
         data,

@@ -17,6 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_mlcpc import DivergenceError, bounds
 from sk_mlcpc._sequence import ContrastivePredictiveCoding
+from sk_mlcpc._sequence_engine import PredictiveBoundLoss
 from sk_mlcpc.datasets import make_frequency_sequences, make_switching_ar
 
 # Tiny and fast: the tests check behaviour, not accuracy (except the end-to-end test).
@@ -626,3 +627,39 @@ def test_loss_is_minus_the_mean_bound_over_matrices(objective):
         # Independently of BoundLoss: the functions of sk_mlcpc.bounds, matrix by matrix.
         direct = torch.stack([bounds.ml_cpc(scores[1, r], alpha=alpha) for r in range(4)])
         torch.testing.assert_close(per_step[1], direct.mean())
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_training(data, precision):
+    X, _ = data
+    full = _fast().fit(X)
+    half = _fast(precision=precision).fit(X)
+    assert half.net_.precision == precision
+    assert half.net_.grad_scaler_.is_enabled() is (precision == "fp16")
+    assert np.isfinite(half.history_[:, "train_loss"]).all()
+    assert abs(half.mi_ - full.mi_) < 0.3
+    assert half.transform(X).dtype == np.float32
+
+
+def test_half_precision_scores_are_bounded_in_float32():
+    scores = torch.randn(2, 3, 8, 8).to(torch.bfloat16)
+    per_step = PredictiveBoundLoss("ml_cpc", alpha=1.0).per_step(scores)
+    assert per_step.dtype == torch.float32
+    expected = PredictiveBoundLoss("ml_cpc", alpha=1.0).per_step(scores.float())
+    torch.testing.assert_close(per_step, expected)
+
+
+def test_compile_compiles_the_network(data, monkeypatch):
+    X, _ = data
+    real_compile = torch.compile
+    compiled = []
+
+    def eager_compile(target, **options):
+        compiled.append(type(target).__name__)
+        return real_compile(target, backend="eager")  # what is compiled, not how
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    estimator = _fast(compile=True, max_epochs=2).fit(X)
+    assert compiled == ["PredictiveCodingModule"]  # not the criterion
+    eager = _fast(max_epochs=2).fit(X)
+    assert estimator.mi_ == pytest.approx(eager.mi_, abs=1e-4)
