@@ -24,6 +24,13 @@ and on a GPU::
 
     python benchmarks/throughput.py --device cuda --sizes 4096,65536 --precisions fp32,bf16
 
+and for the joint critic (an MLP on every concatenated pair ``[x_i, y_j]``), whose
+memory-bounded path scores the pairs in chunks with activation checkpointing
+(:func:`sk_mlcpc.blockwise.chunked_scores`, as the estimators do)::
+
+    OMP_NUM_THREADS=1 python benchmarks/throughput.py --critic concat \
+        --sizes 128,512,1024,2048,4096 --out benchmarks/results/throughput_concat
+
 Results go to ``benchmarks/results/throughput.txt`` and ``.json`` (``--out`` changes the
 stem).
 """
@@ -54,14 +61,18 @@ _WORKER = textwrap.dedent(
 
     config = json.loads(sys.argv[1])
     torch.set_num_threads(config["threads"])
-    from sk_mlcpc.blockwise import blockwise_bound, separable_parts
+    from sk_mlcpc.blockwise import blockwise_bound, chunked_scores, separable_parts
     from sk_mlcpc.bounds import ml_cpc, resolve_alpha
-    from sk_mlcpc.critics import SeparableCritic
+    from sk_mlcpc.critics import ConcatCritic, SeparableCritic
+    from sk_mlcpc._engine import PAIRS_PER_CHUNK
 
     device = torch.device(config["device"])
     n = config["batch_size"]
     torch.manual_seed(0)
-    critic = SeparableCritic(8, 8, embedding_dim=32, hidden_layer_sizes=(64,)).to(device)
+    if config["critic"] == "concat":
+        critic = ConcatCritic(8, 8, hidden_layer_sizes=(64, 64)).to(device)
+    else:
+        critic = SeparableCritic(8, 8, embedding_dim=32, hidden_layer_sizes=(64,)).to(device)
     optimizer = torch.optim.Adam(critic.parameters(), lr=1e-3)
     alpha = resolve_alpha("auto", "ml_cpc", n)
     rho = 0.8
@@ -96,6 +107,9 @@ _WORKER = textwrap.dedent(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             if config["path"] == "dense":
                 bound = ml_cpc(critic(x, y), alpha=alpha)
+            elif config["path"] == "chunked":  # what the estimators do for joint critics
+                rows = max(1, PAIRS_PER_CHUNK // n)
+                bound = ml_cpc(chunked_scores(critic, x, y, chunk_size=rows), alpha=alpha)
             else:
                 g, h, a, b = separable_parts(critic, x, y)
                 bound = blockwise_bound(
@@ -152,9 +166,9 @@ def run_config(config: dict, timeout: float) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def fit_dense(rows: list[dict]) -> float:
-    """Bytes per n^2 entry of the dense path, from its largest measured batch."""
-    measured = [r for r in rows if r["path"] == "dense" and "peak_bytes" in r]
+def fit_dense(rows: list[dict], path: str = "dense") -> float:
+    """Bytes per n^2 entry of a quadratic path, from its largest measured batch."""
+    measured = [r for r in rows if r["path"] == path and "peak_bytes" in r]
     if not measured:
         return DENSE_PRIOR_BYTES_PER_ENTRY
     largest = max(measured, key=lambda r: r["batch_size"])
@@ -201,7 +215,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated batch sizes")
     parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16")
-    parser.add_argument("--paths", default="dense,blockwise")
+    parser.add_argument(
+        "--critic",
+        default="separable",
+        choices=["separable", "concat"],
+        help="concat: the joint critic (8+8 -> 64 -> 64 -> 1), paths dense and chunked",
+    )
+    parser.add_argument("--paths", default=None, help="default: dense,blockwise (chunked)")
     parser.add_argument("--block-size", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=30, help="at most this many timed steps")
     parser.add_argument("--seconds", type=float, default=4.0, help="stop timing after this")
@@ -218,7 +238,8 @@ def main(argv: list[str] | None = None) -> None:
 
     sizes = [int(s) for s in args.sizes.split(",")]
     precisions = args.precisions.split(",")
-    paths = args.paths.split(",")
+    default_paths = "dense,chunked" if args.critic == "concat" else "dense,blockwise"
+    paths = (args.paths or default_paths).split(",")
     started = datetime.datetime.now()
     rows: list[dict] = []
     for precision in precisions:
@@ -237,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
                         continue
                 config = {
                     **row,
+                    "critic": args.critic,
                     "device": args.device,
                     "block_size": args.block_size,
                     "steps": args.steps,
@@ -264,6 +286,13 @@ def main(argv: list[str] | None = None) -> None:
             f"(= {dense_per_entry / 4:.1f} float32 n x n matrices live at the peak) -> largest "
             f"batch in {TARGET_GIB:g} GiB ~ {dense_max:,}"
         )
+        if "chunked" in paths:
+            chunked_per_entry = fit_dense(subset, "chunked")
+            summary.append(
+                f"[{precision}] chunked: {chunked_per_entry:.1f} bytes per n^2 entry -> largest "
+                f"batch in {TARGET_GIB:g} GiB ~ "
+                f"{math.isqrt(int(TARGET_GIB * GIB / chunked_per_entry)):,}"
+            )
         fit = fit_blockwise(subset)
         if fit is not None:
             intercept, slope = fit
@@ -274,9 +303,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"{block_max:,} (memory is no longer the limit: time per step grows as n^2)"
             )
 
+    critic = (
+        "joint concat critic 8+8 -> 64 -> 64 -> 1"
+        if args.critic == "concat"
+        else "separable critic 8 -> 64 -> 32"
+    )
     header = [
-        "Dense vs blockwise ML-CPC training steps (separable critic 8 -> 64 -> 32, Adam, "
-        "alpha='auto')",
+        f"{' vs '.join(paths)} ML-CPC training steps ({critic}, Adam, alpha='auto')",
         f"command: {' '.join([Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])])}",
         f"date: {started:%Y-%m-%d %H:%M}; machine: {platform.machine()}, "
         f"{os.cpu_count()} CPUs, device {args.device}, {args.threads} thread(s), "

@@ -46,8 +46,10 @@ __all__ = ["MutualInformationEstimator", "estimate_mi"]
 _SEPARABLE_CRITICS = ("separable", "separable_additive", "bilinear")
 _MAX_REFERENCE = 2048
 _MAX_PAIRS_PER_CHUNK = 1 << 20
-# Rows per batch from which blockwise="auto" chunks a joint critic's pairs.
-_CHUNK_PAIRS_FROM = 512
+# Rows per batch from which blockwise="auto" chunks a joint critic's pairs: the first size
+# with more than one chunk (PAIRS_PER_CHUNK = 512^2); below it chunking only costs time
+# (see benchmarks/results/throughput_concat.txt).
+_CHUNK_PAIRS_FROM = 1024
 
 
 def _has_embedding(estimator: MutualInformationEstimator) -> bool:
@@ -133,7 +135,7 @@ class MutualInformationEstimator(
         activation checkpointing (:func:`~sk_mlcpc.blockwise.chunked_scores`): the
         ``n x n`` scores are stored, but the critic's hidden activations only for one
         chunk of pairs at a time, at the cost of a second forward pass. ``"auto"`` turns
-        it on when a training or evaluation batch holds 2,048 rows or more (512 for the
+        it on when a training or evaluation batch holds 2,048 rows or more (1,024 for the
         joint critic, whose activations are ``n^2`` rows of its hidden layers).
     precision : {"fp32", "bf16", "fp16"}, default="fp32"
         Run the network under autocast in bfloat16 or float16 (mainly for GPUs). The

@@ -109,11 +109,11 @@ def test_chunking_keeps_a_joint_critics_activations_for_one_chunk_only():
     assert chunked * 10 < dense
 
 
-def test_auto_chunks_a_joint_critic_from_512_rows_per_batch():
-    X, Y, _ = make_correlated_gaussians(700, 2, mi=1.0, random_state=0)
+def test_auto_chunks_a_joint_critic_from_1024_rows_per_batch():
+    X, Y, _ = make_correlated_gaussians(1400, 2, mi=1.0, random_state=0)
     params = dict(critic="concat", hidden_layer_sizes=(4,), max_epochs=1, random_state=0)
-    small = MutualInformationEstimator(batch_size=511, validation_fraction=0.25, **params)
-    large = MutualInformationEstimator(batch_size=512, validation_fraction=0.25, **params)
+    small = MutualInformationEstimator(batch_size=1023, validation_fraction=0.25, **params)
+    large = MutualInformationEstimator(batch_size=1024, validation_fraction=0.25, **params)
     with pytest.warns(UserWarning, match="1 evaluation batch"):
         assert small.fit(X, Y).blockwise_ is False
     with pytest.warns(UserWarning, match="1 evaluation batch"):
