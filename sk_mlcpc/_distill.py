@@ -36,6 +36,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from sk_mlcpc._devices import resolve_device
 from sk_mlcpc._distill_engine import (
     DISTILLATION_OBJECTIVES,
     DistillationNet,
@@ -43,7 +44,7 @@ from sk_mlcpc._distill_engine import (
     _DivergenceGuard,
     _ValidAccuracy,
 )
-from sk_mlcpc._engine import DivergenceError, resolve_device
+from sk_mlcpc._engine import DivergenceError
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._students import StudentMixin
 from sk_mlcpc._teachers import TeacherMixin

@@ -24,7 +24,8 @@ from skorch.callbacks import Callback
 from torch import nn
 from torch.nn import functional as F
 
-from sk_mlcpc._engine import DivergenceGuard, HostSyncFreeLoop, device_generator, to_device
+from sk_mlcpc._devices import device_generator, to_device
+from sk_mlcpc._engine import DivergenceGuard, HostSyncFreeLoop
 from sk_mlcpc.bounds import cpc, ml_cpc
 from sk_mlcpc.encoders import ACTIVATIONS, make_mlp
 

@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.helper import predefined_split
 from torch import nn
 
+from sk_mlcpc._devices import resolve_device
 from sk_mlcpc._encoder_engine import RowDataset, ViewContrastiveNet, ViewFunction, ViewPairModule
 from sk_mlcpc._engine import (
     AlphaSchedule,
@@ -29,7 +30,6 @@ from sk_mlcpc._engine import (
     DivergenceError,
     DivergenceGuard,
     MutualInformationLog,
-    resolve_device,
 )
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sk_mlcpc._engine import ContrastiveNet, SeededBatches, device_generator, to_device
+from sk_mlcpc._devices import device_generator, to_device
+from sk_mlcpc._engine import ContrastiveNet, SeededBatches
 
 __all__ = ["RowDataset", "ViewBatches", "ViewContrastiveNet", "ViewFunction", "ViewPairModule"]
 

@@ -28,6 +28,7 @@ from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 from torch import nn
 
+from sk_mlcpc._devices import to_device
 from sk_mlcpc.blockwise import (
     DEFAULT_BLOCK_SIZE,
     blockwise_bound,
@@ -47,11 +48,8 @@ __all__ = [
     "PairedTensorDataset",
     "SeededBatches",
     "TensorBatches",
-    "device_generator",
-    "resolve_device",
     "scheduled_alpha",
     "settle_batch_records",
-    "to_device",
 ]
 
 
@@ -65,32 +63,6 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 
 class DivergenceError(FloatingPointError):
     """Raised when training produces a non-finite loss."""
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as given."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
-    return resolved
-
-
-def device_generator(seed_source: torch.Generator | None, device: torch.device) -> torch.Generator:
-    """A generator on ``device`` seeded by one draw from ``seed_source`` (a CPU generator).
-
-    Random draws made every batch (views, negatives) come from it, so they are made where
-    the data lives: drawing on the host and copying to an accelerator would wait for the
-    device at every step. ``None`` draws the seed from torch's global generator.
-    """
-    seed = int(torch.randint(0, 2**62, (), generator=seed_source))
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``tensor`` on ``device``; no call at all when it is there already."""
-    return tensor if tensor.device == torch.device(device) else tensor.to(device)
 
 
 class PairedTensorDataset(torch.utils.data.Dataset):

@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.helper import predefined_split
 from torch import nn
 
+from sk_mlcpc._devices import resolve_device
 from sk_mlcpc._engine import (
     BoundLoss,
     ContrastiveNet,
@@ -26,7 +27,6 @@ from sk_mlcpc._engine import (
     DivergenceGuard,
     MutualInformationLog,
     PairedTensorDataset,
-    resolve_device,
 )
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sk_mlcpc._engine import BoundLoss, ContrastiveNet, SeededBatches, _at_least_fp32, to_device
+from sk_mlcpc._devices import to_device
+from sk_mlcpc._engine import BoundLoss, ContrastiveNet, SeededBatches, _at_least_fp32
 from sk_mlcpc.bounds import ALPHA_OBJECTIVES
 from sk_mlcpc.encoders import ACTIVATIONS
 

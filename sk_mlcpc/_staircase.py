@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sk_mlcpc._engine import BoundLoss, ContrastiveNet, PairedTensorDataset, resolve_device
-from sk_mlcpc._training import forked_cuda_devices
+from sk_mlcpc._devices import forked_cuda_devices, resolve_device
+from sk_mlcpc._engine import BoundLoss, ContrastiveNet, PairedTensorDataset
 from sk_mlcpc.bounds import bound_validity, cap, resolve_alpha
 from sk_mlcpc.critics import make_critic
 from sk_mlcpc.datasets import mi_staircase

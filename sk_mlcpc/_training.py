@@ -15,11 +15,12 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler
 from skorch.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 
+from sk_mlcpc._devices import forked_cuda_devices
+
 __all__ = [
     "BLOCKWISE_FROM",
     "check_hidden_layer_sizes",
     "data_fingerprint",
-    "forked_cuda_devices",
     "make_preprocessor",
     "run_training",
     "standard_callbacks",
@@ -96,16 +97,6 @@ class _ProgressBar(ProgressBar):
             key: float(value) if isinstance(value, torch.Tensor) else value
             for key, value in super()._get_postfix_dict(net).items()
         }
-
-
-def forked_cuda_devices(device: torch.device) -> list[int]:
-    """The CUDA device whose random state a fit on ``device`` seeds (and must restore).
-
-    ``"cuda"`` without an index means the current device, not necessarily device 0.
-    """
-    if device.type != "cuda":
-        return []
-    return [torch.cuda.current_device() if device.index is None else device.index]
 
 
 def standard_callbacks(estimator, callbacks: list) -> list:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from sk_mlcpc._devices import to_device
+
 __all__ = ["VIEWS", "FeatureCorruption", "FeatureMask", "GaussianNoise", "make_view"]
 
 
@@ -37,12 +39,6 @@ def _check_batch(x: torch.Tensor, n_features: int | None = None) -> None:
         )
 
 
-def _on(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    # A generator on another device than the data (a CPU generator with CUDA data) still
-    # works, at the price of a copy; the estimators pass one on the data's device.
-    return tensor if tensor.device == device else tensor.to(device)
-
-
 def _chosen_features(
     shape: tuple[int, int], rate: float, generator: torch.Generator, device: torch.device
 ) -> torch.Tensor:
@@ -58,7 +54,7 @@ def _chosen_features(
     # Ranks of i.i.d. uniforms are a uniform random permutation of each row.
     keys = torch.rand(n, d, generator=generator, device=generator.device)
     ranks = keys.argsort(dim=1).argsort(dim=1)
-    return _on(ranks < counts, device)
+    return to_device(ranks < counts, device)
 
 
 class FeatureCorruption:
@@ -110,7 +106,7 @@ class FeatureCorruption:
         if reference.device != x.device or reference.dtype != x.dtype:
             reference = reference.to(device=x.device, dtype=x.dtype)
         # gather along rows: replacement[i, j] = reference[rows[i, j], j].
-        replacement = reference.gather(0, _on(rows, x.device))
+        replacement = reference.gather(0, to_device(rows, x.device))
         return torch.where(chosen, replacement, x)
 
 
@@ -142,9 +138,9 @@ class GaussianNoise:
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         _check_batch(x, None if self.feature_std is None else len(self.feature_std))
         noise = torch.randn(tuple(x.shape), generator=generator, device=generator.device)
-        noise = _on(noise, x.device).to(dtype=x.dtype) * self.scale
+        noise = to_device(noise, x.device).to(dtype=x.dtype) * self.scale
         if self.feature_std is not None:
-            noise = noise * _on(self.feature_std, x.device).to(dtype=x.dtype)
+            noise = noise * to_device(self.feature_std, x.device).to(dtype=x.dtype)
         return x + noise
 
 
