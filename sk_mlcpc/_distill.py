@@ -180,9 +180,9 @@ None, default=None
         Directory where the network, optimiser, criterion and history are saved after
         every epoch. If it already holds an unfinished checkpoint of the same fit (same
         parameters, data and teacher outputs), ``fit`` resumes from it and runs only the
-        remaining epochs: with ``early_stopping=False`` and the same ``random_state`` the
-        result is the one an uninterrupted fit gives. (With early stopping the patience
-        count restarts on resuming.) A finished checkpoint is loaded without training.
+        remaining epochs: with the same ``random_state`` the result is the one an
+        uninterrupted fit gives (early stopping included: its patience count and best
+        weights carry over). A finished checkpoint is loaded without training.
     on_divergence : {"raise", "restore"}, default="raise"
         What to do when a step produces a non-finite gradient or loss (or a loss above
         1e6): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is

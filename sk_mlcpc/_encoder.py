@@ -161,7 +161,7 @@ class ContrastiveEncoder(
         Directory where the network, optimiser, criterion and history are saved after
         every epoch; ``fit`` resumes an unfinished checkpoint of the same fit (same
         parameters and data) and runs only the remaining epochs, so an interrupted fit
-        ends as an uninterrupted one would (with ``early_stopping=False``).
+        ends as an uninterrupted one would (early stopping included).
     on_divergence : {"raise", "restore"}, default="raise"
         What to do when a step produces a non-finite gradient or loss (or a loss above
         1e4): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is

@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _STATE_FILE = "sk_mlcpc_fit.json"
+_BEST_WEIGHTS_FILE = "best_params.pt"
 #: Rows per batch from which ``blockwise="auto"`` evaluates bounds blockwise (faster and
 #: far smaller on a CPU from about 512 rows; see benchmarks/results/throughput.txt).
 BLOCKWISE_FROM = 2048
@@ -99,6 +100,71 @@ class _ProgressBar(ProgressBar):
         }
 
 
+class ResumableEarlyStopping(EarlyStopping):
+    """skorch's early stopping, which a resumed checkpoint continues instead of restarting.
+
+    With ``best_weights_file`` set (a file in the checkpoint directory) the best epoch's
+    weights are also written there whenever the monitored score improves. When
+    :func:`run_training` resumes an interrupted fit it sets ``resuming``: the next
+    ``on_train_begin`` then replays the epochs in the history (patience count, threshold,
+    best epoch) and reloads the best weights from the file, so that the resumed fit stops
+    and restores where an uninterrupted one would. A warm start (``resuming`` unset)
+    starts a new patience count, as skorch's does.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "valid_loss",
+        patience: int = 5,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        lower_is_better: bool = True,
+        sink: Callable = print,
+        load_best: bool = False,
+        best_weights_file: str | None = None,
+        resuming: bool = False,
+    ) -> None:
+        super().__init__(
+            monitor=monitor,
+            patience=patience,
+            threshold=threshold,
+            threshold_mode=threshold_mode,
+            lower_is_better=lower_is_better,
+            sink=sink,
+            load_best=load_best,
+        )
+        self.best_weights_file = best_weights_file
+        self.resuming = resuming
+
+    def on_train_begin(self, net, **kwargs):
+        super().on_train_begin(net, **kwargs)
+        if not self.resuming:
+            return
+        self.resuming = False
+        for row in net.history:
+            if self.monitor not in row:
+                continue
+            if self._is_score_improved(row[self.monitor]):
+                self.misses_ = 0
+                self.dynamic_threshold_ = self._calc_new_threshold(row[self.monitor])
+                self.best_epoch_ = row["epoch"]
+            else:
+                self.misses_ += 1
+        path = None if self.best_weights_file is None else Path(self.best_weights_file)
+        if self.load_best and path is not None and path.exists():
+            device = next(net.module_.parameters()).device
+            saved = torch.load(path, map_location=device, weights_only=True)
+            if saved["epoch"] == self.best_epoch_:
+                self.best_model_weights_ = saved["state"]
+
+    def on_epoch_end(self, net, **kwargs):
+        super().on_epoch_end(net, **kwargs)
+        improved = self.best_epoch_ == net.history[-1, "epoch"]
+        if improved and self.load_best and self.best_weights_file is not None:
+            state = {"epoch": self.best_epoch_, "state": self.best_model_weights_}
+            torch.save(state, self.best_weights_file)
+
+
 def standard_callbacks(estimator, callbacks: list) -> list:
     """``callbacks`` followed by those every estimator shares, from its parameters.
 
@@ -109,7 +175,7 @@ def standard_callbacks(estimator, callbacks: list) -> list:
     """
     callbacks = list(callbacks)
     if estimator.early_stopping:
-        stopping = EarlyStopping(
+        stopping = ResumableEarlyStopping(
             monitor="valid_loss",
             patience=estimator.n_iter_no_change,
             threshold=estimator.tol,
@@ -187,6 +253,9 @@ def run_training(
         directory.mkdir(parents=True, exist_ok=True)
         checkpoint = _checkpoint(directory)
         net.callbacks = [*(net.callbacks or []), ("checkpoint", checkpoint)]
+        stopping = dict(net.callbacks).get("early_stopping")
+        if stopping is not None:
+            stopping.best_weights_file = str(directory / _BEST_WEIGHTS_FILE)
         state_path = directory / _STATE_FILE
         state = json.loads(state_path.read_text()) if state_path.exists() else None
         if state is None or not (directory / "history.json").exists():
@@ -201,6 +270,9 @@ def run_training(
                 )
             net.initialize()
             net.load_params(checkpoint=checkpoint)
+            stopping = dict(net.callbacks_).get("early_stopping")
+            if stopping is not None:
+                stopping.resuming = True  # continue the patience count, see the class
             remaining = estimator.max_epochs - len(net.history)
             if not state.get("completed") and remaining > 0:
                 net.partial_fit(train_set, None, epochs=remaining)

@@ -233,6 +233,26 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(gaussians, tmp_path
     _same_model(uninterrupted, again, *data)
 
 
+def test_a_resumed_fit_stops_early_where_the_uninterrupted_one_does(gaussians, tmp_path):
+    X, Y = gaussians
+    # This fit stops after epoch 5: the best held-out loss is at epoch 2, then 3 misses.
+    params = dict(max_epochs=40, learning_rate=1e-2, n_iter_no_change=3)
+    uninterrupted = _mi(**params).fit(X, Y)
+    valid = uninterrupted.history_[:, "valid_loss"]
+    assert uninterrupted.n_epochs_ == 5 and int(np.argmin(valid)) == 1
+
+    # Crash after epoch 3: one miss counted, the best weights (epoch 2) only on disk.
+    directory = tmp_path / "checkpoints"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _mi(**params, checkpoint_dir=directory, callbacks=[Interrupt(3)]).fit(X, Y)
+    resumed = _mi(**params, checkpoint_dir=directory).fit(X, Y)
+    # Patience continues (a restarted count would run to epoch 6 at least) and the
+    # epoch-2 weights are restored from the checkpoint directory.
+    assert resumed.n_epochs_ == 5
+    assert resumed.history_[:, "valid_loss"] == uninterrupted.history_[:, "valid_loss"]
+    _same_model(uninterrupted, resumed, X, Y)
+
+
 def test_checkpoint_of_another_fit_is_refused(gaussians, tmp_path):
     X, Y = gaussians
     _mi(max_epochs=1, checkpoint_dir=tmp_path).fit(X, Y)
