@@ -49,6 +49,7 @@ from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._students import StudentMixin
 from sk_mlcpc._teachers import TeacherMixin
 from sk_mlcpc._training import (
+    check_has_features,
     check_hidden_layer_sizes,
     data_fingerprint,
     run_training,
@@ -481,6 +482,7 @@ None, default=None
             )
         warm = bool(self.warm_start) and hasattr(self, "net_")
         X_raw = X
+        check_has_features(X)
         X, y = validate_data(self, X, y, dtype=np.float32, ensure_min_samples=2, reset=not warm)
         check_classification_targets(y)
         labels = self._encode_labels(y, warm=warm)
@@ -735,6 +737,7 @@ None, default=None
             Columns ordered as ``classes_``.
         """
         check_is_fitted(self)
+        check_has_features(X)
         X = validate_data(self, X, dtype=np.float32, reset=False)
         x = self._student_input(X)
         student = self.student_.eval()

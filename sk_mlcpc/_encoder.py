@@ -34,6 +34,7 @@ from sk_mlcpc._engine import (
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (
     BLOCKWISE_FROM,
+    check_has_features,
     check_hidden_layer_sizes,
     data_fingerprint,
     make_preprocessor,
@@ -453,6 +454,7 @@ class ContrastiveEncoder(
         """
         self._validate_params()
         warm = bool(self.warm_start) and hasattr(self, "net_")
+        check_has_features(X)
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=not warm)
         if self.early_stopping and self.validation_fraction == 0:
             raise ValueError(
@@ -650,6 +652,7 @@ class ContrastiveEncoder(
             ``width`` is ``n_components_``.
         """
         check_is_fitted(self)
+        check_has_features(X)
         X = validate_data(self, X, dtype=np.float32, reset=False)
         x = self._preprocess(X)
         encoder = self.encoder_.eval()
@@ -697,6 +700,7 @@ class ContrastiveEncoder(
             Mean of the bound over evaluation batches (higher is better).
         """
         check_is_fitted(self)
+        check_has_features(X)
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=False)
         x = self._preprocess(X)
         batch_size = min(self.eval_batch_size_, len(x))

@@ -31,6 +31,7 @@ from sk_mlcpc._engine import (
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (
     BLOCKWISE_FROM,
+    check_has_features,
     check_hidden_layer_sizes,
     data_fingerprint,
     make_preprocessor,
@@ -351,6 +352,7 @@ class MutualInformationEstimator(
     # ------------------------------------------------------------------ input handling
 
     def _validate_y(self, Y, n_samples: int, *, reset: bool, min_samples: int = 2) -> np.ndarray:
+        check_has_features(Y, "Y")
         Y = check_array(
             Y, dtype=np.float32, ensure_2d=False, input_name="Y", ensure_min_samples=min_samples
         )
@@ -511,6 +513,7 @@ class MutualInformationEstimator(
                 "fit(X, y) estimates the mutual information between X and the paired variable y."
             )
         warm = bool(self.warm_start) and hasattr(self, "net_")
+        check_has_features(X)
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=not warm)
         Y = self._validate_y(Y, len(X), reset=not warm)
         self._check_hidden_layer_sizes()
@@ -626,6 +629,7 @@ class MutualInformationEstimator(
 
     def _validated_pair(self, X, Y, *, min_samples: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
         check_is_fitted(self)
+        check_has_features(X)
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=min_samples, reset=False)
         Y = self._validate_y(Y, len(X), reset=False, min_samples=min_samples)
         return self._preprocess(X, Y)
@@ -707,6 +711,7 @@ class MutualInformationEstimator(
         X_embedded : ndarray of shape (n_samples, n_components), float32
         """
         check_is_fitted(self)
+        check_has_features(X)
         X = validate_data(self, X, dtype=np.float32, reset=False)
         x = self._preprocess(X)
         critic = self.critic_.eval()

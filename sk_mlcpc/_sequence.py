@@ -59,6 +59,7 @@ from sk_mlcpc._sequence_engine import (
     SequenceDataset,
 )
 from sk_mlcpc._training import (
+    check_has_features,
     check_hidden_layer_sizes,
     data_fingerprint,
     run_training,
@@ -440,6 +441,7 @@ class ContrastivePredictiveCoding(
         """
         self._validate_params()
         warm = bool(self.warm_start) and hasattr(self, "net_")
+        check_has_features(X)
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=not warm)
         self._check_hidden_layer_sizes()
         n_timesteps, n_windows = self._check_geometry(X.shape[1])
@@ -605,6 +607,7 @@ class ContrastivePredictiveCoding(
 
     def _validated_sequences(self, X, *, min_samples: int = 1) -> torch.Tensor:
         check_is_fitted(self)
+        check_has_features(X)
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=min_samples, reset=False)
         return self._to_sequences(X, self._data_device)
 

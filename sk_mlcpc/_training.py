@@ -19,6 +19,7 @@ from sk_mlcpc._devices import forked_cuda_devices
 
 __all__ = [
     "BLOCKWISE_FROM",
+    "check_has_features",
     "check_hidden_layer_sizes",
     "data_fingerprint",
     "make_preprocessor",
@@ -163,6 +164,21 @@ class ResumableEarlyStopping(EarlyStopping):
         if improved and self.load_best and self.best_weights_file is not None:
             state = {"epoch": self.best_epoch_, "state": self.best_model_weights_}
             torch.save(state, self.best_weights_file)
+
+
+def check_has_features(X, name: str = "X") -> None:
+    """Refuse a 2-D input without columns with scikit-learn's wording.
+
+    scikit-learn says "Found array with 0 feature(s)" for an array, but a pandas
+    DataFrame without columns fails earlier inside numpy ("at least one array or dtype
+    is required"), which does not name the problem.
+    """
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2 and shape[1] == 0:
+        raise ValueError(
+            f"Found {name} with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is "
+            "required."
+        )
 
 
 def standard_callbacks(estimator, callbacks: list) -> list:

@@ -1,5 +1,6 @@
 """scikit-learn's own estimator checks on every public estimator."""
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_mlcpc import ContrastiveEncoder, MutualInformationEstimator
@@ -36,3 +37,28 @@ EXPECTED_FAILED_CHECKS = {
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def _featureless_fits():
+    import numpy as np
+    import pandas as pd
+
+    from sk_mlcpc import ContrastiveDistillationClassifier, ContrastivePredictiveCoding
+
+    empty = pd.DataFrame(index=range(12))
+    labels = np.arange(12) % 2
+    return {
+        "mi_x": (MutualInformationEstimator(max_epochs=1), (empty, np.zeros((12, 1))), "X"),
+        "mi_y": (MutualInformationEstimator(max_epochs=1), (np.zeros((12, 2)), empty), "Y"),
+        "encoder": (ContrastiveEncoder(max_epochs=1), (empty,), "X"),
+        "sequence": (ContrastivePredictiveCoding(max_epochs=1), (empty,), "X"),
+        "distiller": (ContrastiveDistillationClassifier(max_epochs=1), (empty, labels), "X"),
+    }
+
+
+@pytest.mark.parametrize("case", ["mi_x", "mi_y", "encoder", "sequence", "distiller"])
+def test_a_dataframe_without_columns_is_refused_by_name(case):
+    # pandas input without columns fails inside numpy before scikit-learn's own check.
+    estimator, data, name = _featureless_fits()[case]
+    with pytest.raises(ValueError, match=rf"Found {name} with 0 feature\(s\) \(shape=\(12, 0\)\)"):
+        estimator.fit(*data)
