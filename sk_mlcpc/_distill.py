@@ -44,6 +44,7 @@ from sk_mlcpc._distill_engine import (
     _DivergenceGuard,
     _ValidAccuracy,
 )
+from sk_mlcpc._docs import shared_parameter_docs
 from sk_mlcpc._engine import DivergenceError
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._students import StudentMixin
@@ -70,6 +71,7 @@ _MIN_LOG_PROBA = math.log(1e-12)
 # ---------------------------------------------------------------------------------------
 
 
+@shared_parameter_docs
 class ContrastiveDistillationClassifier(
     PersistenceMixin, TeacherMixin, StudentMixin, ClassifierMixin, BaseEstimator
 ):
@@ -144,29 +146,24 @@ None, default=None
         Rows per training batch (a last partial batch is dropped).
     max_epochs : int, default=100
         Maximum passes over the training rows.
-    learning_rate : float, default=1e-3
-        Adam learning rate.
-    weight_decay : float, default=0.0
-        Adam weight decay.
+    .. shared-parameter:: learning_rate
+    .. shared-parameter:: weight_decay
     validation_fraction : float, default=0.1
         Share of the rows held out for early stopping (only with ``early_stopping``).
     early_stopping : bool, default=True
         Stop when the held-out cross-entropy has not improved by ``tol`` for
         ``n_iter_no_change`` epochs, and restore the best weights.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
+    .. shared-parameter:: n_iter_no_change
     tol : float, default=1e-4
         Minimum improvement of the held-out cross-entropy that resets the patience.
     preprocessing : {"standard"} or None, default="standard"
         Standardise the student's input (learnt on the training rows). The teacher always
         sees ``X`` as given.
-    device : str or torch.device, default="auto"
-        ``"auto"`` trains on CUDA when available, else on the CPU.
+    .. shared-parameter:: device
     random_state : int, RandomState instance or None, default=None
         Controls the default teacher, the split, the initialisation, the batch order and
         the negatives. The global torch random state is left untouched.
-    verbose : int, default=0
-        0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
+    .. shared-parameter:: verbose
     warm_start : bool, default=False
         When true and the estimator is fitted, ``fit`` continues training the fitted
         student, embeddings and memory banks for ``max_epochs`` more epochs (optimiser
@@ -186,10 +183,11 @@ None, default=None
         weights carry over). A finished checkpoint is loaded without training.
     on_divergence : {"raise", "restore"}, default="raise"
         What to do when a step produces a non-finite gradient or loss (or a loss above
-        1e6): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is
-        applied, or skip the step, restore the weights, memory banks and optimiser state of
-        the last good epoch, halve the learning rate and go on (at most 5 times). Each
-        event is recorded in ``history_`` as ``divergence``.
+        1e6): raise a :class:`~sk_mlcpc.DivergenceError` naming the first bad batch, with
+        advice, or restore the weights, memory banks and optimiser state of the last good
+        epoch, drop the steps from the bad one on, halve the learning rate and go on (at
+        most 5 times). Each event is recorded in ``history_`` as ``divergence``. The
+        checks are read after every step on the CPU, every 64 steps on an accelerator.
     callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
         Extra skorch callbacks; copies are used.
 

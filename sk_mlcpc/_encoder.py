@@ -23,6 +23,7 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from sk_mlcpc._devices import resolve_device
+from sk_mlcpc._docs import shared_parameter_docs
 from sk_mlcpc._encoder_engine import RowDataset, ViewContrastiveNet, ViewFunction, ViewPairModule
 from sk_mlcpc._engine import (
     AlphaSchedule,
@@ -53,6 +54,7 @@ _MAX_REFERENCE_ROWS = 8192
 _TRANSFORM_CHUNK = 8192
 
 
+@shared_parameter_docs
 class ContrastiveEncoder(
     PersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
@@ -108,33 +110,28 @@ class ContrastiveEncoder(
     projection_dim : int or None, default=64
         Output width of the projection head (one hidden layer of the same width).
         ``None`` scores the embeddings themselves.
-    activation : str, default="relu"
-        Hidden activation, one of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
+    .. shared-parameter:: activation
     batch_size : int, default=256
         Rows per training batch; each positive pair has ``batch_size - 1`` negatives.
     eval_batch_size : int or None, default=None
         Rows per held-out evaluation batch; ``None`` uses ``batch_size``.
     max_epochs : int, default=50
         Passes over the training rows.
-    learning_rate : float, default=1e-3
-        Adam learning rate.
-    weight_decay : float, default=0.0
-        Adam weight decay.
+    .. shared-parameter:: learning_rate
+    .. shared-parameter:: weight_decay
     validation_fraction : float, default=0.1
         Share of the rows held out to report ``valid_mi`` per epoch and ``mi_``. 0 trains
         on every row (then ``early_stopping`` must be off and ``mi_`` is not set).
     early_stopping : bool, default=False
         Stop when the held-out bound has not improved by ``tol`` for
         ``n_iter_no_change`` epochs, and restore the best weights.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
+    .. shared-parameter:: n_iter_no_change
     tol : float, default=1e-3
         Minimum improvement (nats) that resets the patience.
     preprocessing : {"standard", "quantile"} or None, default="standard"
         Per-column transformation learnt on the training rows, applied before the views
         and at :meth:`transform`.
-    device : str or torch.device, default="auto"
-        ``"auto"`` trains on CUDA when available, else on the CPU.
+    .. shared-parameter:: device
     random_state : int, RandomState instance or None, default=None
         Controls the split, the initialisation, the batch order and the views. The
         global torch random state is left untouched.
@@ -147,13 +144,8 @@ class ContrastiveEncoder(
         size, same values and gradients up to float rounding. ``"auto"`` turns it on
         when a training or evaluation batch holds 2,048 rows or more. Every objective
         is supported.
-    precision : {"fp32", "bf16", "fp16"}, default="fp32"
-        Run the network under autocast in bfloat16 or float16 (mainly for GPUs). The
-        bounds accumulate the half-precision scores in float32 and in log space; float16
-        training uses a gradient scaler.
-    compile : bool, default=False
-        Compile the network with :func:`torch.compile` (through skorch): slower to start,
-        faster per step on large models and GPUs.
+    .. shared-parameter:: precision
+    .. shared-parameter:: compile
     warm_start : bool, default=False
         When true and the encoder is fitted, ``fit`` continues training it for
         ``max_epochs`` more epochs (optimiser state, preprocessing, views, batch sizes and
@@ -163,12 +155,7 @@ class ContrastiveEncoder(
         every epoch; ``fit`` resumes an unfinished checkpoint of the same fit (same
         parameters and data) and runs only the remaining epochs, so an interrupted fit
         ends as an uninterrupted one would (early stopping included).
-    on_divergence : {"raise", "restore"}, default="raise"
-        What to do when a step produces a non-finite gradient or loss (or a loss above
-        1e4): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is
-        applied, or skip the step, restore the weights and optimiser state of the last
-        good epoch, halve the learning rate and go on (at most 5 times). Each event is
-        recorded in ``history_`` as ``divergence``.
+    .. shared-parameter:: on_divergence
     callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
         Extra skorch callbacks; copies are used.
 

@@ -20,6 +20,7 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from sk_mlcpc._devices import resolve_device
+from sk_mlcpc._docs import shared_parameter_docs
 from sk_mlcpc._engine import (
     BoundLoss,
     ContrastiveNet,
@@ -63,6 +64,7 @@ def _has_embedding(estimator: MutualInformationEstimator) -> bool:
     return True
 
 
+@shared_parameter_docs
 class MutualInformationEstimator(
     PersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
@@ -92,8 +94,7 @@ class MutualInformationEstimator(
         Hidden widths of the critic's MLP(s).
     n_components : int, default=32
         Embedding width of separable and bilinear critics (ignored by ``"concat"``).
-    activation : str, default="relu"
-        Hidden activation, one of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
+    .. shared-parameter:: activation
     batch_size : int, default=128
         Pairs per training batch; each batch yields ``batch_size - 1`` negatives per
         positive.
@@ -104,29 +105,22 @@ class MutualInformationEstimator(
         Maximum passes over the training split.
     learning_rate : float, default=5e-4
         Adam learning rate.
-    weight_decay : float, default=0.0
-        Adam weight decay.
+    .. shared-parameter:: weight_decay
     validation_fraction : float, default=0.2
         Share of the rows held out for early stopping and for ``mi_``.
-    early_stopping : bool, default=True
-        Stop when the held-out bound has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, and restore the best weights.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
-    tol : float, default=1e-3
-        Minimum improvement of the held-out bound (nats) that resets the patience.
+    .. shared-parameter:: early_stopping
+    .. shared-parameter:: n_iter_no_change
+    .. shared-parameter:: tol
     preprocessing : {"quantile", "standard"} or None, default="quantile"
         Per-column transformation learnt on the training split and applied everywhere.
         ``"quantile"`` maps each column to a standard normal through its empirical
         quantiles: mutual information is unchanged by such monotone maps, and heavy
         tails stop mattering. ``"standard"`` centres and scales; ``None`` leaves the data.
-    device : str or torch.device, default="auto"
-        ``"auto"`` trains on CUDA when available, else on the CPU.
+    .. shared-parameter:: device
     random_state : int, RandomState instance or None, default=None
         Controls the split, the initialisation and the batch order. The global torch
         random state is left untouched.
-    verbose : int, default=0
-        0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
+    .. shared-parameter:: verbose
     blockwise : "auto" or bool, default="auto"
         Bound the memory of large batches, with the same values and gradients. For
         separable and bilinear critics, evaluate the bound in tiles from the critic's
@@ -138,32 +132,15 @@ class MutualInformationEstimator(
         chunk of pairs at a time, at the cost of a second forward pass. ``"auto"`` turns
         it on when a training or evaluation batch holds 2,048 rows or more (1,024 for the
         joint critic, whose activations are ``n^2`` rows of its hidden layers).
-    precision : {"fp32", "bf16", "fp16"}, default="fp32"
-        Run the network under autocast in bfloat16 or float16 (mainly for GPUs). The
-        bounds accumulate the half-precision scores in float32 and in log space; float16
-        training uses a gradient scaler.
-    compile : bool, default=False
-        Compile the network with :func:`torch.compile` (through skorch): slower to start,
-        faster per step on large models and GPUs.
+    .. shared-parameter:: precision
+    .. shared-parameter:: compile
     warm_start : bool, default=False
         When true and the estimator is fitted, ``fit`` continues training the fitted
         critic for ``max_epochs`` more epochs (optimiser state, preprocessing, batch sizes
         and alpha kept) instead of starting again.
-    checkpoint_dir : str, path-like or None, default=None
-        Directory where the network, optimiser, criterion and history are saved after
-        every epoch. If it already holds an unfinished checkpoint of the same fit (same
-        parameters and data), ``fit`` resumes from it and runs only the remaining
-        epochs: with the same ``random_state`` the result is the one an uninterrupted
-        fit gives (early stopping included: its patience count and best weights carry
-        over). A finished checkpoint is loaded without training.
-    on_divergence : {"raise", "restore"}, default="raise"
-        What to do when a step produces a non-finite gradient or loss (or a loss above
-        1e4): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is
-        applied, or skip the step, restore the weights and optimiser state of the last
-        good epoch, halve the learning rate and go on (at most 5 times). Each event is
-        recorded in ``history_`` as ``divergence``.
-    callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
-        Extra skorch callbacks; copies are used, the originals are not modified.
+    .. shared-parameter:: checkpoint_dir
+    .. shared-parameter:: on_divergence
+    .. shared-parameter:: callbacks
     accelerator : accelerate.Accelerator or None, default=None
         Train on every process of a distributed launch (``torchrun`` / ``accelerate
         launch``) with :class:`~sk_mlcpc.distributed.AcceleratedContrastiveNet`: each

@@ -46,6 +46,7 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from sk_mlcpc._devices import resolve_device
+from sk_mlcpc._docs import shared_parameter_docs
 from sk_mlcpc._engine import (
     DivergenceError,
     DivergenceGuard,
@@ -85,6 +86,7 @@ def _n_windows(n_timesteps: int, window: int, stride: int) -> int:
 # ---------------------------------------------------------------------------------------
 
 
+@shared_parameter_docs
 class ContrastivePredictiveCoding(
     PersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
@@ -119,8 +121,7 @@ class ContrastivePredictiveCoding(
     hidden_layer_sizes : tuple of int, default=(64,)
         Hidden widths of the window encoder (an MLP on each window, run as a strided
         convolution); empty for a linear encoder.
-    activation : str, default="relu"
-        Hidden activation, one of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
+    .. shared-parameter:: activation
     pooling : {"last", "mean"}, default="last"
         Context returned by :meth:`transform`: the one after the last window, or the mean
         over all windows.
@@ -137,56 +138,31 @@ class ContrastivePredictiveCoding(
         ``batch_size``.
     max_epochs : int, default=50
         Maximum passes over the training sequences.
-    learning_rate : float, default=1e-3
-        Adam learning rate.
-    weight_decay : float, default=0.0
-        Adam weight decay.
+    .. shared-parameter:: learning_rate
+    .. shared-parameter:: weight_decay
     validation_fraction : float, default=0.2
         Share of the sequences held out for early stopping and ``mi_``.
-    early_stopping : bool, default=True
-        Stop when the held-out bound has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, and restore the best weights.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
-    tol : float, default=1e-3
-        Minimum improvement of the held-out bound (nats) that resets the patience.
+    .. shared-parameter:: early_stopping
+    .. shared-parameter:: n_iter_no_change
+    .. shared-parameter:: tol
     preprocessing : {"standard"} or None, default="standard"
         ``"standard"`` centres and scales each channel with its mean and standard
         deviation over the training sequences and times (the same affine map at every
         time step, so the temporal structure is kept). ``None`` leaves the data.
-    device : str or torch.device, default="auto"
-        ``"auto"`` trains on CUDA when available, else on the CPU.
+    .. shared-parameter:: device
     random_state : int, RandomState instance or None, default=None
         Controls the split, the initialisation, the batch order and the anchor times.
         The global torch random state is left untouched.
-    verbose : int, default=0
-        0 is silent; 1 prints skorch's per-epoch table; 2 also shows a progress bar.
-    precision : {"fp32", "bf16", "fp16"}, default="fp32"
-        Run the network under autocast in bfloat16 or float16 (mainly for GPUs). The
-        bounds accumulate the half-precision scores in float32 and in log space; float16
-        training uses a gradient scaler.
-    compile : bool, default=False
-        Compile the network with :func:`torch.compile` (through skorch): slower to start,
-        faster per step on large models and GPUs.
+    .. shared-parameter:: verbose
+    .. shared-parameter:: precision
+    .. shared-parameter:: compile
     warm_start : bool, default=False
         When true and the estimator is fitted, ``fit`` continues training the fitted
         networks for ``max_epochs`` more epochs (optimiser state, standardisation, batch
         sizes and alpha kept) instead of starting again.
-    checkpoint_dir : str, path-like or None, default=None
-        Directory where the network, optimiser, criterion and history are saved after
-        every epoch. If it already holds an unfinished checkpoint of the same fit (same
-        parameters and data), ``fit`` resumes from it and runs only the remaining
-        epochs: with the same ``random_state`` the result is the one an uninterrupted
-        fit gives (early stopping included: its patience count and best weights carry
-        over). A finished checkpoint is loaded without training.
-    on_divergence : {"raise", "restore"}, default="raise"
-        What to do when a step produces a non-finite gradient or loss (or a loss above
-        1e4): raise a :class:`~sk_mlcpc.DivergenceError` with advice before the step is
-        applied, or skip the step, restore the weights and optimiser state of the last
-        good epoch, halve the learning rate and go on (at most 5 times). Each event is
-        recorded in ``history_`` as ``divergence``.
-    callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
-        Extra skorch callbacks; copies are used, the originals are not modified.
+    .. shared-parameter:: checkpoint_dir
+    .. shared-parameter:: on_divergence
+    .. shared-parameter:: callbacks
 
     Attributes
     ----------
