@@ -19,7 +19,6 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.helper import predefined_split
 from torch import nn
 
 from sk_mlcpc._devices import resolve_device
@@ -39,6 +38,7 @@ from sk_mlcpc._training import (
     check_hidden_layer_sizes,
     data_fingerprint,
     make_preprocessor,
+    net_parameters,
     run_training,
     standard_callbacks,
 )
@@ -556,22 +556,17 @@ class ContrastiveEncoder(
             criterion__objective=self.objective,
             criterion__alpha=self.alpha_initial_,
             criterion__eval_alpha=self.alpha_,
-            optimizer=torch.optim.Adam,
-            lr=self.learning_rate,
-            optimizer__weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size_,
             eval_batch_size=self.eval_batch_size_,
-            shuffle_seed=shuffle_seed,
-            eval_seed=eval_seed,
             precision=self.precision,
             compile=self.compile,
             blockwise=self.blockwise_,
-            train_split=None if valid_set is None else predefined_split(valid_set),
-            callbacks=self._callbacks(self.alpha_initial_, self.alpha_),
-            device=self.device_,
-            verbose=self.verbose,
-            torch_load_kwargs={"weights_only": False},
+            **net_parameters(
+                self,
+                shuffle_seed=shuffle_seed,
+                eval_seed=eval_seed,
+                valid_set=valid_set,
+                callbacks=self._callbacks(self.alpha_initial_, self.alpha_),
+            ),
         )
         net.view = self._make_view(self._view_reference.to(self.device_))
         return net

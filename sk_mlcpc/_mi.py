@@ -16,7 +16,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from skorch.helper import predefined_split
 from torch import nn
 
 from sk_mlcpc._devices import resolve_device
@@ -36,6 +35,7 @@ from sk_mlcpc._training import (
     check_hidden_layer_sizes,
     data_fingerprint,
     make_preprocessor,
+    net_parameters,
     run_training,
     standard_callbacks,
 )
@@ -399,28 +399,24 @@ class MutualInformationEstimator(
 
             net_class = AcceleratedContrastiveNet
             placement = {"accelerator": self.accelerator, "device": None}
+        shared = net_parameters(
+            self,
+            shuffle_seed=shuffle_seed,
+            eval_seed=eval_seed,
+            valid_set=valid_set,
+            callbacks=self._callbacks(),
+        )
         return net_class(
             critic,
             criterion=BoundLoss,
             criterion__objective=self.objective,
             criterion__alpha=self.alpha_,
-            optimizer=torch.optim.Adam,
-            lr=self.learning_rate,
-            optimizer__weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size_,
             eval_batch_size=self.eval_batch_size_,
-            shuffle_seed=shuffle_seed,
-            eval_seed=eval_seed,
             precision=self.precision,
             compile=self.compile,
             blockwise=self.blockwise_ and self.critic in _SEPARABLE_CRITICS,
             chunk_pairs=self.blockwise_ and self.critic not in _SEPARABLE_CRITICS,
-            train_split=None if valid_set is None else predefined_split(valid_set),
-            callbacks=self._callbacks(),
-            verbose=self.verbose,
-            torch_load_kwargs={"weights_only": False},
-            **placement,
+            **{**shared, **placement},
         )
 
     def _resolve_blockwise(self) -> bool:

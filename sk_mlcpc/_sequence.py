@@ -42,7 +42,6 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.helper import predefined_split
 from torch import nn
 
 from sk_mlcpc._devices import resolve_device
@@ -63,6 +62,7 @@ from sk_mlcpc._training import (
     check_has_features,
     check_hidden_layer_sizes,
     data_fingerprint,
+    net_parameters,
     run_training,
     standard_callbacks,
 )
@@ -524,21 +524,16 @@ class ContrastivePredictiveCoding(
             criterion=PredictiveBoundLoss,
             criterion__objective=self.objective,
             criterion__alpha=self.alpha_,
-            optimizer=torch.optim.Adam,
-            lr=self.learning_rate,
-            optimizer__weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size_,
             eval_batch_size=self.eval_batch_size_,
-            shuffle_seed=shuffle_seed,
-            eval_seed=eval_seed,
-            train_split=None if valid_set is None else predefined_split(valid_set),
-            callbacks=self._callbacks(),
-            device=self.device_,
             precision=self.precision,
             compile=self.compile,
-            verbose=self.verbose,
-            torch_load_kwargs={"weights_only": False},
+            **net_parameters(
+                self,
+                shuffle_seed=shuffle_seed,
+                eval_seed=eval_seed,
+                valid_set=valid_set,
+                callbacks=self._callbacks(),
+            ),
         )
 
     # persistence (sk_mlcpc._persistence.PersistenceMixin)

@@ -13,7 +13,6 @@ import copy
 
 import numpy as np
 import torch
-from skorch.helper import predefined_split
 
 from sk_mlcpc._distill_engine import (
     DistillationLoss,
@@ -22,6 +21,7 @@ from sk_mlcpc._distill_engine import (
     _DistillationModule,
     _MLPStudent,
 )
+from sk_mlcpc._training import net_parameters
 
 __all__ = ["StudentMixin"]
 
@@ -99,16 +99,11 @@ class StudentMixin:
             criterion__contrastive_weight=self.contrastive_weight,
             criterion__temperature=self.temperature,
             criterion__n_samples=self._n_train,
-            optimizer=torch.optim.Adam,
-            lr=self.learning_rate,
-            optimizer__weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size_,
-            shuffle_seed=shuffle_seed,
-            eval_seed=eval_seed,
-            train_split=predefined_split(valid_set) if valid_set is not None else None,
-            callbacks=self._callbacks(),
-            device=self.device_,
-            verbose=self.verbose,
-            torch_load_kwargs={"weights_only": False},
+            **net_parameters(
+                self,
+                shuffle_seed=shuffle_seed,
+                eval_seed=eval_seed,
+                valid_set=valid_set,
+                callbacks=self._callbacks(),
+            ),
         )

@@ -23,6 +23,7 @@ __all__ = [
     "check_hidden_layer_sizes",
     "data_fingerprint",
     "make_preprocessor",
+    "net_parameters",
     "run_training",
     "standard_callbacks",
 ]
@@ -179,6 +180,32 @@ def check_has_features(X, name: str = "X") -> None:
             f"Found {name} with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is "
             "required."
         )
+
+
+def net_parameters(
+    estimator, *, shuffle_seed: int, eval_seed: int, valid_set, callbacks: list
+) -> dict:
+    """The skorch net arguments every estimator sets the same way.
+
+    Adam with the estimator's ``learning_rate`` and ``weight_decay``, its ``max_epochs``,
+    fitted ``batch_size_``, seeds, the held-out split (``valid_set`` or none), callbacks,
+    ``device_`` and ``verbose``; nets are pickled whole, so loading them needs
+    ``weights_only=False``.
+    """
+    return {
+        "optimizer": torch.optim.Adam,
+        "lr": estimator.learning_rate,
+        "optimizer__weight_decay": estimator.weight_decay,
+        "max_epochs": estimator.max_epochs,
+        "batch_size": estimator.batch_size_,
+        "shuffle_seed": shuffle_seed,
+        "eval_seed": eval_seed,
+        "train_split": None if valid_set is None else predefined_split(valid_set),
+        "callbacks": callbacks,
+        "device": estimator.device_,
+        "verbose": estimator.verbose,
+        "torch_load_kwargs": {"weights_only": False},
+    }
 
 
 def standard_callbacks(estimator, callbacks: list) -> list:
