@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
+import pickle
 import re
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -155,7 +158,12 @@ class ResumableEarlyStopping(EarlyStopping):
         path = None if self.best_weights_file is None else Path(self.best_weights_file)
         if self.load_best and path is not None and path.exists():
             device = next(net.module_.parameters()).device
-            saved = torch.load(path, map_location=device, weights_only=True)
+            try:
+                saved = torch.load(path, map_location=device, weights_only=True)
+            except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as error:
+                raise _unreadable_checkpoint(
+                    path.parent, path.name, f"cannot be read safely ({error})"
+                ) from error
             if saved["epoch"] == self.best_epoch_:
                 self.best_model_weights_ = saved["state"]
 
@@ -164,7 +172,9 @@ class ResumableEarlyStopping(EarlyStopping):
         improved = self.best_epoch_ == net.history[-1, "epoch"]
         if improved and self.load_best and self.best_weights_file is not None:
             state = {"epoch": self.best_epoch_, "state": self.best_model_weights_}
-            torch.save(state, self.best_weights_file)
+            _write_atomically(
+                Path(self.best_weights_file), lambda temporary: torch.save(state, temporary)
+            )
 
 
 def check_has_features(X, name: str = "X") -> None:
@@ -241,8 +251,106 @@ def standard_callbacks(estimator, callbacks: list) -> list:
     return callbacks
 
 
+def _write_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    A crash or a full disk mid-write leaves the previous file whole instead of a
+    truncated one that no later fit could read.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(str(temporary))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+class _AtomicCheckpoint(Checkpoint):
+    """skorch's checkpoint writing each file atomically, and failing loudly.
+
+    skorch's own ``_save_params`` reports a failed write to the sink and carries on; with
+    a silent sink a full disk would then leave a checkpoint that cannot resume.
+    """
+
+    def _save_params(self, f, net, f_name, log_name):
+        if not isinstance(f, (str, os.PathLike)):
+            net.save_params(**{f_name: f})
+            return
+        _write_atomically(Path(f), lambda temporary: net.save_params(**{f_name: temporary}))
+
+
+#: Checkpoint files read with ``torch.load``: tensors and plain containers only.
+_TENSOR_FILES = ("params.pt", "optimizer.pt", "criterion.pt")
+
+
+def _unreadable_checkpoint(directory: Path, name: str, reason: str) -> ValueError:
+    return ValueError(
+        f"checkpoint_dir={str(directory)!r}: {name} {reason}. Delete the directory (or "
+        "choose another checkpoint_dir) to start the fit again."
+    )
+
+
+def _load_checkpoint(net, checkpoint: Checkpoint, directory: Path) -> None:
+    """Load a checkpoint into ``net`` without unpickling anything but tensors.
+
+    Every ``.pt`` file is read with ``torch.load(weights_only=True)``: a file planted in
+    the directory that holds other objects is refused before anything in it runs, and a
+    truncated or foreign file is named in the error.
+    """
+    for name in _TENSOR_FILES:
+        path = directory / name
+        if not path.exists():
+            raise _unreadable_checkpoint(directory, name, "is missing")
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise _unreadable_checkpoint(
+                directory,
+                name,
+                "holds objects other than tensors and plain containers, which sk-mlcpc "
+                f"never writes; it was not loaded ({str(error).splitlines()[0]})",
+            ) from error
+        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
+            raise _unreadable_checkpoint(
+                directory, name, f"cannot be read ({type(error).__name__}: {error})"
+            ) from error
+    try:
+        json.loads((directory / "history.json").read_text())
+    except (ValueError, OSError) as error:
+        raise _unreadable_checkpoint(
+            directory, "history.json", f"cannot be read ({type(error).__name__}: {error})"
+        ) from error
+    load_kwargs = net.torch_load_kwargs
+    net.torch_load_kwargs = {"weights_only": True}
+    try:
+        net.load_params(checkpoint=checkpoint)
+    finally:
+        net.torch_load_kwargs = load_kwargs
+
+
+def _read_state(directory: Path) -> dict | None:
+    """The fit state file of ``directory``, None when absent, a ValueError when unreadable."""
+    path = directory / _STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except (ValueError, OSError) as error:
+        raise _unreadable_checkpoint(
+            directory, _STATE_FILE, f"cannot be read ({type(error).__name__}: {error})"
+        ) from error
+    if not isinstance(state, dict):
+        raise _unreadable_checkpoint(directory, _STATE_FILE, "is not a JSON object")
+    return state
+
+
+def _write_state(directory: Path, fingerprint: str, completed: bool) -> None:
+    state = json.dumps({"fingerprint": fingerprint, "completed": completed})
+    _write_atomically(directory / _STATE_FILE, lambda temporary: Path(temporary).write_text(state))
+
+
 def _checkpoint(directory: Path) -> Checkpoint:
-    return Checkpoint(
+    return _AtomicCheckpoint(
         monitor=None,
         f_params="params.pt",
         f_optimizer="optimizer.pt",
@@ -299,10 +407,9 @@ def run_training(
         stopping = dict(net.callbacks).get("early_stopping")
         if stopping is not None:
             stopping.best_weights_file = str(directory / _BEST_WEIGHTS_FILE)
-        state_path = directory / _STATE_FILE
-        state = json.loads(state_path.read_text()) if state_path.exists() else None
+        state = _read_state(directory)
         if state is None or not (directory / "history.json").exists():
-            state_path.write_text(json.dumps({"fingerprint": fingerprint, "completed": False}))
+            _write_state(directory, fingerprint, completed=False)
             net.fit(train_set, None)
         else:
             if state.get("fingerprint") != fingerprint:
@@ -312,7 +419,7 @@ def run_training(
                     "start again."
                 )
             net.initialize()
-            net.load_params(checkpoint=checkpoint)
+            _load_checkpoint(net, checkpoint, directory)
             stopping = dict(net.callbacks_).get("early_stopping")
             if stopping is not None:
                 stopping.resuming = True  # continue the patience count, see the class
@@ -321,5 +428,5 @@ def run_training(
                 net.partial_fit(train_set, None, epochs=remaining)
         # The final weights (early stopping may have restored the best epoch's).
         checkpoint.save_model(net)
-        state_path.write_text(json.dumps({"fingerprint": fingerprint, "completed": True}))
+        _write_state(directory, fingerprint, completed=True)
     return net

@@ -276,3 +276,75 @@ def test_fingerprint_ignores_memory_addresses(gaussians):
     assert first == second
     assert first != data_fingerprint(_encoder(augmentation=_module_level_view), X)
     assert first != data_fingerprint(_encoder(augmentation=_ViewWithDefaultRepr()), X[:-1])
+
+
+# ------------------------------------------------------------------ checkpoint safety
+
+
+class _PlantedPayload:
+    """Unpickling this object creates ``marker``: stands in for arbitrary code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("completed", [False, True], ids=["unfinished", "finished"])
+@pytest.mark.parametrize("name", ["params.pt", "optimizer.pt", "criterion.pt"])
+def test_a_pickle_planted_in_a_checkpoint_never_runs(gaussians, tmp_path, name, completed):
+    X, Y = gaussians
+    directory = tmp_path / "checkpoints"
+    if completed:
+        _mi(max_epochs=2, checkpoint_dir=directory).fit(X, Y)
+    else:
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            _mi(max_epochs=3, checkpoint_dir=directory, callbacks=[Interrupt(2)]).fit(X, Y)
+    marker = tmp_path / "planted_code_ran"
+    # What an attacker would write: a torch file whose pickle builds a foreign object.
+    torch.save({"state": _PlantedPayload(marker)}, directory / name)
+
+    with pytest.raises(ValueError, match=rf"{name} holds objects other than tensors") as info:
+        _mi(max_epochs=2 if completed else 3, checkpoint_dir=directory).fit(X, Y)
+    assert not marker.exists()
+    assert str(directory) in str(info.value) and "Delete the directory" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["params.pt", "optimizer.pt", "history.json", "sk_mlcpc_fit.json"])
+def test_a_truncated_checkpoint_file_is_named_with_the_way_out(gaussians, tmp_path, name):
+    X, Y = gaussians
+    directory = tmp_path / "checkpoints"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _mi(max_epochs=3, checkpoint_dir=directory, callbacks=[Interrupt(2)]).fit(X, Y)
+    path = directory / name
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ValueError, match=rf"{name} cannot be read") as info:
+        _mi(max_epochs=3, checkpoint_dir=directory).fit(X, Y)
+    assert str(directory) in str(info.value) and "Delete the directory" in str(info.value)
+
+
+def test_checkpoint_files_are_replaced_atomically(gaussians, tmp_path, monkeypatch):
+    """A write that fails half-way leaves the previous file whole, and is not swallowed."""
+    X, Y = gaussians
+    directory = tmp_path / "checkpoints"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _mi(max_epochs=3, checkpoint_dir=directory, callbacks=[Interrupt(2)]).fit(X, Y)
+    before = (directory / "params.pt").read_bytes()
+
+    real_save = torch.save
+
+    def failing_save(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        with open(f, "r+b") as handle:  # a half-written file, then the disk fills up
+            handle.truncate(10)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="No space left"):
+        _mi(max_epochs=3, checkpoint_dir=directory).fit(X, Y)
+    monkeypatch.undo()
+    assert (directory / "params.pt").read_bytes() == before
+    assert not list(directory.glob(".*.tmp"))
+    resumed = _mi(max_epochs=3, checkpoint_dir=directory).fit(X, Y)
+    assert len(resumed.history_) == 3
