@@ -9,7 +9,8 @@ from sk_mlcpc import blockwise, bounds, critics, datasets, encoders, views
 from sk_mlcpc._distill import ContrastiveDistillationClassifier
 from sk_mlcpc._encoder import ContrastiveEncoder
 from sk_mlcpc._engine import DivergenceError
-from sk_mlcpc._mi import MutualInformationEstimator, estimate_mi
+from sk_mlcpc._evaluation import SaturationWarning
+from sk_mlcpc._mi import MIEstimate, MutualInformationEstimator, estimate_mi
 from sk_mlcpc._persistence import ModelFileError
 from sk_mlcpc._sequence import ContrastivePredictiveCoding
 from sk_mlcpc._version import __version__
@@ -19,8 +20,10 @@ __all__ = [
     "ContrastiveEncoder",
     "ContrastivePredictiveCoding",
     "DivergenceError",
+    "MIEstimate",
     "ModelFileError",
     "MutualInformationEstimator",
+    "SaturationWarning",
     "__version__",
     "blockwise",
     "bounds",

@@ -6,12 +6,12 @@ import math
 import os
 import warnings
 from numbers import Integral, Real
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
-from scipy import stats
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -28,6 +28,13 @@ from sk_mlcpc._engine import (
     MutualInformationLog,
     PairedTensorDataset,
 )
+from sk_mlcpc._evaluation import (
+    SATURATION_GAIN,
+    HeldOutEstimate,
+    SaturationWarning,
+    auto_eval_batch_size,
+    evaluate_held_out,
+)
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (
     BLOCKWISE_FROM,
@@ -43,7 +50,7 @@ from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resol
 from sk_mlcpc.critics import CRITICS, make_critic
 from sk_mlcpc.encoders import ACTIVATIONS
 
-__all__ = ["MutualInformationEstimator", "estimate_mi"]
+__all__ = ["MIEstimate", "MutualInformationEstimator", "estimate_mi"]
 
 _SEPARABLE_CRITICS = ("separable", "separable_additive", "bilinear")
 _MAX_REFERENCE = 2048
@@ -98,16 +105,27 @@ class MutualInformationEstimator(
     batch_size : int, default=128
         Pairs per training batch; each batch yields ``batch_size - 1`` negatives per
         positive.
-    eval_batch_size : int or None, default=None
-        Pairs per evaluation batch for ``mi_`` and :meth:`score` (the bound and its cap
-        depend on it). ``None`` uses ``batch_size``.
+    eval_batch_size : int, "auto" or None, default="auto"
+        Pairs per evaluation batch for ``mi_``, :meth:`score` and the early-stopping
+        signal. The bound and its cap grow with the batch (ML-CPC's cap at
+        ``alpha="auto"`` is ``log(n (n - 1) + 1)``: 15.2 nats at 2,000 rows), so
+        ``"auto"`` evaluates all the rows at hand in one batch, up to 4,096 rows (1,024
+        for ``critic="concat"``, which runs its network on every pair), and above that in
+        the fewest equal batches under that size. An int fixes the size (capped by the
+        rows available); ``None`` uses ``batch_size``.
     max_epochs : int, default=100
         Maximum passes over the training split.
     learning_rate : float, default=5e-4
         Adam learning rate.
     .. shared-parameter:: weight_decay
-    validation_fraction : float, default=0.2
-        Share of the rows held out for early stopping and for ``mi_``.
+    validation_fraction : float, default=0.1
+        Share of the rows held out to choose the epoch: early stopping and the restored
+        weights, and the ``valid_mi`` trace in ``history_``. These rows never produce
+        ``mi_``.
+    test_fraction : float, default=0.2
+        Share of the rows held out to produce ``mi_`` and nothing else: they choose no
+        epoch and no setting, so the estimate is not optimistically selected. Rows used
+        for training: ``1 - validation_fraction - test_fraction``.
     .. shared-parameter:: early_stopping
     .. shared-parameter:: n_iter_no_change
     .. shared-parameter:: tol
@@ -155,20 +173,39 @@ class MutualInformationEstimator(
     Attributes
     ----------
     mi_ : float
-        Held-out estimate of the bound, nats (mean over evaluation batches).
+        The bound evaluated on the test rows (``test_fraction``), nats: the mean over
+        evaluation batches of ``eval_batch_size_`` rows.
     mi_std_ : float
-        Standard deviation of the estimate over evaluation batches.
+        Standard error of ``mi_``: the grouped jackknife over the test rows (20 groups
+        per batch), i.e. how much ``mi_`` would move with another draw of test rows
+        for this critic. NaN with fewer than 4 test rows.
     mi_ci_ : tuple of float
-        95% confidence interval of ``mi_`` (Student t over evaluation batches).
+        95% interval for the *bound's* expectation at this batch size for the fitted
+        critic, ``mi_ +- t * mi_std_``. It is not an interval for the MI: a valid bound
+        lies below the MI, by a gap that the interval does not measure.
     mi_cap_ : float
         Largest value the bound can take at ``eval_batch_size_``.
     bound_validity_ : {"proven", "claimed", "invalid"}
-        Whether the configured bound is a lower bound on the MI, see
-        :func:`sk_mlcpc.bounds.bound_validity`.
+        Whether the configured bound is a lower bound on the MI at ``eval_batch_size_``
+        and ``eval_alpha_``, see :func:`sk_mlcpc.bounds.bound_validity`.
     alpha_ : float
-        The alpha used (``"auto"`` resolved).
+        The alpha used in training (``"auto"`` resolved at ``batch_size_``).
+    eval_alpha_ : float
+        The alpha of ``mi_`` (``"auto"`` resolved at ``eval_batch_size_``).
     batch_size_, eval_batch_size_ : int
-        Batch sizes used (capped by the number of rows available).
+        Batch sizes used for training and for ``mi_`` (capped by the rows available).
+    saturated_ : bool
+        True when the estimate is limited by the evaluation batch rather than by the
+        critic: it rose by more than 0.05 nats from batches of half the size to
+        ``eval_batch_size_`` (``saturation_gain_``), or lies within 0.1 nats of
+        ``mi_cap_``. More rows per evaluation batch would then raise it, and the MI is
+        likely well above it. A :class:`SaturationWarning` says so at ``fit``.
+    saturation_gain_ : float
+        ``mi_`` minus the same bound on half-size batches of the same rows, nats.
+    converged_ : bool
+        False when the held-out bound (``valid_mi``) still improved by more than ``tol``
+        within the last ``n_iter_no_change`` epochs (training stopped at ``max_epochs``
+        while still rising). A :class:`~sklearn.exceptions.ConvergenceWarning` says so.
     net_ : ContrastiveNet
         The fitted skorch net.
     critic_ : torch.nn.Module
@@ -199,11 +236,12 @@ class MutualInformationEstimator(
 
     Notes
     -----
-    The estimate is computed on rows not used for training, in batches of
-    ``eval_batch_size_`` (a last partial batch is dropped), because a bound on the
-    training rows is optimistic. The same held-out rows select the best epoch, which
-    makes ``mi_`` slightly optimistic; :meth:`score` on fresh data is not. Negative
-    values are legitimate for a lower bound and are not clipped.
+    The rows are split three ways: training, validation (early stopping, the epoch
+    kept) and test (``mi_`` only). A bound on the training rows is optimistic, and so is
+    one read on the rows that chose the epoch; ``mi_`` is neither. The test rows are
+    scored in batches of ``eval_batch_size_`` (a last partial batch is dropped), with
+    alpha resolved for that size. Negative values are legitimate for a lower bound and
+    are not clipped.
 
     References
     ----------
@@ -232,11 +270,12 @@ class MutualInformationEstimator(
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
-        "eval_batch_size": [Interval(Integral, 2, None, closed="left"), None],
+        "eval_batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"}), None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "test_fraction": [Interval(Real, 0, 1, closed="neither")],
         "early_stopping": ["boolean"],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -264,11 +303,12 @@ class MutualInformationEstimator(
         n_components: int = 32,
         activation: str = "relu",
         batch_size: int = 128,
-        eval_batch_size: int | None = None,
+        eval_batch_size: int | str | None = "auto",
         max_epochs: int = 100,
         learning_rate: float = 5e-4,
         weight_decay: float = 0.0,
-        validation_fraction: float = 0.2,
+        validation_fraction: float = 0.1,
+        test_fraction: float = 0.2,
         early_stopping: bool = True,
         n_iter_no_change: int = 10,
         tol: float = 1e-3,
@@ -297,6 +337,7 @@ class MutualInformationEstimator(
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
+        self.test_fraction = test_fraction
         self.early_stopping = early_stopping
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
@@ -411,7 +452,8 @@ class MutualInformationEstimator(
             criterion=BoundLoss,
             criterion__objective=self.objective,
             criterion__alpha=self.alpha_,
-            eval_batch_size=self.eval_batch_size_,
+            criterion__eval_alpha=self._alpha_at(self.validation_batch_size_),
+            eval_batch_size=self.validation_batch_size_,
             precision=self.precision,
             compile=self.compile,
             blockwise=self.blockwise_ and self.critic in _SEPARABLE_CRITICS,
@@ -422,8 +464,83 @@ class MutualInformationEstimator(
     def _resolve_blockwise(self) -> bool:
         if self.blockwise == "auto":
             threshold = BLOCKWISE_FROM if self.critic in _SEPARABLE_CRITICS else _CHUNK_PAIRS_FROM
-            return max(self.batch_size_, self.eval_batch_size_) >= threshold
+            return max(self.batch_size_, self.validation_batch_size_) >= threshold
         return bool(self.blockwise)
+
+    def _alpha_at(self, n_rows: int) -> float:
+        """The alpha of the bound on batches of ``n_rows`` (``"auto"`` resolved there)."""
+        # Objectives without alpha ignore it, as documented: do not validate it for them.
+        alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
+        return resolve_alpha(alpha, self.objective, n_rows)
+
+    def _evaluation_batch_size(self, n_rows: int) -> int:
+        """Rows per evaluation batch when ``n_rows`` rows are at hand."""
+        if self.eval_batch_size == "auto":
+            processes = 1 if self.accelerator is None else int(self.accelerator.num_processes)
+            joint = self.critic not in _SEPARABLE_CRITICS
+            return auto_eval_batch_size(n_rows, joint=joint, multiple_of=processes)
+        return min(self.eval_batch_size or self.batch_size, n_rows)
+
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> HeldOutEstimate:
+        return evaluate_held_out(
+            self.net_,
+            PairedTensorDataset(x, y),
+            batch_size=batch_size,
+            alpha_at=self._alpha_at,
+            separable=self.critic in _SEPARABLE_CRITICS,
+        )
+
+    def _record_estimate(self, estimate: HeldOutEstimate) -> None:
+        if not math.isfinite(estimate.value) or estimate.value < -1e4:
+            raise DivergenceError(
+                "The fitted critic gives a non-finite held-out estimate. Lower learning_rate, "
+                "keep preprocessing on, or use a lower-variance objective such as 'ml_cpc'."
+            )
+        self.mi_ = estimate.value
+        self.mi_std_ = estimate.std_error
+        self.mi_ci_ = estimate.interval
+        self.eval_alpha_ = estimate.alpha
+        self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.eval_alpha_)
+        self.bound_validity_ = bound_validity(
+            self.objective, self.eval_batch_size_, alpha=self.eval_alpha_
+        )
+        gain = estimate.saturation_gain
+        self.saturation_gain_ = gain
+        self.saturated_ = bool(
+            (math.isfinite(gain) and gain > SATURATION_GAIN) or self.mi_ >= self.mi_cap_ - 0.1
+        )
+        self.converged_ = _still_improving(self.history_, self.n_iter_no_change, self.tol) is None
+
+    def _warn_about_estimate(self) -> None:
+        if math.isnan(self.mi_std_):
+            warnings.warn(
+                f"The test split holds {self.eval_batch_size_} rows, too few for an "
+                "uncertainty: mi_std_ and mi_ci_ are undefined (NaN). Use more rows or a "
+                "larger test_fraction.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if self.saturated_:
+            warnings.warn(
+                f"mi_ = {self.mi_:.3f} nats is limited by the evaluation batch of "
+                f"{self.eval_batch_size_} rows (cap {self.mi_cap_:.2f}): it rose by "
+                f"{self.saturation_gain_:.3f} nats from batches of half that size, so more "
+                "rows per evaluation batch would raise it, and the MI may be well above "
+                "it. Use more rows or a larger test_fraction (eval_batch_size='auto' takes "
+                "them all, up to 4,096 per batch).",
+                SaturationWarning,
+                stacklevel=3,
+            )
+        if not self.converged_:
+            epoch = _still_improving(self.history_, self.n_iter_no_change, self.tol)
+            warnings.warn(
+                f"The held-out bound was still improving at the end of training (best "
+                f"valid_mi at epoch {epoch} of {self.n_epochs_}), so mi_ is likely below "
+                "what this critic can reach. Raise max_epochs or learning_rate, or continue "
+                "with warm_start=True.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     # persistence (sk_mlcpc._persistence.PersistenceMixin)
     _saved_attributes = (
@@ -433,9 +550,14 @@ class MutualInformationEstimator(
         "mi_cap_",
         "bound_validity_",
         "alpha_",
+        "eval_alpha_",
         "blockwise_",
         "batch_size_",
+        "validation_batch_size_",
         "eval_batch_size_",
+        "saturated_",
+        "saturation_gain_",
+        "converged_",
         "n_epochs_",
         "n_features_in_",
         "n_features_y_",
@@ -492,20 +614,9 @@ class MutualInformationEstimator(
         self._check_hidden_layer_sizes()
 
         n_samples = len(X)
-        n_valid = max(2, math.ceil(self.validation_fraction * n_samples))
-        n_train = n_samples - n_valid
-        if n_train < 2:
-            raise ValueError(
-                f"Too few samples: {n_samples} rows leave {n_train} for training after "
-                f"holding out {n_valid} (validation_fraction={self.validation_fraction}); "
-                "at least 4 rows are needed, and hundreds for a useful estimate."
-            )
-        rng = check_random_state(self.random_state)
-        split_seed, init_seed, shuffle_seed, eval_seed, prep_seed = (
-            int(seed) for seed in rng.randint(0, 2**31 - 1, size=5)
-        )
-        order = np.random.default_rng(split_seed).permutation(n_samples)
-        train_rows, valid_rows = order[:n_train], order[n_train:]
+        train_rows, valid_rows, test_rows, seeds = self._split(n_samples)
+        init_seed, shuffle_seed, eval_seed, prep_seed = seeds
+        n_train, n_valid, n_test = len(train_rows), len(valid_rows), len(test_rows)
 
         if self.accelerator is not None and self.precision != "fp32":
             raise ValueError(
@@ -528,34 +639,28 @@ class MutualInformationEstimator(
         train_set = PairedTensorDataset(x_all[train_rows], y_all[train_rows])
         valid_set = PairedTensorDataset(x_all[valid_rows], y_all[valid_rows])
         if warm:
-            if n_train < self.batch_size_ or n_valid < self.eval_batch_size_:
+            if (
+                n_train < self.batch_size_
+                or n_valid < self.validation_batch_size_
+                or n_test < self.eval_batch_size_
+            ):
                 raise ValueError(
                     f"warm_start continues with the fitted batch sizes ({self.batch_size_} "
-                    f"for training, {self.eval_batch_size_} for evaluation); {n_samples} "
-                    "rows are too few for them."
+                    f"for training, {self.validation_batch_size_} for validation, "
+                    f"{self.eval_batch_size_} for the estimate); {n_samples} rows are too "
+                    "few for them."
                 )
         else:
             # A fixed sample of the marginal of Y for score_samples' normaliser.
             reference_rows = np.sort(train_rows[:_MAX_REFERENCE])
             self.reference_y_ = y_all[torch.as_tensor(reference_rows, device=x_all.device)].cpu()
             self.batch_size_ = min(self.batch_size, n_train)
-            self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid)
-            # Objectives without alpha ignore it, as documented: do not validate it for them.
-            alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
-            self.alpha_ = resolve_alpha(
-                alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
-            )
+            self.validation_batch_size_ = self._evaluation_batch_size(n_valid)
+            self.eval_batch_size_ = self._evaluation_batch_size(n_test)
+            self.alpha_ = self._alpha_at(self.batch_size_)
             self.blockwise_ = self._resolve_blockwise()
             if self.accelerator is not None:
-                n_processes = int(self.accelerator.num_processes)
-                for name in ("batch_size_", "eval_batch_size_"):
-                    if getattr(self, name) % n_processes:
-                        raise ValueError(
-                            f"With an accelerator, batch sizes are global and must be "
-                            f"multiples of the number of processes ({n_processes}); "
-                            f"{name} is {getattr(self, name)}. Change batch_size / "
-                            "eval_batch_size (they are capped by the rows available)."
-                        )
+                self._check_process_multiples()
 
         def make_net(valid_set):
             return self._make_net(
@@ -577,26 +682,54 @@ class MutualInformationEstimator(
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
 
-        estimates = net.batch_estimates(valid_set, self.eval_batch_size_)
-        if not np.all(np.isfinite(estimates)) or estimates.mean() < -1e4:
-            raise DivergenceError(
-                "The fitted critic gives a non-finite held-out estimate. Lower learning_rate, "
-                "keep preprocessing on, or use a lower-variance objective such as 'ml_cpc'."
-            )
-        self.mi_, self.mi_std_, self.mi_ci_ = _summarise(estimates)
-        if len(estimates) < 2:
-            warnings.warn(
-                f"The held-out split holds {len(estimates)} evaluation batch of "
-                f"{self.eval_batch_size_} rows, so mi_std_ and mi_ci_ are undefined (NaN). "
-                "Use more rows, a larger validation_fraction or a smaller eval_batch_size.",
-                UserWarning,
-                stacklevel=2,
-            )
-        self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.alpha_)
-        self.bound_validity_ = bound_validity(
-            self.objective, self.eval_batch_size_, alpha=self.alpha_
+        test_rows_on_device = torch.as_tensor(test_rows, device=x_all.device)
+        estimate = self._evaluate(
+            x_all[test_rows_on_device], y_all[test_rows_on_device], self.eval_batch_size_
         )
+        self._record_estimate(estimate)
+        self._warn_about_estimate()
         return self
+
+    def _split(self, n_samples: int):
+        """Training, validation and test rows, and the seeds of the fit.
+
+        The three sets are disjoint: the validation rows choose the epoch, the test rows
+        only produce ``mi_``.
+        """
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                "validation_fraction + test_fraction must be below 1 to leave rows for "
+                f"training, got {self.validation_fraction} + {self.test_fraction}."
+            )
+        n_valid = max(2, math.ceil(self.validation_fraction * n_samples))
+        n_test = max(2, math.ceil(self.test_fraction * n_samples))
+        n_train = n_samples - n_valid - n_test
+        if n_train < 2:
+            raise ValueError(
+                f"Too few samples: {n_samples} rows leave {n_train} for training after "
+                f"holding out {n_valid} for validation (validation_fraction="
+                f"{self.validation_fraction}) and {n_test} for the estimate (test_fraction="
+                f"{self.test_fraction}); at least 6 rows are needed, and hundreds for a "
+                "useful estimate."
+            )
+        rng = check_random_state(self.random_state)
+        split_seed, *seeds = (int(seed) for seed in rng.randint(0, 2**31 - 1, size=5))
+        order = np.random.default_rng(split_seed).permutation(n_samples)
+        train_rows = order[:n_train]
+        valid_rows = order[n_train : n_train + n_valid]
+        test_rows = order[n_train + n_valid :]
+        return train_rows, valid_rows, test_rows, seeds
+
+    def _check_process_multiples(self) -> None:
+        n_processes = int(self.accelerator.num_processes)
+        for name in ("batch_size_", "validation_batch_size_", "eval_batch_size_"):
+            if getattr(self, name) % n_processes:
+                raise ValueError(
+                    f"With an accelerator, batch sizes are global and must be "
+                    f"multiples of the number of processes ({n_processes}); "
+                    f"{name} is {getattr(self, name)}. Change batch_size / "
+                    "eval_batch_size (they are capped by the rows available)."
+                )
 
     # ------------------------------------------------------------------ evaluation
 
@@ -610,9 +743,12 @@ class MutualInformationEstimator(
     def score(self, X, y) -> float:
         """The bound on new paired data, in nats (higher is better).
 
-        Rows are shuffled with a fixed seed and scored in full batches of
-        ``eval_batch_size_`` rows (fewer if fewer rows are given; a last partial batch is
-        dropped), as for ``mi_``.
+        The same rules as ``mi_``: with ``eval_batch_size="auto"`` all the rows given are
+        scored in one batch (up to 4,096 rows; above that in the fewest equal batches),
+        otherwise in batches of ``eval_batch_size_`` rows (fewer if fewer rows are
+        given); alpha is resolved for the batch size; rows are shuffled with a fixed seed
+        and a last partial batch is dropped. :meth:`evaluate` gives the uncertainty and
+        diagnostics too.
 
         Parameters
         ----------
@@ -625,19 +761,73 @@ class MutualInformationEstimator(
         score : float
             Mean of the bound over evaluation batches.
         """
+        return self.evaluate(X, y).mi
+
+    def evaluate(self, X, y) -> MIEstimate:
+        """The bound on new paired data with its uncertainty and diagnostics.
+
+        Batches and alpha as in :meth:`score`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_features_y)
+            The paired variable ``Y``.
+
+        Returns
+        -------
+        MIEstimate
+            ``(mi, std_error, ci, cap, validity, batch_size, alpha, saturated)``: the
+            bound in nats, its jackknife standard error and 95% interval (for the bound,
+            not the MI), the cap and validity at the batch size used, and whether the
+            bound rose by more than 0.05 nats from half-size batches (saturated).
+
+        Examples
+        --------
+        >>> from sk_mlcpc import MutualInformationEstimator
+        >>> from sk_mlcpc.datasets import make_correlated_gaussians
+        >>> X, Y, true_mi = make_correlated_gaussians(2000, 2, mi=0.5, random_state=0)
+        >>> est = MutualInformationEstimator(
+        ...     hidden_layer_sizes=(32,), max_epochs=10, random_state=0
+        ... ).fit(X[:1500], Y[:1500])
+        >>> result = est.evaluate(X[1500:], Y[1500:])
+        >>> result.batch_size, result.validity
+        (500, 'claimed')
+        >>> bool(result.ci[0] < result.mi < result.ci[1] < result.cap)
+        True
+        """
         x, y = self._validated_pair(X, y)
-        batch_size = min(self.eval_batch_size_, len(x))
-        if batch_size < self.eval_batch_size_:
-            validity = bound_validity(self.objective, batch_size, alpha=self.alpha_)
-            warnings.warn(
-                f"Only {len(x)} rows given: scoring one batch of {batch_size} instead of "
-                f"{self.eval_batch_size_}; the bound's cap and bias change with the batch "
-                f"size (validity at this size: {validity}).",
-                UserWarning,
-                stacklevel=2,
-            )
-        estimates = self.net_.batch_estimates(PairedTensorDataset(x, y), batch_size)
-        return float(estimates.mean())
+        if self.eval_batch_size == "auto":
+            batch_size = self._evaluation_batch_size(len(x))
+        else:
+            batch_size = min(self.eval_batch_size_, len(x))
+            if batch_size < self.eval_batch_size_:
+                validity = bound_validity(
+                    self.objective, batch_size, alpha=self._alpha_at(batch_size)
+                )
+                warnings.warn(
+                    f"Only {len(x)} rows given: scoring one batch of {batch_size} instead "
+                    f"of {self.eval_batch_size_}; the bound's cap and bias change with the "
+                    f"batch size (validity at this size: {validity}).",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        estimate = self._evaluate(x, y, batch_size)
+        gain = estimate.saturation_gain
+        bound_cap = cap(self.objective, batch_size, alpha=estimate.alpha)
+        return MIEstimate(
+            mi=estimate.value,
+            std_error=estimate.std_error,
+            ci=estimate.interval,
+            cap=bound_cap,
+            validity=bound_validity(self.objective, batch_size, alpha=estimate.alpha),
+            batch_size=batch_size,
+            alpha=estimate.alpha,
+            saturated=bool(
+                (math.isfinite(gain) and gain > SATURATION_GAIN)
+                or estimate.value >= bound_cap - 0.1
+            ),
+        )
 
     def score_samples(self, X, y) -> np.ndarray:
         """Pointwise mutual information of each pair, in nats.
@@ -740,13 +930,34 @@ for _method in ("transform", "fit_transform", "get_feature_names_out"):
 del _method
 
 
-def _summarise(estimates: np.ndarray) -> tuple[float, float, tuple[float, float]]:
-    mean = float(estimates.mean())
-    if len(estimates) < 2:
-        return mean, math.nan, (math.nan, math.nan)
-    std = float(estimates.std(ddof=1))
-    half_width = float(stats.t.ppf(0.975, len(estimates) - 1)) * std / math.sqrt(len(estimates))
-    return mean, std, (mean - half_width, mean + half_width)
+def _still_improving(history, patience: int, tol: float) -> int | None:
+    """The best epoch (1-based) when ``valid_mi`` improved by more than ``tol`` within the
+    last ``patience`` epochs, else None (converged)."""
+    valid_mi = np.array([row.get("valid_mi", np.nan) for row in history], dtype=float)
+    if len(valid_mi) == 0 or not np.any(np.isfinite(valid_mi)):
+        return None
+    best = int(np.nanargmax(valid_mi))
+    if len(valid_mi) <= patience:
+        return best + 1
+    earlier_best = (
+        np.nanmax(valid_mi[:-patience]) if np.any(np.isfinite(valid_mi[:-patience])) else -np.inf
+    )
+    if np.nanmax(valid_mi[-patience:]) > earlier_best + tol:
+        return best + 1
+    return None
+
+
+class MIEstimate(NamedTuple):
+    """A bound evaluated on held-out rows, from :meth:`MutualInformationEstimator.evaluate`."""
+
+    mi: float
+    std_error: float
+    ci: tuple[float, float]
+    cap: float
+    validity: str
+    batch_size: int
+    alpha: float
+    saturated: bool
 
 
 def estimate_mi(X, Y, *, random_state=None, **params) -> float:

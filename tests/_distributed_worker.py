@@ -111,6 +111,8 @@ def estimator_fit(accelerator=None) -> dict:
         "mi": est.mi_,
         "mi_cap": est.mi_cap_,
         "alpha": est.alpha_,
+        "eval_alpha": est.eval_alpha_,
+        "eval_batch_size": est.eval_batch_size_,
         "valid_loss": np.asarray(est.history_[:, "valid_loss"]),
         "score": est.score(X, Y),
     }

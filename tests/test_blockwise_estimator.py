@@ -40,15 +40,14 @@ def test_blockwise_fit_matches_the_dense_fit(gaussians, critic, objective):
 
 
 def test_auto_turns_on_from_2048_rows_per_batch():
-    X, Y, _ = make_correlated_gaussians(2600, 2, mi=1.0, random_state=0)
+    # 3200 rows: 2240 for training, 320 for validation, 640 for the estimate.
+    X, Y, _ = make_correlated_gaussians(3200, 2, mi=1.0, random_state=0)
     small = MutualInformationEstimator(hidden_layer_sizes=(8,), max_epochs=1, random_state=0)
     assert small.fit(X, Y).blockwise_ is False
     large = MutualInformationEstimator(
-        hidden_layer_sizes=(8,), max_epochs=1, batch_size=2048, validation_fraction=0.2,
-        random_state=0,
-    )  # fmt: skip
-    with pytest.warns(UserWarning, match="1 evaluation batch"):
-        assert large.fit(X, Y).blockwise_ is True
+        hidden_layer_sizes=(8,), max_epochs=1, batch_size=2048, random_state=0
+    )
+    assert large.fit(X, Y).blockwise_ is True
     joint = MutualInformationEstimator(critic="concat", batch_size=2048, max_epochs=1)
     assert joint.set_params(hidden_layer_sizes=(4,)).fit(X[:300], Y[:300]).blockwise_ is False
 
@@ -73,7 +72,9 @@ def test_a_joint_critic_is_scored_in_chunks_with_the_same_fit(gaussians, monkeyp
     assert not calls
     chunked = MutualInformationEstimator(blockwise=True, **params).fit(X, Y)
     assert chunked.blockwise_ and chunked.net_.chunk_pairs and not chunked.net_.blockwise
-    assert calls and set(calls) == {10}
+    # Training and validation batches of 100 rows in chunks of 10 rows; the estimate's
+    # one batch of all 200 test rows in chunks of 5 rows (1,000 pairs each).
+    assert calls and set(calls) == {10, 5}
     np.testing.assert_allclose(
         chunked.history_[:, "train_loss"], dense.history_[:, "train_loss"], rtol=1e-5, atol=1e-6
     )
@@ -111,10 +112,12 @@ def test_chunking_keeps_a_joint_critics_activations_for_one_chunk_only():
 
 def test_auto_chunks_a_joint_critic_from_1024_rows_per_batch():
     X, Y, _ = make_correlated_gaussians(1400, 2, mi=1.0, random_state=0)
-    params = dict(critic="concat", hidden_layer_sizes=(4,), max_epochs=1, random_state=0)
-    small = MutualInformationEstimator(batch_size=1023, validation_fraction=0.25, **params)
-    large = MutualInformationEstimator(batch_size=1024, validation_fraction=0.25, **params)
-    with pytest.warns(UserWarning, match="1 evaluation batch"):
-        assert small.fit(X, Y).blockwise_ is False
-    with pytest.warns(UserWarning, match="1 evaluation batch"):
-        assert large.fit(X, Y).blockwise_ is True
+    # 1,120 rows for training, 140 for validation, 140 for the estimate.
+    params = dict(
+        critic="concat", hidden_layer_sizes=(4,), max_epochs=1, random_state=0,
+        validation_fraction=0.1, test_fraction=0.1,
+    )  # fmt: skip
+    small = MutualInformationEstimator(batch_size=1023, **params)
+    large = MutualInformationEstimator(batch_size=1024, **params)
+    assert small.fit(X, Y).blockwise_ is False
+    assert large.fit(X, Y).blockwise_ is True

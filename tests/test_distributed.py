@@ -229,7 +229,10 @@ def test_two_process_estimator_matches_one_process(two_processes):
     result = two_processes["estimator"]
     single = worker.estimator_fit()
     assert result["alpha"] == single["alpha"] and result["mi_cap"] == single["mi_cap"]
-    assert result["mi_cap"] == pytest.approx(cap("ml_cpc", 64, alpha=result["alpha"]))
+    # The estimate's batch: all 300 test rows (a multiple of the 2 processes).
+    assert result["eval_batch_size"] == single["eval_batch_size"] == 300
+    assert result["eval_alpha"] == single["eval_alpha"]
+    assert result["mi_cap"] == pytest.approx(cap("ml_cpc", 300, alpha=result["eval_alpha"]))
     np.testing.assert_allclose(result["valid_loss"], single["valid_loss"], rtol=0, atol=1e-5)
     assert result["mi"] == pytest.approx(single["mi"], abs=1e-5)
     assert result["score"] == pytest.approx(single["score"], abs=1e-5)

@@ -59,7 +59,11 @@ def gaussians():
 
 
 def _mi(**params):
-    defaults = dict(hidden_layer_sizes=(16,), max_epochs=4, batch_size=64, random_state=0)
+    # 1200 rows: 960 for training (15 batches of 64), 120 for validation, 120 for mi_.
+    defaults = dict(
+        hidden_layer_sizes=(16,), max_epochs=4, batch_size=64, random_state=0,
+        validation_fraction=0.1, test_fraction=0.1,
+    )  # fmt: skip
     return MutualInformationEstimator(**{**defaults, **params})
 
 

@@ -368,7 +368,8 @@ def _mi_fuzz(case: tuple[Table, Table, bool], params: dict[str, Any]) -> None:
     reasons.pop("y_columns", None)
     if x.n_rows != y.n_rows:
         reasons["mismatch"] = _MESSAGES["mismatch"]
-    if x.n_rows < 4:
+    # At least 2 rows each for training, validation (early stopping) and the estimate.
+    if x.n_rows < 6:
         reasons["few"] = r"Too few samples"
     error = _fit(estimator, x.data, y_data)
     unscaled = params["preprocessing"] is None

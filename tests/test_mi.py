@@ -53,7 +53,8 @@ def small():
 def fitted(data):
     """A trained default (ML-CPC, alpha="auto", separable_additive) estimator.
 
-    800 rows, 160 held out: 5 evaluation batches of 32.
+    800 rows: 560 for training, 80 for validation (early stopping), 160 for the
+    estimate, scored in one batch of 160 (eval_batch_size="auto").
     """
     X, Y, _ = data
     return _fast(max_epochs=15, learning_rate=5e-3).fit(X, Y)
@@ -69,24 +70,28 @@ def test_fitted_attributes(fitted):
     assert est.n_features_in_ == 2
     assert est.n_features_y_ == 2
     assert est.batch_size_ == 32
-    assert est.eval_batch_size_ == 32
+    assert est.validation_batch_size_ == 80
+    assert est.eval_batch_size_ == 160
     assert isinstance(est.mi_, float) and math.isfinite(est.mi_)
     assert isinstance(est.mi_std_, float) and math.isfinite(est.mi_std_) and est.mi_std_ >= 0
     low, high = est.mi_ci_
     assert low <= est.mi_ <= high
     assert high - low > 0
     assert est.mi_cap_ == pytest.approx(
-        bounds.cap(est.objective, est.eval_batch_size_, alpha=est.alpha_)
+        bounds.cap(est.objective, est.eval_batch_size_, alpha=est.eval_alpha_)
     )
     assert est.mi_ <= est.mi_cap_
-    assert est.alpha_ == pytest.approx(
-        bounds.resolve_alpha("auto", "ml_cpc", min(est.batch_size_, est.eval_batch_size_))
-    )
+    # alpha is resolved for the training batch in training, for the test batch in mi_.
+    assert est.alpha_ == bounds.resolve_alpha("auto", "ml_cpc", 32)
+    assert est.eval_alpha_ == bounds.resolve_alpha("auto", "ml_cpc", 160)
+    assert est.net_.criterion_.eval_alpha == bounds.resolve_alpha("auto", "ml_cpc", 80)
     assert est.bound_validity_ == "claimed"
+    assert isinstance(est.saturated_, bool) and isinstance(est.converged_, bool)
+    assert math.isfinite(est.saturation_gain_)
     assert isinstance(est.critic_, torch.nn.Module)
     assert est.critic_ is est.net_.module_
     assert est.device_ == torch.device("cpu")
-    assert est.reference_y_.shape == (640, 2)
+    assert est.reference_y_.shape == (560, 2)
     assert 1 <= est.n_epochs_ <= 15
     assert est.n_epochs_ == len(est.history_)
 
@@ -102,18 +107,57 @@ def test_history_records_mi_as_minus_the_loss(fitted):
     assert np.all(np.isfinite(train_mi)) and np.all(np.isfinite(valid_mi))
 
 
-def test_mi_is_the_held_out_value_of_the_restored_epoch(fitted):
-    # Early stopping restores the best weights, so mi_ (same held-out rows, same fixed
-    # order, same batch size) is the validation MI of one of the recorded epochs.
-    valid_mi = np.array(fitted.history_[:, "valid_mi"])
-    assert np.min(np.abs(valid_mi - fitted.mi_)) < 1e-5
+def _rows(est, n_samples):
+    train_rows, valid_rows, test_rows, _ = est._split(n_samples)
+    return train_rows, valid_rows, test_rows
 
 
-def test_mi_equals_last_valid_mi_without_early_stopping(small):
+def test_training_validation_and_test_rows_partition_the_data(fitted, data):
+    X, _, _ = data
+    train_rows, valid_rows, test_rows = _rows(fitted, len(X))
+    assert (len(train_rows), len(valid_rows), len(test_rows)) == (560, 80, 160)
+    everything = np.concatenate([train_rows, valid_rows, test_rows])
+    np.testing.assert_array_equal(np.sort(everything), np.arange(len(X)))
+
+
+def test_mi_is_the_bound_on_the_test_rows(fitted, data):
+    X, Y, _ = data
+    _, _, test_rows = _rows(fitted, len(X))
+    result = fitted.evaluate(X[test_rows], Y[test_rows])
+    assert result.batch_size == fitted.eval_batch_size_
+    assert result.mi == fitted.mi_
+    assert result.std_error == fitted.mi_std_ and result.ci == fitted.mi_ci_
+    assert result.cap == fitted.mi_cap_ and result.validity == fitted.bound_validity_
+
+
+def test_the_test_rows_influence_nothing_but_mi(data):
+    """Early stopping and the epoch kept never see the rows that produce mi_."""
+    X, Y, _ = data
+    params = {"max_epochs": 12, "learning_rate": 5e-3, "n_iter_no_change": 2}
+    reference = _fast(**params).fit(X, Y)
+    _, _, test_rows = _rows(reference, len(X))
+    X_other, Y_other = X.copy(), Y.copy()
+    rng = np.random.default_rng(5)
+    X_other[test_rows] = rng.normal(size=(len(test_rows), X.shape[1]))
+    Y_other[test_rows] = rng.normal(size=(len(test_rows), Y.shape[1]))
+    other = _fast(**params).fit(X_other, Y_other)
+    assert other.n_epochs_ == reference.n_epochs_
+    assert other.history_[:, "valid_loss"] == reference.history_[:, "valid_loss"]
+    for a, b in zip(reference.critic_.parameters(), other.critic_.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # Independent test rows carry no information: the bound (of I = 0) falls to or below
+    # zero, while the real test rows give a clearly positive estimate.
+    assert other.mi_ < 0.1 < 0.5 < reference.mi_
+
+
+def test_last_valid_mi_is_the_bound_on_the_validation_rows_without_early_stopping(small):
     X, Y = small
     est = _fast(early_stopping=False).fit(X, Y)
     assert est.n_epochs_ == FAST["max_epochs"]
-    assert est.mi_ == pytest.approx(est.history_[-1, "valid_mi"], abs=1e-5)
+    _, valid_rows, _ = _rows(est, len(X))
+    result = est.evaluate(X[valid_rows], Y[valid_rows])
+    assert result.batch_size == est.validation_batch_size_ == len(valid_rows)
+    assert result.mi == pytest.approx(est.history_[-1, "valid_mi"], abs=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -131,10 +175,10 @@ def test_bound_validity(small, params, expected):
     est = _fast(max_epochs=1, **params).fit(X, Y)
     assert est.bound_validity_ == expected
     assert est.bound_validity_ == bounds.bound_validity(
-        est.objective, est.eval_batch_size_, alpha=est.alpha_
+        est.objective, est.eval_batch_size_, alpha=est.eval_alpha_
     )
     assert est.mi_cap_ == pytest.approx(
-        bounds.cap(est.objective, est.eval_batch_size_, alpha=est.alpha_)
+        bounds.cap(est.objective, est.eval_batch_size_, alpha=est.eval_alpha_)
     )
 
 
@@ -178,11 +222,24 @@ def test_score_is_deterministic(fitted, fresh):
     assert fitted.score(X_new, Y_new) == fitted.score(X_new, Y_new)
 
 
-def test_score_on_fewer_rows_than_a_batch_warns(fitted, fresh):
+def test_score_on_fewer_rows_than_a_fixed_batch_warns(data, fresh):
+    X, Y, _ = data
+    est = _fast(eval_batch_size=64).fit(X, Y)
+    assert est.eval_batch_size_ == 64
     X_new, Y_new = fresh
     with pytest.warns(UserWarning, match="rows given"):
-        value = fitted.score(X_new[:10], Y_new[:10])
+        value = est.score(X_new[:10], Y_new[:10])
     assert isinstance(value, float) and math.isfinite(value)
+
+
+def test_auto_score_takes_all_rows_in_one_batch_with_alpha_at_that_size(fitted, fresh):
+    X_new, Y_new = fresh
+    for n_rows in (10, 300, 800):
+        result = fitted.evaluate(X_new[:n_rows], Y_new[:n_rows])
+        assert result.batch_size == n_rows
+        assert result.alpha == bounds.resolve_alpha("auto", "ml_cpc", n_rows)
+        assert result.cap == pytest.approx(bounds.cap("ml_cpc", n_rows, alpha=result.alpha))
+        assert fitted.score(X_new[:n_rows], Y_new[:n_rows]) == result.mi
 
 
 def test_score_on_full_batches_does_not_warn(fitted, fresh):
@@ -640,10 +697,8 @@ def test_estimate_on_low_mi_gaussian_is_accurate_and_not_above_truth():
     est = MutualInformationEstimator(
         hidden_layer_sizes=(32,), n_components=8, max_epochs=15, learning_rate=1e-3, random_state=0
     ).fit(X, Y)
-    n_batches = math.ceil(0.2 * len(X)) // est.eval_batch_size_
-    standard_error = est.mi_std_ / math.sqrt(n_batches)
     assert abs(est.mi_ - true_mi) < 0.15
-    assert est.mi_ <= true_mi + 2 * standard_error
+    assert est.mi_ <= true_mi + 2 * est.mi_std_
 
 
 def test_estimate_mi_equals_the_estimators_mi(small):
@@ -654,11 +709,12 @@ def test_estimate_mi_equals_the_estimators_mi(small):
     assert mi == MutualInformationEstimator(**params).fit(X, Y).mi_
 
 
-def test_single_evaluation_batch_warns_that_the_spread_is_undefined():
-    X, Y, _ = make_correlated_gaussians(300, 2, mi=0.5, random_state=0)
+def test_too_few_test_rows_for_an_interval_warn_that_it_is_undefined():
+    X, Y, _ = make_correlated_gaussians(40, 2, mi=0.5, random_state=0)
     with pytest.warns(UserWarning, match="mi_std_ and mi_ci_ are undefined"):
-        est = _fast(max_epochs=1).fit(X, Y)
-    assert math.isnan(est.mi_std_)
+        est = _fast(max_epochs=1, test_fraction=0.075).fit(X, Y)
+    assert est.eval_batch_size_ == 3
+    assert math.isnan(est.mi_std_) and all(math.isnan(end) for end in est.mi_ci_)
     assert math.isfinite(est.mi_)
 
 

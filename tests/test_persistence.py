@@ -235,20 +235,20 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(gaussians, tmp_path
 
 def test_a_resumed_fit_stops_early_where_the_uninterrupted_one_does(gaussians, tmp_path):
     X, Y = gaussians
-    # This fit stops after epoch 5: the best held-out loss is at epoch 2, then 3 misses.
+    # This fit stops after epoch 6: the best held-out loss is at epoch 3, then 3 misses.
     params = dict(max_epochs=40, learning_rate=1e-2, n_iter_no_change=3)
     uninterrupted = _mi(**params).fit(X, Y)
     valid = uninterrupted.history_[:, "valid_loss"]
-    assert uninterrupted.n_epochs_ == 5 and int(np.argmin(valid)) == 1
+    assert uninterrupted.n_epochs_ == 6 and int(np.argmin(valid)) == 2
 
-    # Crash after epoch 3: one miss counted, the best weights (epoch 2) only on disk.
+    # Crash after epoch 4: one miss counted, the best weights (epoch 3) only on disk.
     directory = tmp_path / "checkpoints"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _mi(**params, checkpoint_dir=directory, callbacks=[Interrupt(3)]).fit(X, Y)
+        _mi(**params, checkpoint_dir=directory, callbacks=[Interrupt(4)]).fit(X, Y)
     resumed = _mi(**params, checkpoint_dir=directory).fit(X, Y)
-    # Patience continues (a restarted count would run to epoch 6 at least) and the
-    # epoch-2 weights are restored from the checkpoint directory.
-    assert resumed.n_epochs_ == 5
+    # Patience continues (a restarted count would run to epoch 7 at least) and the
+    # epoch-3 weights are restored from the checkpoint directory.
+    assert resumed.n_epochs_ == 6
     assert resumed.history_[:, "valid_loss"] == uninterrupted.history_[:, "valid_loss"]
     _same_model(uninterrupted, resumed, X, Y)
 
