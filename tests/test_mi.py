@@ -8,13 +8,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
-from sk_mlcpc import DivergenceError, MutualInformationEstimator, bounds, critics, estimate_mi
+from sk_mlcpc import (
+    DivergenceError,
+    MutualInformationEstimator,
+    SaturationWarning,
+    bounds,
+    critics,
+    estimate_mi,
+)
+from sk_mlcpc._evaluation import JACKKNIFE_GROUPS
 from sk_mlcpc.datasets import make_correlated_gaussians
 
 # Tiny and fast: the tests check behaviour, not accuracy (except the end-to-end test).
@@ -736,3 +746,74 @@ def test_score_samples_of_a_single_pair(small):
     single = estimator.score_samples(X[:1], Y[:1])
     assert single.shape == (1,)
     assert single[0] == pytest.approx(estimator.score_samples(X[:5], Y[:5])[0], abs=1e-5)
+
+
+# ---------------------------------------------------------------------------------------
+# Diagnostics of the estimate: saturation, convergence, the jackknife interval
+# ---------------------------------------------------------------------------------------
+
+
+def test_a_batch_limited_estimate_is_flagged_saturated():
+    # CPC cannot exceed log n: at MI 6 with 200 test rows (cap 5.3) it is held by the batch.
+    X, Y, _ = make_correlated_gaussians(1000, 4, mi=6.0, random_state=0)
+    with pytest.warns(SaturationWarning, match="limited by the evaluation batch of 200 rows"):
+        est = _fast(objective="cpc", max_epochs=10, learning_rate=5e-3).fit(X, Y)
+    assert est.saturated_ is True and est.saturation_gain_ > 0.1
+    assert est.evaluate(X[:200], Y[:200]).saturated is True
+
+
+@pytest.mark.parametrize("objective", ["ml_cpc", "cpc", "nwj"])
+def test_a_converged_estimate_far_below_its_cap_raises_no_flag(objective):
+    X, Y, _ = make_correlated_gaussians(4000, 2, mi=0.3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SaturationWarning)
+        warnings.simplefilter("error", ConvergenceWarning)
+        est = _fast(objective=objective, max_epochs=30, learning_rate=5e-3).fit(X, Y)
+    assert est.saturated_ is False and abs(est.saturation_gain_) < 0.01
+    assert est.converged_ is True and est.n_epochs_ < 30
+
+
+def test_training_stopped_while_still_improving_warns_and_is_recorded(small):
+    X, Y = small
+    with pytest.warns(ConvergenceWarning, match=r"still improving .* Raise max_epochs"):
+        est = _fast(max_epochs=2, learning_rate=5e-3).fit(X, Y)
+    assert est.converged_ is False
+
+
+def test_jackknife_error_shrinks_with_the_rows_and_its_interval_is_symmetric(fitted, fresh):
+    X_new, Y_new = fresh
+    small_rows = fitted.evaluate(X_new[:200], Y_new[:200])
+    all_rows = fitted.evaluate(X_new, Y_new)
+    assert 0 < all_rows.std_error < small_rows.std_error
+    # Four times the rows: about half the standard error.
+    assert 0.3 < all_rows.std_error / small_rows.std_error < 0.8
+    low, high = all_rows.ci
+    assert high - all_rows.mi == pytest.approx(all_rows.mi - low)
+    t = stats.t.ppf(0.975, JACKKNIFE_GROUPS - 1)
+    assert high - low == pytest.approx(2 * t * all_rows.std_error)
+
+
+def test_jackknife_matches_a_direct_computation(fitted, fresh):
+    """The interval is the grouped jackknife of the bound on sub-matrices of one score matrix."""
+    X_new, Y_new = fresh
+    n = 100
+    result = fitted.evaluate(X_new[:n], Y_new[:n])
+    x, y = fitted._preprocess(
+        np.asarray(X_new[:n], dtype=np.float32), np.asarray(Y_new[:n], dtype=np.float32)
+    )
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(fitted.net_.eval_seed))
+    with torch.no_grad():
+        scores = fitted.critic_(x[order], y[order]).double()
+    alpha = bounds.resolve_alpha("auto", "ml_cpc", n)
+    assert float(bounds.ml_cpc(scores, alpha=alpha)) == pytest.approx(result.mi, abs=1e-5)
+    groups = np.arange(n) % JACKKNIFE_GROUPS
+    replicates = np.array(
+        [
+            float(bounds.ml_cpc(scores[groups != g][:, groups != g], alpha=alpha))
+            for g in range(JACKKNIFE_GROUPS)
+        ]
+    )
+    variance = (
+        (JACKKNIFE_GROUPS - 1) / JACKKNIFE_GROUPS * np.sum((replicates - replicates.mean()) ** 2)
+    )
+    assert result.std_error == pytest.approx(math.sqrt(variance), rel=1e-4)
