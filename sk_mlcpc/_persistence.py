@@ -13,7 +13,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,7 +27,7 @@ from skorch.history import History
 from sk_mlcpc._devices import resolve_device
 from sk_mlcpc._version import __version__
 
-__all__ = ["ModelFileError", "PersistenceMixin"]
+__all__ = ["FITTED_ATTRIBUTE_TYPES", "ModelFileError", "PersistenceMixin"]
 
 FORMAT = "sk-mlcpc-model"
 FORMAT_VERSION = 1
@@ -35,10 +37,6 @@ _JSON_SCALARS = (bool, int, float, str, type(None))
 
 class ModelFileError(ValueError):
     """A model file is corrupted, not an sk-mlcpc model, or incompatible with this version."""
-
-
-def _major(version: str) -> int:
-    return int(version.split(".")[0])
 
 
 def _to_json(value: Any, name: str) -> Any:
@@ -68,18 +66,176 @@ def _to_json(value: Any, name: str) -> Any:
     )
 
 
+class _Malformed(Exception):
+    """A value in ``model.json`` of the wrong shape; ``load`` turns it into a ModelFileError."""
+
+
+_FLOAT_WORDS = frozenset({"nan", "inf", "-inf"})
+
+
 def _from_json(value: Any) -> Any:
+    """Decode what :func:`_to_json` wrote; a marker of the wrong shape is ``_Malformed``."""
     if isinstance(value, dict):
         if "__float__" in value:
-            return float(value["__float__"])
+            word = value["__float__"]
+            if len(value) != 1 or word not in _FLOAT_WORDS:
+                raise _Malformed(f"{value!r} is not a number")
+            return float(word)
+        for marker in ("__tuple__", "__object_array__"):
+            if marker in value and (len(value) != 1 or not isinstance(value[marker], list)):
+                raise _Malformed(f"{value!r} is not a list under {marker!r}")
         if "__tuple__" in value:
             return tuple(_from_json(v) for v in value["__tuple__"])
         if "__object_array__" in value:
-            return np.asarray(value["__object_array__"], dtype=object)
+            items = value["__object_array__"]
+            array = np.empty(len(items), dtype=object)
+            for index, item in enumerate(items):
+                array[index] = _from_json(item)
+            return array
         return {k: _from_json(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_from_json(v) for v in value]
     return value
+
+
+# ------------------------------------------------------------------ what load() accepts
+#
+# A model file is data, not a program: load() sets only the attributes a class declares
+# (``_saved_attributes``, ``_saved_preprocessors``, the constructor's parameters), and
+# each with a value of the declared kind. A crafted file cannot shadow a method, add an
+# attribute or smuggle in a value that fails later in an unrelated place.
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float | np.floating)
+
+
+def _is_names(value: Any) -> bool:
+    return (
+        isinstance(value, np.ndarray)
+        and value.dtype == object
+        and value.ndim == 1
+        and all(isinstance(v, str) for v in value)
+    )
+
+
+def _is_classes_record(value: Any) -> bool:
+    # ContrastiveDistillationClassifier.classes_ as {"dtype": ..., "values": [...]}.
+    if not isinstance(value, dict) or set(value) != {"dtype", "values"}:
+        return False
+    if not isinstance(value["dtype"], str) or not isinstance(value["values"], list):
+        return False
+    if not all(isinstance(v, bool | int | float | str) for v in value["values"]):
+        return False
+    try:
+        dtype = np.dtype(value["dtype"])
+        if dtype.kind not in "biufUO":
+            return False
+        np.asarray(value["values"], dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+_Check = tuple[Callable[[Any], bool], str]
+_COUNT: _Check = (lambda v: _is_int(v) and v >= 0, "a non-negative integer")
+_NUMBER: _Check = (_is_number, "a number")
+_FLAG: _Check = (lambda v: isinstance(v, bool), "true or false")
+
+_COUNTS = (
+    "batch_size_", "validation_batch_size_", "eval_batch_size_", "n_epochs_", "n_features_in_",
+    "n_features_y_", "n_components_", "n_timesteps_", "n_windows_", "n_anchor_times_",
+    "n_teacher_features_", "_n_train",
+)  # fmt: skip
+#: The kind of every fitted attribute any estimator saves, by name. A name a class
+#: declares in ``_saved_attributes`` without an entry here must be a plain JSON scalar.
+FITTED_ATTRIBUTE_TYPES: dict[str, _Check] = {
+    **dict.fromkeys(("mi_", "mi_std_", "mi_cap_", "alpha_", "eval_alpha_"), _NUMBER),
+    "alpha_initial_": _NUMBER,
+    "saturation_gain_": (lambda v: v is None or _is_number(v), "a number or null"),
+    "mi_ci_": (
+        lambda v: isinstance(v, tuple) and len(v) == 2 and all(map(_is_number, v)),
+        "a pair of numbers",
+    ),
+    "bound_validity_": (
+        lambda v: v in ("proven", "claimed", "invalid"),
+        "one of 'proven', 'claimed', 'invalid'",
+    ),
+    **dict.fromkeys(("blockwise_", "saturated_", "converged_", "_memory_released"), _FLAG),
+    **dict.fromkeys(_COUNTS, _COUNT),
+    "feature_names_in_": (_is_names, "a list of feature names (strings)"),
+    "_classes_record": (_is_classes_record, "a record of class labels and their dtype"),
+}
+_PLAIN_SCALAR: _Check = (
+    lambda v: isinstance(v, _JSON_SCALARS),
+    "a number, string, boolean or null",
+)
+
+_ARRAY: _Check = (lambda v: isinstance(v, np.ndarray) and v.dtype.kind in "iuf", "an array")
+_ARRAY_OR_NONE: _Check = (lambda v: v is None or _ARRAY[0](v), "an array or null")
+#: The fitted attributes of each preprocessor a model file may hold.
+_PREPROCESSOR_ATTRIBUTES: dict[str, dict[str, _Check]] = {
+    "StandardScaler": {
+        "mean_": _ARRAY_OR_NONE,
+        "var_": _ARRAY_OR_NONE,
+        "scale_": _ARRAY_OR_NONE,
+        "n_samples_seen_": (lambda v: _is_number(v) or _ARRAY[0](v), "a count or an array"),
+        "n_features_in_": _COUNT,
+        "feature_names_in_": FITTED_ATTRIBUTE_TYPES["feature_names_in_"],
+    },
+    "QuantileTransformer": {
+        "n_quantiles_": _COUNT,
+        "quantiles_": _ARRAY,
+        "references_": _ARRAY,
+        "n_features_in_": _COUNT,
+        "feature_names_in_": FITTED_ATTRIBUTE_TYPES["feature_names_in_"],
+    },
+}
+
+
+def _decode(value: Any, what: str) -> Any:
+    """:func:`_from_json`, with ``what`` (the key) named when the value is malformed."""
+    try:
+        return _from_json(value)
+    except _Malformed as error:
+        raise _Malformed(f"{what}: {error}") from None
+
+
+def _check(value: Any, check: _Check, what: str) -> Any:
+    test, kind = check
+    if not test(value):
+        raise _Malformed(f"{what} is {_short(value)}, not {kind}")
+    return value
+
+
+def _short(value: Any, *, quote: bool = True) -> str:
+    text = repr(value) if quote or not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _mapping(value: Any, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise _Malformed(f"{what} is {_short(value)}, not a JSON object")
+    return value
+
+
+def _tensor_mapping(value: Any, what: str) -> dict[str, torch.Tensor]:
+    _mapping(value, what)
+    for key, tensor in value.items():
+        if not isinstance(key, str) or not isinstance(tensor, torch.Tensor):
+            raise _Malformed(f"{what}[{key!r}] is not a tensor")
+    return value
+
+
+def _manifest_version(manifest: dict) -> tuple[Any, int | None]:
+    """The file's format version and package major version (None when malformed)."""
+    version = manifest.get("package_version")
+    match = re.fullmatch(r"(\d+)\.\d+.*", version) if isinstance(version, str) else None
+    return manifest.get("format_version"), None if match is None else int(match.group(1))
 
 
 def _history_to_json(history: History) -> list:
@@ -122,14 +278,46 @@ def _preprocessor_state(preprocessor, prefix: str, tensors: dict) -> dict | None
     }
 
 
-def _restore_preprocessor(state: dict | None, prefix: str, tensors: dict):
+def _restore_preprocessor(state: Any, prefix: str, tensors: dict):
     if state is None:
         return None
-    preprocessor = _PREPROCESSORS[state["class"]](**_from_json(state["params"]))
-    for attribute, value in state["scalars"].items():
-        setattr(preprocessor, attribute, _from_json(value))
-    for attribute in state["arrays"]:
-        setattr(preprocessor, attribute, tensors[f"{prefix}.{attribute}"].numpy())
+    state = _mapping(state, f"preprocessors[{prefix!r}]")
+    if set(state) != {"class", "params", "scalars", "arrays"}:
+        raise _Malformed(f"preprocessors[{prefix!r}] has keys {sorted(state)}")
+    name = state["class"]
+    if name not in _PREPROCESSORS:
+        raise _Malformed(
+            f"preprocessors[{prefix!r}] is a {_short(name)}; a model file may hold "
+            f"{', '.join(sorted(_PREPROCESSORS))}"
+        )
+    allowed = _PREPROCESSOR_ATTRIBUTES[name]
+    try:
+        params = _decode(_mapping(state["params"], prefix), f"preprocessors[{prefix!r}]")
+        preprocessor = _PREPROCESSORS[name](**params)
+        preprocessor._validate_params()
+    except (TypeError, ValueError) as error:
+        raise _Malformed(f"preprocessors[{prefix!r}] has invalid parameters ({error})") from error
+    scalars = _mapping(state["scalars"], f"preprocessors[{prefix!r}]['scalars']")
+    arrays = state["arrays"]
+    if not isinstance(arrays, list):
+        raise _Malformed(f"preprocessors[{prefix!r}]['arrays'] is not a list")
+    values = {
+        attribute: _decode(value, f"preprocessors[{prefix!r}].{attribute}")
+        for attribute, value in scalars.items()
+    }
+    for attribute in arrays:
+        key = f"{prefix}.{attribute}"
+        if not isinstance(attribute, str) or not isinstance(tensors.get(key), torch.Tensor):
+            raise _Malformed(f"preprocessors[{prefix!r}] lists {attribute!r} without its tensor")
+        values[attribute] = tensors[key].numpy()
+    for attribute, value in values.items():
+        if attribute not in allowed:
+            raise _Malformed(
+                f"preprocessors[{prefix!r}] sets {attribute!r}, which a {name} model file "
+                f"does not hold (it may hold {', '.join(allowed)})"
+            )
+        _check(value, allowed[attribute], f"preprocessors[{prefix!r}].{attribute}")
+        setattr(preprocessor, attribute, value)
     return preprocessor
 
 
@@ -254,7 +442,9 @@ class PersistenceMixin:
         ------
         ModelFileError
             (a ``ValueError``) when the file is corrupted, is not an sk-mlcpc model, holds
-            another class, or was written by an incompatible version.
+            another class, or was written by an incompatible version; and when it sets
+            anything the class does not declare (a parameter, fitted attribute or
+            preprocessor it does not save) or a value of the wrong kind, naming the key.
         """
         path = Path(path)
         try:
@@ -271,39 +461,29 @@ class PersistenceMixin:
             ) from error
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise ModelFileError(f"{path} is not an sk-mlcpc model file.")
-        if manifest.get("format_version") != FORMAT_VERSION or _major(
-            str(manifest.get("package_version", "0"))
-        ) != _major(__version__):
+        format_version, major = _manifest_version(manifest)
+        if format_version != FORMAT_VERSION or major != int(__version__.split(".")[0]):
+            written = _short(manifest.get("package_version"), quote=False)
             raise ModelFileError(
-                f"{path} was written by sk-mlcpc {manifest.get('package_version')} (file "
-                f"format {manifest.get('format_version')}); this is sk-mlcpc {__version__} "
+                f"{path} was written by sk-mlcpc {written} (file format "
+                f"{_short(format_version, quote=False)}); this is sk-mlcpc {__version__} "
                 f"(format {FORMAT_VERSION}), which reads files of the same major version."
             )
-        if manifest.get("class") != cls.__name__:
+        held = manifest.get("class")
+        if held != cls.__name__:
+            held = _short(held, quote=False)
             raise ModelFileError(
-                f"{path} holds a {manifest.get('class')}, not a {cls.__name__}; load it "
-                f"with {manifest.get('class')}.load."
+                f"{path} holds a {held}, not a {cls.__name__}; load it with {held}.load."
             )
+        device = resolve_device(device)
         try:
-            estimator = cls(**{k: _from_json(v) for k, v in manifest["params"].items()})
-            for name, value in manifest["fitted"].items():
-                setattr(estimator, name, _from_json(value))
-            flat = tensors["fitted"]
-            for name, state in manifest["preprocessors"].items():
-                setattr(estimator, name, _restore_preprocessor(state, name, flat))
-            estimator.device_ = resolve_device(device)
-            estimator._restore_tensors(flat)
-            with torch.random.fork_rng(devices=[]):
-                net = estimator._rebuild_net(
-                    shuffle_seed=manifest["net"]["shuffle_seed"],
-                    eval_seed=manifest["net"]["eval_seed"],
-                )
-                net.initialize()
-            net.module_.load_state_dict(tensors["module"])
-            net.criterion_.load_state_dict(tensors["criterion"])
-            net.optimizer_.load_state_dict(tensors["optimizer"])
-            net.history = History(_from_json(manifest["history"]))
-        except (KeyError, TypeError, RuntimeError) as error:
+            estimator, net = cls._restore(manifest, tensors, device)
+        except _Malformed as error:
+            raise ModelFileError(
+                f"{path} could not be restored: {error}. The file is corrupted or was "
+                "edited; save the model again."
+            ) from None
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise ModelFileError(
                 f"{path} could not be restored ({type(error).__name__}: {error}); it is "
                 "corrupted or was edited."
@@ -313,6 +493,85 @@ class PersistenceMixin:
         estimator.history_ = net.history
         estimator._after_load()
         return estimator
+
+    _MANIFEST_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "format", "format_version", "package_version", "torch_version", "class",
+            "params", "fitted", "net", "preprocessors", "history",
+        }
+    )  # fmt: skip
+
+    @classmethod
+    def _restore(cls, manifest: dict, tensors: Any, device: torch.device) -> tuple[Any, Any]:
+        """The estimator and its net from a manifest whose header ``load`` has checked.
+
+        Every key must be one the class declares and every value of the declared kind;
+        otherwise ``_Malformed`` names the key.
+        """
+        unknown = sorted(set(manifest) - cls._MANIFEST_KEYS)
+        if unknown:
+            raise _Malformed(f"model.json has the unknown entry {unknown[0]!r}")
+        tensors = _mapping(tensors, "weights.pt")
+        if set(tensors) != {"module", "criterion", "optimizer", "fitted"}:
+            raise _Malformed(f"weights.pt holds {sorted(map(str, tensors))}")
+        _tensor_mapping(tensors["module"], "weights.pt['module']")
+        _tensor_mapping(tensors["criterion"], "weights.pt['criterion']")
+        _mapping(tensors["optimizer"], "weights.pt['optimizer']")
+        flat = _tensor_mapping(tensors["fitted"], "weights.pt['fitted']")
+
+        # Constructor parameters: only the class's own, each passing its constraints.
+        params = _mapping(manifest.get("params"), "params")
+        allowed = set(cls._get_param_names()) - {"accelerator"}
+        for name in params:
+            if name not in allowed:
+                raise _Malformed(f"params has {name!r}, which is not a parameter of {cls.__name__}")
+        estimator = cls(
+            **{name: _decode(value, f"params[{name!r}]") for name, value in params.items()}
+        )
+        try:
+            estimator._validate_params()
+        except ValueError as error:  # sklearn's InvalidParameterError names the parameter
+            raise _Malformed(f"params: {str(error).rstrip('.')}") from None
+
+        # Fitted attributes: only those the class saves, each of its kind.
+        fitted = _mapping(manifest.get("fitted"), "fitted")
+        for name, value in fitted.items():
+            if name not in cls._saved_attributes:
+                raise _Malformed(
+                    f"fitted has {name!r}, which is not a fitted attribute {cls.__name__} saves"
+                )
+            check = FITTED_ATTRIBUTE_TYPES.get(name, _PLAIN_SCALAR)
+            what = f"fitted[{name!r}]"
+            setattr(estimator, name, _check(_decode(value, what), check, what))
+        preprocessors = _mapping(manifest.get("preprocessors"), "preprocessors")
+        for name, state in preprocessors.items():
+            if name not in cls._saved_preprocessors:
+                raise _Malformed(
+                    f"preprocessors has {name!r}, which is not a preprocessor {cls.__name__} saves"
+                )
+            setattr(estimator, name, _restore_preprocessor(state, name, flat))
+
+        seeds = _mapping(manifest.get("net"), "net")
+        if not set(seeds) <= {"shuffle_seed", "eval_seed", "lr"}:
+            raise _Malformed(f"net has the unknown entries {sorted(set(seeds) - {'lr'})}")
+        for name in ("shuffle_seed", "eval_seed"):
+            _check(seeds.get(name), _COUNT, f"net[{name!r}]")
+        history = manifest.get("history")
+        if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+            raise _Malformed(f"history is {_short(history)}, not a list of epochs")
+
+        estimator.device_ = device
+        estimator._restore_tensors(flat)
+        with torch.random.fork_rng(devices=[]):
+            net = estimator._rebuild_net(
+                shuffle_seed=seeds["shuffle_seed"], eval_seed=seeds["eval_seed"]
+            )
+            net.initialize()
+        net.module_.load_state_dict(tensors["module"])
+        net.criterion_.load_state_dict(tensors["criterion"])
+        net.optimizer_.load_state_dict(tensors["optimizer"])
+        net.history = History(_decode(history, "history"))
+        return estimator, net
 
 
 def _cpu_state(state: Any) -> Any:
