@@ -372,11 +372,12 @@ class DivergenceGuard(Callback):
     :class:`DivergenceError` naming the first bad batch, with advice, is raised. With
     ``"restore"`` the module, criterion and optimiser are restored to the last good state
     (the end of the last epoch without trouble, or the start of training), the learning
-    rate is halved, the batch records from the first bad batch on are dropped (so the
-    epoch's loss averages good steps only) and training goes on; after ``max_restores``
-    restores it raises. Each event is recorded in the history as ``divergence`` (a list
-    of dicts per epoch). Steps taken between the bad one and the check are discarded by
-    the restore; on the CPU the check runs after every step.
+    rate is halved (the n-th restore leaves ``lr0 / 2^n``, whether the faults come in one
+    epoch or in several), the batch records from the first bad batch on are dropped (so
+    the epoch's loss averages good steps only) and training goes on; after
+    ``max_restores`` restores it raises. Each event is recorded in the history as
+    ``divergence`` (a list of dicts per epoch). Steps taken between the bad one and the
+    check are discarded by the restore; on the CPU the check runs after every step.
 
     Parameters
     ----------
@@ -422,6 +423,7 @@ class DivergenceGuard(Callback):
                 f"check_every must be a positive integer or None, got {self.check_every!r}."
             )
         self._snapshot = None
+        self._restores_since_snapshot = 0
         self._reset_pending()
         self.n_restores_ = 0
         return self
@@ -439,6 +441,9 @@ class DivergenceGuard(Callback):
         return state
 
     def _take_snapshot(self, net) -> None:
+        # The snapshot's optimiser state holds the learning rate of its time, halvings
+        # already applied; restores count from it (see _restore).
+        self._restores_since_snapshot = 0
         self._snapshot = {
             "module": copy.deepcopy(net.module_.state_dict()),
             "criterion": copy.deepcopy(net.criterion_.state_dict()),
@@ -517,10 +522,18 @@ class DivergenceGuard(Callback):
             )
         net.module_.load_state_dict(self._snapshot["module"])
         net.criterion_.load_state_dict(self._snapshot["criterion"])
-        net.optimizer_.load_state_dict(self._snapshot["optimizer"])
+        # A copy: Optimizer.load_state_dict keeps the given state tensors (they are on the
+        # right device already) and the next steps update them in place, so loading the
+        # snapshot itself would let a later bad step poison it (NaN moments), and every
+        # later restore would bring the NaN back.
+        net.optimizer_.load_state_dict(copy.deepcopy(self._snapshot["optimizer"]))
+        # The snapshot's rate already carries the halvings of earlier restores (a clean
+        # epoch after a restore snapshots the halved rate): halve it once for each
+        # restore since the snapshot, so the n-th restore of a fit leaves lr0 / 2^n.
+        self._restores_since_snapshot += 1
         new_lrs = []
         for group in net.optimizer_.param_groups:
-            group["lr"] = group["lr"] / 2.0**self.n_restores_
+            group["lr"] = group["lr"] / 2.0**self._restores_since_snapshot
             new_lrs.append(group["lr"])
         batches = net.history[-1]["batches"]
         discarded = len(batches) - first_bad

@@ -90,7 +90,13 @@ def _value_with_gradient_of(value: torch.Tensor, objective: torch.Tensor) -> tor
     """A tensor equal to ``value`` whose gradient is the gradient of ``objective``.
 
     An infinite ``objective`` would make ``objective - objective.detach()`` NaN; the
-    reported value then stays ``value`` (with no gradient).
+    reported value then stays ``value``, with a zero gradient. The ``where`` masks the
+    value only: the backward pass still runs through the objective's graph with a zero
+    gradient, and a node there whose local derivative is infinite or NaN (``exp`` of an
+    infinite or NaN exponent) turns it into ``0 * inf = NaN``. Objectives passed here
+    keep such inputs finite whenever ``value`` is: JS and SMILE are sums of softplus
+    terms (derivatives in ``[0, 1]``), and MINE's moving log-partition is finite whenever
+    the batch's is (:func:`_moving_log_partition`).
     """
     straight_through = objective - objective.detach()
     straight_through = torch.where(
@@ -109,13 +115,19 @@ def _js_objective(scores: torch.Tensor, layout: str) -> torch.Tensor:
 def _moving_log_partition(
     previous: torch.Tensor, batch_log_partition: torch.Tensor, momentum: float
 ) -> torch.Tensor:
-    """``log(momentum e^previous + (1 - momentum) e^batch)``; a NaN ``previous`` starts.
+    """``log(momentum e^previous + (1 - momentum) e^batch)``; a non-finite ``previous`` starts.
 
-    The NaN test is a ``where`` on the device rather than a Python ``if``, which would
-    wait for the device at every training step.
+    A NaN ``previous`` is the "no history yet" state; an infinite one (an overflowed
+    step) carries no information either and would otherwise stick: ``+inf`` stays
+    ``+inf`` under the average, silencing the partition's gradient for good. Both start
+    the average again at this batch. With ``momentum = 0`` the average is the batch's
+    partition itself (not ``logaddexp(previous - inf, batch)``, which is NaN for an
+    infinite ``previous``). The finiteness test is a ``where`` on the device rather than
+    a Python ``if``, which would wait for the device at every training step.
     """
+    if momentum == 0.0:
+        return batch_log_partition
     blended = torch.logaddexp(
-        previous + math.log(momentum) if momentum > 0 else previous - math.inf,
-        batch_log_partition + math.log1p(-momentum),
+        previous + math.log(momentum), batch_log_partition + math.log1p(-momentum)
     )
-    return torch.where(torch.isnan(previous), batch_log_partition, blended)
+    return torch.where(torch.isfinite(previous), blended, batch_log_partition)

@@ -220,6 +220,11 @@ def _accumulate_gradients(
 ) -> None:
     """Add each recomputed tile's contribution to the gradient buffers (in place)."""
     n, m = g.shape[0], c.shape[0]
+    # A row whose negatives all score -inf has lse_i = -inf, and e^{S_ij - lse_i} would
+    # be e^{-inf + inf} = NaN. Its negatives carry no weight (e^{-inf} = 0 of a sum of
+    # zeros; the row's lse cannot move any bound that is finite), so shift by 0 there:
+    # e^{-inf - 0} = 0.
+    lse = torch.where(torch.isneginf(lse), torch.zeros_like(lse), lse)
     for r0 in range(0, n, block_size):
         rows = slice(r0, min(r0 + block_size, n))
         for c0 in range(0, m, block_size):
