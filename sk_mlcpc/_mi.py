@@ -46,13 +46,23 @@ from sk_mlcpc._training import (
     run_training,
     standard_callbacks,
 )
-from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
+from sk_mlcpc.bounds import (
+    ALPHA_OBJECTIVES,
+    BOUNDS,
+    bound_validity,
+    cap,
+    resolve_alpha,
+    valid_alpha_range,
+)
 from sk_mlcpc.critics import CRITICS, make_critic
 from sk_mlcpc.encoders import ACTIVATIONS
 
 __all__ = ["MIEstimate", "MutualInformationEstimator", "estimate_mi"]
 
 _SEPARABLE_CRITICS = ("separable", "separable_additive", "bilinear")
+# float64 input stays float64 until it is preprocessed: a cast first would erase columns
+# with a large offset (timestamps, coordinates) or a tiny scale.
+_INPUT_DTYPES = [np.float64, np.float32]
 _MAX_REFERENCE = 2048
 _MAX_PAIRS_PER_CHUNK = 1 << 20
 # Rows per batch from which blockwise="auto" chunks a joint critic's pairs: the first size
@@ -372,7 +382,7 @@ class MutualInformationEstimator(
     def _validate_y(self, Y, n_samples: int, *, reset: bool, min_samples: int = 2) -> np.ndarray:
         check_has_features(Y, "Y")
         Y = check_array(
-            Y, dtype=np.float32, ensure_2d=False, input_name="Y", ensure_min_samples=min_samples
+            Y, dtype=_INPUT_DTYPES, ensure_2d=False, input_name="Y", ensure_min_samples=min_samples
         )
         if Y.ndim == 1:
             Y = Y.reshape(-1, 1)
@@ -411,11 +421,11 @@ class MutualInformationEstimator(
     def _preprocess(self, X: np.ndarray, Y: np.ndarray | None = None, device=None):
         device = self._data_device if device is None else device
         X = X if self.preprocessor_x_ is None else self.preprocessor_x_.transform(X)
-        X = torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+        X = torch.as_tensor(_as_float32(X, "X"), device=device)
         if Y is None:
             return X
         Y = Y if self.preprocessor_y_ is None else self.preprocessor_y_.transform(Y)
-        return X, torch.as_tensor(np.asarray(Y, dtype=np.float32), device=device)
+        return X, torch.as_tensor(_as_float32(Y, "Y"), device=device)
 
     def _callbacks(self) -> list:
         callbacks: list = [
@@ -512,6 +522,16 @@ class MutualInformationEstimator(
         self.converged_ = _still_improving(self.history_, self.n_iter_no_change, self.tol) is None
 
     def _warn_about_estimate(self) -> None:
+        if self.objective in ALPHA_OBJECTIVES and self.bound_validity_ == "invalid":
+            low = valid_alpha_range(self.eval_batch_size_, objective=self.objective).low
+            warnings.warn(
+                f"alpha={self.alpha} is below the range where {self.objective!r} is a lower "
+                f"bound on the MI at {self.eval_batch_size_} rows per evaluation batch "
+                f"(alpha >= {low:.4g}): mi_ may exceed the true MI (bound_validity_ = "
+                "'invalid'). Use alpha='auto' or a larger alpha.",
+                UserWarning,
+                stacklevel=3,
+            )
         if math.isnan(self.mi_std_):
             warnings.warn(
                 f"The test split holds {self.eval_batch_size_} rows, too few for an "
@@ -609,7 +629,7 @@ class MutualInformationEstimator(
             )
         warm = bool(self.warm_start) and hasattr(self, "net_")
         check_has_features(X)
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=not warm)
+        X = validate_data(self, X, dtype=_INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
         Y = self._validate_y(Y, len(X), reset=not warm)
         self._check_hidden_layer_sizes()
 
@@ -736,7 +756,7 @@ class MutualInformationEstimator(
     def _validated_pair(self, X, Y, *, min_samples: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=min_samples, reset=False)
+        X = validate_data(self, X, dtype=_INPUT_DTYPES, ensure_min_samples=min_samples, reset=False)
         Y = self._validate_y(Y, len(X), reset=False, min_samples=min_samples)
         return self._preprocess(X, Y)
 
@@ -875,7 +895,7 @@ class MutualInformationEstimator(
         """
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=np.float32, reset=False)
+        X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
         x = self._preprocess(X)
         critic = self.critic_.eval()
         with torch.no_grad():
@@ -928,6 +948,30 @@ for _method in ("transform", "fit_transform", "get_feature_names_out"):
         available_if(_has_embedding)(getattr(MutualInformationEstimator, _method)),
     )
 del _method
+
+
+def _as_float32(values, name: str) -> np.ndarray:
+    """``values`` as float32 for the network, warning when the cast merges many distinct values."""
+    values = np.asarray(values)
+    cast = values.astype(np.float32)
+    if values.dtype == np.float64 and len(values) > 1:
+        distinct = [len(np.unique(column)) for column in values.T]
+        distinct_after = [len(np.unique(column)) for column in cast.T]
+        # float32 resolution merges a few near-equal values of any large sample; losing a
+        # tenth of a column's distinct values means its scale or offset defeats float32.
+        merged = [
+            i for i, (a, b) in enumerate(zip(distinct, distinct_after, strict=True)) if b < 0.9 * a
+        ]
+        if merged:
+            warnings.warn(
+                f"Casting {name} to float32 for the network merges distinct values in "
+                f"column(s) {merged[:10]}: information is lost. Keep preprocessing on "
+                "('quantile' or 'standard' run in float64 before the cast), or centre and "
+                "scale those columns yourself.",
+                UserWarning,
+                stacklevel=4,
+            )
+    return cast
 
 
 def _still_improving(history, patience: int, tol: float) -> int | None:

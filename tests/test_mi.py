@@ -182,7 +182,11 @@ def test_last_valid_mi_is_the_bound_on_the_validation_rows_without_early_stoppin
 )
 def test_bound_validity(small, params, expected):
     X, Y = small
-    est = _fast(max_epochs=1, **params).fit(X, Y)
+    if expected == "invalid" and params["objective"] == "ml_cpc":
+        with pytest.warns(UserWarning, match=r"alpha=0.0001 is below the range .* 'invalid'"):
+            est = _fast(max_epochs=1, **params).fit(X, Y)
+    else:
+        est = _fast(max_epochs=1, **params).fit(X, Y)
     assert est.bound_validity_ == expected
     assert est.bound_validity_ == bounds.bound_validity(
         est.objective, est.eval_batch_size_, alpha=est.eval_alpha_
@@ -817,3 +821,45 @@ def test_jackknife_matches_a_direct_computation(fitted, fresh):
         (JACKKNIFE_GROUPS - 1) / JACKKNIFE_GROUPS * np.sum((replicates - replicates.mean()) ** 2)
     )
     assert result.std_error == pytest.approx(math.sqrt(variance), rel=1e-4)
+
+
+# ---------------------------------------------------------------------------------------
+# Precision: float64 input is preprocessed before the cast to float32 (issue 17.3)
+# ---------------------------------------------------------------------------------------
+
+
+_QUANTILE_TINY_SCALE = pytest.mark.xfail(
+    strict=True,
+    reason="scikit-learn's QuantileTransformer clips values within 1e-7 (absolute) of the "
+    "training extremes, so a column of scale 1e-40 maps to its lowest quantile; fixing it "
+    "needs a standardisation before the quantile map (and its persistence).",
+)
+
+
+@pytest.mark.parametrize(
+    ("preprocessing", "change"),
+    [
+        ("standard", lambda a: a + 1e8),
+        ("quantile", lambda a: a + 1e8),
+        ("standard", lambda a: a * 1e-40),
+        pytest.param("quantile", lambda a: a * 1e-40, marks=_QUANTILE_TINY_SCALE),
+    ],
+    ids=["offset-standard", "offset-quantile", "tiny-scale-standard", "tiny-scale-quantile"],
+)
+def test_float64_offsets_and_tiny_scales_survive_preprocessing(data, preprocessing, change):
+    X, Y, _ = data
+    X, Y = X.astype(np.float64), Y.astype(np.float64)
+    params = {"max_epochs": 8, "learning_rate": 5e-3, "preprocessing": preprocessing}
+    reference = _fast(**params).fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Casting")
+        changed = _fast(**params).fit(change(X), change(Y))
+    assert changed.mi_ == pytest.approx(reference.mi_, abs=0.05)
+    assert changed.mi_ > 0.5
+
+
+def test_a_cast_that_merges_values_warns_with_the_fix(data):
+    X, Y, _ = data
+    X = X.astype(np.float64) * 1e-44  # float32 subnormals: a handful of values remain
+    with pytest.warns(UserWarning, match=r"Casting X to float32 .* merges distinct values"):
+        _fast(max_epochs=1, preprocessing=None).fit(X, Y)
