@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
+from sk_mlcpc._devices import resolve_device
 from sk_mlcpc._mi import MutualInformationEstimator
 from sk_mlcpc._staircase import (
     StaircaseConfig,
@@ -19,8 +24,10 @@ from sk_mlcpc._staircase import (
     plot_staircase,
     run_staircase,
 )
+from sk_mlcpc.bounds import BOUNDS
+from sk_mlcpc.critics import CRITICS
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "read_table"]
 
 QUICK_STEPS = {"separable": 300, "separable_additive": 300, "bilinear": 300, "concat": 40}
 
@@ -103,38 +110,169 @@ def _staircase(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_columns(path: str) -> np.ndarray:
-    with open(path, encoding="utf-8") as handle:
-        first = handle.readline()
-    delimiter = "," if "," in first else None
+_DELIMITERS = (",", "\t", ";")
+_MISSING = {"", "nan", "na", "n/a", "null", "none", "?"}
+
+
+def _cells(line: str, delimiter: str | None) -> list[str]:
+    """The cells of one line: CSV quoting honoured, surrounding quotes and spaces dropped."""
+    if delimiter is None:
+        cells = line.split()
+    else:
+        cells = next(csv.reader([line], delimiter=delimiter, skipinitialspace=True))
+    return [cell.strip().strip("\"'").strip() for cell in cells]
+
+
+def _number(cell: str) -> float | None:
     try:
-        [float(cell) for cell in first.replace(",", " ").split()]
-        skip = 0
+        return float(cell)
     except ValueError:
-        skip = 1  # a header row
-    data = np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2, dtype=np.float64)
-    return data
+        return None
+
+
+def read_table(path: str | Path) -> np.ndarray:
+    r"""The numbers of a CSV or whitespace-separated text file, one row per sample.
+
+    Columns are separated by commas, tabs, semicolons or runs of spaces (the first line
+    of data decides); CSV quoting is honoured, so ``"1.5"`` is the number 1.5. A first
+    line with no number in it is a header and skipped; blank lines and lines starting
+    with ``#`` are skipped. Every error names the file and the line as an editor counts
+    them (from 1, header and blank lines included) and the column.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file, UTF-8 text (a byte-order mark is allowed).
+
+    Returns
+    -------
+    table : ndarray of shape (n_rows, n_columns), float64
+
+    Raises
+    ------
+    ValueError
+        The file is not UTF-8 text, holds no rows, has a cell that is not a finite
+        number (missing, text, infinite), or lines with different numbers of columns.
+    OSError
+        The file cannot be read (its message names it).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from sk_mlcpc._cli import read_table
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "x.csv").write_text('a,b\n"1.5",2\n3,4\n')
+    >>> read_table(folder / "x.csv")
+    array([[1.5, 2. ],
+           [3. , 4. ]])
+    """
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{raw[error.start]:02x}); save it as "
+            "UTF-8 CSV, or as plain text with columns separated by spaces."
+        ) from None
+    delimiter: str | None = None
+    rows: list[list[float]] = []
+    first_line = 0  # the first line of data, to name it when a later one differs
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if first_line == 0:  # the first line that is not blank decides
+            delimiter = next((d for d in _DELIMITERS if d in line), None)
+        cells = _cells(line, delimiter)
+        values = [_number(cell) for cell in cells]
+        if first_line == 0 and all(value is None for value in values):
+            first_line = -1  # a header; only the first line may be one
+            continue
+        if first_line <= 0:
+            first_line = number
+        for column, (cell, value) in enumerate(zip(cells, values, strict=True), start=1):
+            where = f"{path}, line {number}, column {column}"
+            if cell.lower() in _MISSING:
+                raise ValueError(
+                    f"{where}: missing value ({repr(cell) if cell else 'empty cell'}); every "
+                    "cell must be a number: drop or fill in the rows with missing values first."
+                )
+            if value is None:
+                raise ValueError(f"{where}: {cell!r} is not a number.")
+            if not np.isfinite(value):
+                raise ValueError(f"{where}: {cell!r} is not a finite number.")
+        if rows and len(values) != len(rows[0]):
+            raise ValueError(
+                f"{path}, line {number}: {len(values)} column{'s' * (len(values) != 1)}, "
+                f"but line {first_line} has {len(rows[0])}."
+            )
+        rows.append(values)  # type: ignore[arg-type]
+    if not rows:
+        raise ValueError(f"{path} holds no rows of numbers.")
+    return np.asarray(rows, dtype=np.float64)
+
+
+# The estimator's parameters and the options that set them, to name the option in an
+# error raised by the estimator.
+_OPTIONS = {
+    "objective": "--objective",
+    "alpha": "--alpha",
+    "critic": "--critic",
+    "batch_size": "--batch-size",
+    "eval_batch_size": "--eval-batch-size",
+    "max_epochs": "--max-epochs",
+    "device": "--device",
+    "random_state": "--seed",
+    "verbose": "--verbose",
+}
+
+
+def _name_the_option(message: str) -> str:
+    for parameter, option in _OPTIONS.items():
+        if f"'{parameter}' parameter" in message or message.startswith(
+            (f"{parameter}=", f"{parameter} ")
+        ):
+            return f"argument {option}: {message}"
+    return message
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    X = _load_columns(args.x)
-    Y = _load_columns(args.y)
-    alpha = args.alpha if args.alpha == "auto" else float(args.alpha)
     estimator = MutualInformationEstimator(
         objective=args.objective,
-        alpha=alpha,
+        alpha=args.alpha,
         critic=args.critic,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
         max_epochs=args.max_epochs,
         device=args.device,
         random_state=args.seed,
         verbose=args.verbose,
     )
+    try:
+        estimator._validate_params()
+    except ValueError as error:
+        raise ValueError(_name_the_option(str(error))) from None
+    X = read_table(args.x)
+    Y = read_table(args.y)
+    if len(X) != len(Y):
+        raise ValueError(
+            f"{args.x} and {args.y} must have the same number of rows (the paired samples, "
+            f"row by row): {args.x} has {len(X)}, {args.y} has {len(Y)}."
+        )
     started = time.perf_counter()
-    estimator.fit(X, Y)
+    try:
+        estimator.fit(X, Y)
+    except ValueError as error:
+        raise ValueError(_name_the_option(str(error))) from None
     low, high = estimator.mi_ci_
+    interval = (
+        f"95% interval of the bound [{low:.4f}, {high:.4f}]"
+        if np.isfinite(low) and np.isfinite(high)
+        else "no interval: too few held-out batches; give more rows or a smaller --eval-batch-size"
+    )
     print(
         f"I(X; Y) estimate: {estimator.mi_:.4f} nats "
-        f"(std over held-out batches {estimator.mi_std_:.4f}, 95% CI [{low:.4f}, {high:.4f}])"
+        f"(std over held-out batches {estimator.mi_std_:.4f}, {interval})"
     )
     print(
         f"bound: {args.objective}, alpha={estimator.alpha_:.5g}, cap {estimator.mi_cap_:.3f} "
@@ -144,12 +282,71 @@ def _estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ option types
+# Each raises argparse.ArgumentTypeError, which argparse reports as
+# "argument --option: <message>": every option error names its option.
+
+
+def _integer(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer of at least {minimum}, got {text!r}"
+            )
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _alpha(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}")
+    return value
+
+
+def _batch_or_auto(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return _integer(2)(text)
+    except argparse.ArgumentTypeError as error:
+        message = str(error).removeprefix("expected ")
+        raise argparse.ArgumentTypeError(f"expected 'auto' or {message}") from None
+
+
+def _device(text: str) -> str:
+    try:
+        resolve_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, with the command and the option."""
+
+    def error(self, message: str) -> NoReturn:
+        message = message.rstrip(".")
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``sk-mlcpc`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sk-mlcpc", description="Multi-label contrastive predictive coding tools."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     stair = commands.add_parser(
         "staircase",
@@ -159,16 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
             "2, 4, 6, 8, 10 nats (batch 128, a fresh batch per step) and report held-out "
             "estimates for CPC and ML-CPC (alpha 1, 0.1, auto)."
         ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     stair.add_argument(
         "--quick", action="store_true", help="a short run (under 3 minutes on 2 CPU cores)"
     )
     stair.add_argument(
-        "--steps", type=int, default=4000, help="training steps per MI level (paper: 4000)"
+        "--steps", type=_integer(1), default=4000, help="training steps per MI level (paper: 4000)"
     )
     stair.add_argument(
         "--joint-steps",
-        type=int,
+        type=_integer(1),
         default=None,
         help="steps per level for the joint (concat) critic; default --steps",
     )
@@ -177,42 +375,135 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["separable", "separable_additive", "concat"],
         choices=["separable", "separable_additive", "bilinear", "concat"],
+        help="critics to train",
     )
-    stair.add_argument("--tasks", nargs="+", default=None, choices=["gaussian", "cubic"])
-    stair.add_argument("--device", default="auto")
-    stair.add_argument("--seed", type=int, default=0)
+    stair.add_argument(
+        "--tasks",
+        nargs="+",
+        default=None,
+        choices=["gaussian", "cubic"],
+        help="Gaussian pairs, and/or a cubic transform of Y; default both (--quick: gaussian)",
+    )
+    stair.add_argument(
+        "--device", type=_device, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    )
+    stair.add_argument("--seed", type=int, default=0, help="random seed")
     stair.add_argument(
         "--output", default="staircase_results", help="folder for staircase.png and staircase.json"
     )
     stair.set_defaults(handler=_staircase)
 
     estimate = commands.add_parser(
-        "estimate", help="estimate I(X; Y) between two files of columns (CSV or whitespace)"
+        "estimate",
+        help="estimate I(X; Y) between two files of columns (CSV or whitespace)",
+        description=(
+            "Estimate the mutual information between the rows of two files, in nats: a "
+            "held-out lower bound from a trained critic (MutualInformationEstimator), with "
+            "its spread over held-out batches. Row i of X and row i of Y are one sample. "
+            "Files: CSV (commas, tabs or semicolons; quoted numbers allowed) or columns "
+            "separated by spaces; an optional header line; UTF-8."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     estimate.add_argument("x", help="file with one row per sample, columns = features of X")
-    estimate.add_argument("y", help="file with the paired rows of Y")
-    estimate.add_argument("--objective", default="ml_cpc")
-    estimate.add_argument("--alpha", default="auto")
-    estimate.add_argument("--critic", default="separable_additive")
-    estimate.add_argument("--max-epochs", type=int, default=100)
-    estimate.add_argument("--device", default="auto")
-    estimate.add_argument("--seed", type=int, default=0)
-    estimate.add_argument("--verbose", type=int, default=0)
+    estimate.add_argument("y", help="file with the paired rows of Y (same number of rows)")
+    estimate.add_argument(
+        "--objective",
+        default="ml_cpc",
+        choices=sorted(BOUNDS),
+        help="the bound trained and reported",
+    )
+    estimate.add_argument(
+        "--alpha",
+        type=_alpha,
+        default="auto",
+        help="weight of the positive pair in (ML-)CPC: a positive number, or 'auto' (the "
+        "smallest weight at which the bound is a lower bound at the evaluation batch size)",
+    )
+    estimate.add_argument(
+        "--critic", default="separable_additive", choices=CRITICS, help="critic architecture"
+    )
+    estimate.add_argument(
+        "--batch-size",
+        type=_integer(2),
+        default=128,
+        help="training batch size (rows contrasted with each other per step)",
+    )
+    estimate.add_argument(
+        "--eval-batch-size",
+        type=_batch_or_auto,
+        default="auto",
+        help="rows per held-out evaluation batch: an integer (at least 2), or 'auto' (as "
+        "large as the held-out rows allow, up to a limit); the bound and its cap grow "
+        "with it",
+    )
+    estimate.add_argument(
+        "--max-epochs", type=_integer(1), default=100, help="training epochs at most"
+    )
+    estimate.add_argument(
+        "--device", type=_device, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    )
+    estimate.add_argument(
+        "--seed", type=int, default=0, help="random seed (same seed, same result)"
+    )
+    estimate.add_argument(
+        "--verbose", type=_integer(0), default=0, help="0: quiet; 1: one line per epoch"
+    )
     estimate.set_defaults(handler=_estimate)
     return parser
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sk-mlcpc`` console script."""
+    """Entry point of the ``sk-mlcpc`` console script.
+
+    Every error of the package (a bad option or file, an invalid parameter, a failed
+    fit: ``ValueError``, ``TypeError``, ``OSError``, ``RuntimeError`` and
+    :class:`~sk_mlcpc.DivergenceError`) is one line on stderr, ``sk-mlcpc <command>:
+    error: ...``, with exit status 2; warnings are one line each too. An interrupted run
+    (Ctrl-C) exits with status 130.
+
+    Parameters
+    ----------
+    argv : sequence of str or None, default=None
+        The arguments; ``None`` reads ``sys.argv``.
+
+    Returns
+    -------
+    status : int
+        0 on success, 2 on an error, 130 when interrupted.
+
+    Examples
+    --------
+    >>> from sk_mlcpc._cli import main
+    >>> main(["estimate", "x.csv", "y.csv", "--device", "nonsense"])
+    2
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or an option error already printed
+        return int(stop.code or 0)
     if args.command == "staircase":
         args.tasks_given = args.tasks is not None
         args.tasks = args.tasks or ["gaussian", "cubic"]
+    prefix = f"sk-mlcpc {args.command}"
+
+    def show(message, category, *_, **__) -> None:
+        print(f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
+
     try:
-        return args.handler(args)
-    except (ValueError, OSError) as error:
-        print(f"sk-mlcpc {args.command}: error: {error}", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, RuntimeError, ArithmeticError) as error:
+        print(f"{prefix}: error: {_one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -4,16 +4,88 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["device_generator", "forked_cuda_devices", "resolve_device", "to_device"]
+__all__ = [
+    "DEVICE_CHOICES",
+    "device_generator",
+    "forked_cuda_devices",
+    "resolve_device",
+    "to_device",
+]
+
+
+#: How the accepted values are named in error messages.
+DEVICE_CHOICES = "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps' (or a torch.device of those)"
+
+
+def _available(kind: str) -> bool:
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    backend = getattr(torch.backends, "mps", None)
+    return backend is not None and backend.is_available()
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as given."""
+    """The device a fit trains on, checked before any work is done.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:<index>"`` or ``"mps"``, or a :class:`torch.device` of those types.
+
+    Returns
+    -------
+    device : torch.device
+
+    Raises
+    ------
+    ValueError
+        For a string that names no device (``"nonsense"``), a device type that cannot
+        train (``"meta"``, which holds no data, and the types above only), and a device
+        that this machine lacks (``"cuda"`` without CUDA, an index past the last GPU).
+        The message names the value and the choices.
+
+    Examples
+    --------
+    >>> from sk_mlcpc._devices import resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device("nonsense")
+    Traceback (most recent call last):
+    ...
+    ValueError: device='nonsense' is not a device; choose 'auto', 'cpu', 'cuda', \
+'cuda:<index>' or 'mps' (or a torch.device of those).
+    """
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+    if not isinstance(device, str | torch.device):
+        raise ValueError(f"device={device!r} is not a device; choose {DEVICE_CHOICES}.")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"device={device!r} is not a device; choose {DEVICE_CHOICES}.") from None
+    if resolved.type == "cpu":
+        return resolved
+    if resolved.type not in ("cuda", "mps"):
+        what = (
+            "cannot train a model (a 'meta' tensor holds no data)"
+            if resolved.type == "meta"
+            else "is not a device sk-mlcpc trains on"
+        )
+        raise ValueError(f"device={device!r} {what}; choose {DEVICE_CHOICES}.")
+    if not _available(resolved.type):
+        what = "CUDA" if resolved.type == "cuda" else "MPS (Apple GPU)"
+        raise ValueError(
+            f"device={device!r} was requested but {what} is not available on this machine; "
+            "use device='cpu', or 'auto' to take a GPU whenever there is one."
+        )
+    if resolved.type == "cuda" and resolved.index is not None:
+        count = torch.cuda.device_count()
+        if resolved.index >= count:
+            raise ValueError(
+                f"device={device!r} names GPU {resolved.index}, but this machine has {count} "
+                f"(cuda:0 to cuda:{count - 1})."
+            )
     return resolved
 
 

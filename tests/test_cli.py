@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from sk_mlcpc._cli import main
+from sk_mlcpc._cli import build_parser, main, read_table
 from sk_mlcpc.datasets import make_correlated_gaussians
 
 
@@ -75,3 +75,172 @@ def test_staircase_without_matplotlib_still_prints_the_table(tmp_path, capsys, m
     assert "not drawn: matplotlib is not installed" in out
     assert (tmp_path / "staircase.json").exists()
     assert not (tmp_path / "staircase.png").exists()
+
+
+# ------------------------------------------------------------------ options
+
+
+def _files(tmp_path, n=300):
+    X, Y, _ = make_correlated_gaussians(n, 2, mi=1.0, random_state=0)
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    np.savetxt(tmp_path / "y.csv", Y, delimiter=",")
+    return str(tmp_path / "x.csv"), str(tmp_path / "y.csv")
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sk-mlcpc estimate: error: "), err
+    assert "Traceback" not in err
+    return err
+
+
+def test_estimate_help_gives_text_default_and_choices_for_every_option(capsys):
+    assert main(["estimate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    parser = build_parser()
+    (estimate,) = [
+        action.choices["estimate"]
+        for action in parser._actions
+        if isinstance(action, __import__("argparse")._SubParsersAction)
+    ]
+    options = [a for a in estimate._actions if a.option_strings and a.dest != "help"]
+    assert {a.dest for a in options} >= {"batch_size", "eval_batch_size", "alpha", "device"}
+    for action in options:
+        assert action.help, action.dest
+        assert f"(default: {action.default})" in text, action.dest
+        if action.choices:
+            assert "{" + ",".join(action.choices) + "}" in text
+    assert "(default: 128)" in text and "(default: auto)" in text
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--alpha", "weird"),
+        ("--alpha", "-1"),
+        ("--batch-size", "x"),
+        ("--batch-size", "1"),
+        ("--eval-batch-size", "1"),
+        ("--eval-batch-size", "big"),
+        ("--max-epochs", "0"),
+        ("--objective", "foo"),
+        ("--critic", "foo"),
+        ("--device", "nonsense"),
+        ("--device", "meta"),
+        ("--verbose", "loud"),
+    ],
+)
+def test_every_option_error_names_the_option_in_one_line(tmp_path, capsys, option, value):
+    x, y = _files(tmp_path, n=20)
+    assert main(["estimate", x, y, option, value]) == 2
+    err = _one_error_line(capsys)
+    assert f"argument {option}: " in err and value in err
+
+
+def test_an_estimator_error_names_the_option(tmp_path, capsys):
+    x, y = _files(tmp_path)
+    # alpha above the batch size is refused by the bound, which names alpha, not --alpha.
+    assert main(["estimate", x, y, "--alpha", "500", "--max-epochs", "1"]) == 2
+    assert "argument --alpha: alpha must lie in (0, m]" in _one_error_line(capsys)
+
+
+def test_batch_sizes_reach_the_estimator(tmp_path, capsys):
+    x, y = _files(tmp_path)
+    args = ["--batch-size", "32", "--eval-batch-size", "20", "--max-epochs", "1"]
+    assert main(["estimate", x, y, *args]) == 0
+    out = capsys.readouterr().out
+    assert "at batch 20," in out and "interval of the bound [" in out
+    assert main(["estimate", x, y, "--eval-batch-size", "auto", "--max-epochs", "1"]) == 0
+
+
+def test_every_package_error_is_one_line_with_status_2(tmp_path, capsys, monkeypatch):
+    from sk_mlcpc import DivergenceError, MutualInformationEstimator
+
+    x, y = _files(tmp_path, n=20)
+    for error in (
+        DivergenceError("Training diverged:\n at batch 3"),
+        RuntimeError("CUDA out of memory.\nTried to allocate"),
+        TypeError("a bad\ntype"),
+    ):
+
+        def fail(self, X, y, error=error):
+            raise error
+
+        monkeypatch.setattr(MutualInformationEstimator, "fit", fail)
+        assert main(["estimate", x, y]) == 2
+        assert " ".join(str(error).split()) in _one_error_line(capsys)
+
+
+def test_warnings_are_one_line_each(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    from sk_mlcpc import MutualInformationEstimator
+
+    x, y = _files(tmp_path, n=40)
+    fit = MutualInformationEstimator.fit
+
+    def fit_and_warn(self, X, Y):
+        warnings.warn("first line\nsecond line", UserWarning, stacklevel=2)
+        return fit(self, X, Y)
+
+    monkeypatch.setattr(MutualInformationEstimator, "fit", fit_and_warn)
+    assert main(["estimate", x, y, "--max-epochs", "1", "--batch-size", "8"]) == 0
+    err = capsys.readouterr().err
+    assert "sk-mlcpc estimate: warning: first line second line\n" in err
+    assert all(line.startswith("sk-mlcpc estimate: warning: ") for line in err.splitlines())
+
+
+# ------------------------------------------------------------------ files
+
+
+def test_quoted_numbers_tabs_semicolons_and_spaces_are_read(tmp_path):
+    expected = np.array([[1.5, -2.0], [3.0, 4e-3]])
+    for name, text in {
+        "quoted.csv": 'a,b\n"1.5","-2"\n"3", 4e-3\n',
+        "tabs.tsv": "1.5\t-2\n3\t0.004\n",
+        "semicolons.csv": "a;b\n1.5;-2\n3;0.004\n",
+        "spaces.txt": "# comment\n  1.5   -2\n\n3 0.004\n",
+        "bom.csv": "\ufeffa,b\n1.5,-2\n3,0.004\n",
+    }.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        np.testing.assert_array_equal(read_table(tmp_path / name), expected, err_msg=name)
+
+
+def test_file_errors_name_the_file_and_the_line_an_editor_shows(tmp_path, capsys):
+    # Line 1 is the header and line 50 is blank: the bad cell is on line 101 of the file
+    # (the 99th row of data; numpy's reader said "row 99, column 1").
+    lines = ["a,b"] + ["0,0"] * 48 + [""] + ["1,1"] * 50 + ["x,1", "2,2"]
+    assert lines[100] == "x,1"
+    (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
+    _, y = _files(tmp_path, n=99)
+    assert main(["estimate", str(tmp_path / "bad.csv"), y]) == 2
+    err = _one_error_line(capsys)
+    assert f"{tmp_path / 'bad.csv'}, line 101, column 1: 'x' is not a number" in err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a,b\n1,2\n3,\n", "line 3, column 2: missing value (empty cell)"),
+        ("a,b\n1,nan\n", "line 2, column 2: missing value ('nan')"),
+        ("1,2\n3,NA\n", "line 2, column 2: missing value ('NA')"),
+        ("1,2\n3,inf\n", "line 2, column 2: 'inf' is not a finite number"),
+        ("1,2\n3\n", "line 2: 1 column, but line 1 has 2"),
+        ("a,b\n\n", "holds no rows of numbers"),
+    ],
+)
+def test_missing_and_malformed_cells(tmp_path, capsys, text, message):
+    (tmp_path / "bad.csv").write_text(text)
+    assert main(["estimate", str(tmp_path / "bad.csv"), str(tmp_path / "bad.csv")]) == 2
+    err = _one_error_line(capsys)
+    assert f"{tmp_path / 'bad.csv'}, {message}" in err or message in err
+    # Advice that does not apply to a file of numbers is not given.
+    assert "HistGradientBoosting" not in err
+
+
+def test_a_decoding_error_names_the_file_and_line(tmp_path, capsys):
+    (tmp_path / "latin1.csv").write_bytes("a,b\n1,2\n3,4 \u00b0C\n".encode("latin-1"))
+    x, _ = _files(tmp_path, n=20)
+    assert main(["estimate", x, str(tmp_path / "latin1.csv")]) == 2
+    err = _one_error_line(capsys)
+    assert f"{tmp_path / 'latin1.csv'}, line 3: not UTF-8 text (byte 0xb0)" in err
