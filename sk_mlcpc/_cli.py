@@ -499,8 +499,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = show
             return args.handler(args)
-    except KeyboardInterrupt:
-        print(f"{prefix}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        detail = f": {_one_line(interrupt)}" if str(interrupt) else ""
+        print(f"{prefix}: interrupted{detail}", file=sys.stderr)
         return 130
     except (ValueError, TypeError, OSError, RuntimeError, ArithmeticError) as error:
         print(f"{prefix}: error: {_one_line(error)}", file=sys.stderr)

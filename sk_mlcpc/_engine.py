@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 from torch import nn
@@ -322,7 +322,23 @@ class HostSyncFreeLoop:
     ``check_every`` steps) and at the end of the pass, before ``on_epoch_end``: epoch-level
     callbacks (scoring, early stopping, logging) see floats as before. Callbacks with an
     ``on_pass_end(net, training)`` method are called at the end of each pass.
+
+    It also tells an interrupted fit from a stopped one: skorch's ``partial_fit`` catches
+    every ``KeyboardInterrupt`` and returns, because its ``EarlyStopping`` raises one to
+    stop; a Ctrl-C would then pass for a finished fit. ``interrupted_`` is set to true
+    when the loop ends with a ``KeyboardInterrupt`` that no early-stopping callback
+    raised (:func:`sk_mlcpc._training.run_training` then raises it again).
     """
+
+    interrupted_ = False
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        self.interrupted_ = False
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.interrupted_ = not _early_stopping_decided(self)
+            raise
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
@@ -345,6 +361,14 @@ class HostSyncFreeLoop:
         finally:
             settle_batch_records(batches)
         self.history.record(prefix + "_batch_count", batch_count)
+
+
+def _early_stopping_decided(net) -> bool:
+    """Whether an early-stopping callback of ``net`` has just decided to stop training."""
+    return any(
+        isinstance(callback, EarlyStopping) and getattr(callback, "misses_", 0) >= callback.patience
+        for _, callback in getattr(net, "callbacks_", [])
+    )
 
 
 def _default_check_every(device: torch.device) -> int:

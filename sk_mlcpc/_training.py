@@ -362,6 +362,28 @@ def _checkpoint(directory: Path) -> Checkpoint:
     )
 
 
+def _raise_if_interrupted(net, estimator, directory: Path | None) -> None:
+    """Raise ``KeyboardInterrupt`` again when the fit was interrupted (Ctrl-C).
+
+    skorch returns from an interrupted fit as from a finished one; a partly trained model
+    must not pass for a fitted one, so the interruption goes on to the caller. A
+    checkpoint stays marked unfinished: the next ``fit`` resumes it.
+    """
+    if not getattr(net, "interrupted_", False):
+        return
+    where = f"during epoch {len(net.history)} of {net.max_epochs}"
+    if directory is not None:
+        advice = (
+            f"checkpoint_dir={str(directory)!r} holds the last finished epoch: fit again "
+            "with the same parameters and data to resume."
+        )
+    elif estimator.warm_start:
+        advice = "the net holds the epochs trained so far (warm_start=True continues them)."
+    else:
+        advice = "pass checkpoint_dir to make a fit resumable after an interruption."
+    raise KeyboardInterrupt(f"{type(estimator).__name__}.fit was interrupted {where}; {advice}")
+
+
 def run_training(
     estimator,
     make_net: Callable[..., object],
@@ -382,6 +404,13 @@ def run_training(
       that an interrupted fit ends where an uninterrupted one would. A finished
       checkpoint is loaded without training.
     * otherwise a fresh fit.
+
+    An interrupted fit (``KeyboardInterrupt``, e.g. Ctrl-C) raises ``KeyboardInterrupt``
+    again, with what was kept: skorch would return the partly trained net as if the fit
+    had finished, and mark a checkpoint finished so that it never resumed. The checkpoint
+    is left unfinished and holds the last epoch it saved; the next ``fit`` resumes it.
+    Early stopping (which skorch signals with a ``KeyboardInterrupt`` too) is not an
+    interruption.
     """
     cuda_devices = forked_cuda_devices(device)
     split = None if valid_set is None else predefined_split(valid_set)
@@ -392,6 +421,7 @@ def run_training(
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(init_seed + len(net.history))
             net.partial_fit(train_set, None)
+        _raise_if_interrupted(net, estimator, None)
         return net
 
     with torch.random.fork_rng(devices=cuda_devices):
@@ -399,6 +429,7 @@ def run_training(
         net = make_net(valid_set=valid_set)
         if estimator.checkpoint_dir is None:
             net.fit(train_set, None)
+            _raise_if_interrupted(net, estimator, None)
             return net
         directory = Path(estimator.checkpoint_dir)
         directory.mkdir(parents=True, exist_ok=True)
@@ -411,6 +442,7 @@ def run_training(
         if state is None or not (directory / "history.json").exists():
             _write_state(directory, fingerprint, completed=False)
             net.fit(train_set, None)
+            _raise_if_interrupted(net, estimator, directory)
         else:
             if state.get("fingerprint") != fingerprint:
                 raise ValueError(
@@ -426,6 +458,7 @@ def run_training(
             remaining = estimator.max_epochs - len(net.history)
             if not state.get("completed") and remaining > 0:
                 net.partial_fit(train_set, None, epochs=remaining)
+                _raise_if_interrupted(net, estimator, directory)
         # The final weights (early stopping may have restored the best epoch's).
         checkpoint.save_model(net)
         _write_state(directory, fingerprint, completed=True)

@@ -244,3 +244,20 @@ def test_a_decoding_error_names_the_file_and_line(tmp_path, capsys):
     assert main(["estimate", x, str(tmp_path / "latin1.csv")]) == 2
     err = _one_error_line(capsys)
     assert f"{tmp_path / 'latin1.csv'}, line 3: not UTF-8 text (byte 0xb0)" in err
+
+
+def test_an_interrupted_estimate_exits_130_in_one_line(tmp_path, capsys, monkeypatch):
+    from sk_mlcpc import MutualInformationEstimator
+
+    x, y = _files(tmp_path, n=20)
+
+    def interrupted(self, X, y):
+        raise KeyboardInterrupt("MutualInformationEstimator.fit was interrupted during epoch 2")
+
+    monkeypatch.setattr(MutualInformationEstimator, "fit", interrupted)
+    assert main(["estimate", x, y]) == 130
+    err = capsys.readouterr().err
+    assert err == (
+        "sk-mlcpc estimate: interrupted: MutualInformationEstimator.fit was interrupted "
+        "during epoch 2\n"
+    )
