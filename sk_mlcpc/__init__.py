@@ -12,6 +12,7 @@ from sk_mlcpc._engine import DivergenceError
 from sk_mlcpc._evaluation import SaturationWarning
 from sk_mlcpc._mi import MIEstimate, MutualInformationEstimator, estimate_mi
 from sk_mlcpc._persistence import ModelFileError
+from sk_mlcpc._search import MISearchResult, search_mi
 from sk_mlcpc._sequence import ContrastivePredictiveCoding
 from sk_mlcpc._version import __version__
 
@@ -21,6 +22,7 @@ __all__ = [
     "ContrastivePredictiveCoding",
     "DivergenceError",
     "MIEstimate",
+    "MISearchResult",
     "ModelFileError",
     "MutualInformationEstimator",
     "SaturationWarning",
@@ -31,5 +33,6 @@ __all__ = [
     "datasets",
     "encoders",
     "estimate_mi",
+    "search_mi",
     "views",
 ]

@@ -1004,7 +1004,15 @@ class MIEstimate(NamedTuple):
     saturated: bool
 
 
-def estimate_mi(X, Y, *, random_state=None, **params) -> float:
+def estimate_mi(
+    X,
+    Y,
+    *,
+    random_state=None,
+    search: dict | list[dict] | None = None,
+    search_cv: int = 3,
+    **params,
+) -> float:
     """Estimate the mutual information between ``X`` and ``Y`` in nats, in one call.
 
     Fits a :class:`MutualInformationEstimator` with the given parameters and returns its
@@ -1017,6 +1025,12 @@ def estimate_mi(X, Y, *, random_state=None, **params) -> float:
     Y : array-like of shape (n_samples,) or (n_samples, n_features_y)
     random_state : int, RandomState instance or None, default=None
         Seed for a reproducible estimate.
+    search : dict, list of dict or None, default=None
+        A parameter grid: choose the settings with the highest held-out bound by
+        cross-validation and report the bound on rows the search never saw
+        (:func:`search_mi`, ``len(grid) * search_cv + 1`` fits). ``None`` fits once.
+    search_cv : int, default=3
+        Folds of the search.
     **params : dict
         Any :class:`MutualInformationEstimator` parameter.
 
@@ -1035,5 +1049,10 @@ def estimate_mi(X, Y, *, random_state=None, **params) -> float:
     >>> bool(0.6 < mi < true_mi + 0.1)
     True
     """
+    if search is not None:
+        from sk_mlcpc._search import search_mi
+
+        result = search_mi(X, Y, search, cv=search_cv, random_state=random_state, **params)
+        return result.estimate.mi
     estimator = MutualInformationEstimator(random_state=random_state, **params)
     return estimator.fit(X, Y).mi_

@@ -23,6 +23,7 @@ from sk_mlcpc import (
     bounds,
     critics,
     estimate_mi,
+    search_mi,
 )
 from sk_mlcpc._evaluation import JACKKNIFE_GROUPS
 from sk_mlcpc.datasets import make_correlated_gaussians
@@ -863,3 +864,40 @@ def test_a_cast_that_merges_values_warns_with_the_fix(data):
     X = X.astype(np.float64) * 1e-44  # float32 subnormals: a handful of values remain
     with pytest.warns(UserWarning, match=r"Casting X to float32 .* merges distinct values"):
         _fast(max_epochs=1, preprocessing=None).fit(X, Y)
+
+
+# ---------------------------------------------------------------------------------------
+# Model selection by the held-out bound, reported on rows the search never saw (14.5)
+# ---------------------------------------------------------------------------------------
+
+
+def test_search_reports_on_rows_that_neither_training_nor_the_search_saw(data, monkeypatch):
+    X, Y, _ = data
+    seen_rows: list[int] = []
+    real_fit = MutualInformationEstimator.fit
+
+    def recording_fit(self, X_fit, y, **fit_params):
+        seen_rows.append(len(X_fit))
+        return real_fit(self, X_fit, y, **fit_params)
+
+    monkeypatch.setattr(MutualInformationEstimator, "fit", recording_fit)
+    grid = {"hidden_layer_sizes": [(8,), (32,)]}
+    fixed = {"n_components": 8, "batch_size": 32, "max_epochs": 4}
+    result = search_mi(X, Y, grid, cv=2, random_state=0, **fixed)
+    # 160 rows set aside; 2 candidates x 2 folds of the other 640, then a refit on them.
+    assert seen_rows == [320, 320, 320, 320, 640]
+    assert result.estimate.batch_size == 160
+    assert result.best_params == result.search.best_params_
+    assert result.best_params["hidden_layer_sizes"] in grid["hidden_layer_sizes"]
+    # The winner has the highest mean validation bound.
+    means = result.search.cv_results_["mean_test_score"]
+    assert means[result.search.best_index_] == max(means)
+    monkeypatch.undo()
+    again = estimate_mi(X, Y, search=grid, search_cv=2, random_state=0, **fixed)
+    assert again == result.estimate.mi
+
+
+def test_search_refuses_too_few_rows():
+    X, Y, _ = make_correlated_gaussians(20, 2, mi=1.0, random_state=0)
+    with pytest.raises(ValueError, match="Too few samples"):
+        search_mi(X, Y, {"hidden_layer_sizes": [(8,)]}, cv=3)
