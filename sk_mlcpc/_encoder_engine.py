@@ -90,7 +90,15 @@ class ViewPairModule(nn.Module):
 
     The critic is separable: :meth:`separable_parts` gives the factors with which
     :mod:`sk_mlcpc.blockwise` evaluates a bound without the ``n x n`` score matrix.
+
+    The scores do not depend on the scale of the encoder's output, so a diverging fit
+    shows only there (the weights and outputs grow without bound, the loss stays finite).
+    In training, every forward pass leaves ``output_scale``: the root mean square of the
+    encoder's outputs (the larger of the two views'), a device tensor that
+    :class:`~sk_mlcpc._engine.DivergenceGuard` reads and checks after each step.
     """
+
+    output_scale: torch.Tensor | None = None
 
     def __init__(self, encoder: nn.Module, head: nn.Module, temperature: float) -> None:
         super().__init__()
@@ -100,10 +108,29 @@ class ViewPairModule(nn.Module):
         self.offset = nn.Parameter(torch.tensor(-1.0 / self.temperature))
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.head(self.encoder(x)), dim=1)
+        features = self.encoder(x)
+        if self.training:
+            scale = features.detach().float().square().mean().sqrt()
+            previous = self.output_scale
+            self.output_scale = scale if previous is None else torch.maximum(previous, scale)
+        return nn.functional.normalize(self.head(features), dim=1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.project(x) @ self.project(y).T / self.temperature + self.offset
+
+    def measure_output_scale(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Set ``output_scale`` for the views ``x`` and ``y`` with the current weights.
+
+        Without gradients and in evaluation mode (batch-norm statistics untouched).
+        """
+        training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                scales = [self.encoder(v).float().square().mean().sqrt() for v in (x, y)]
+            self.output_scale = torch.maximum(*scales)
+        finally:
+            self.train(training)
 
     def separable_parts(
         self, x: torch.Tensor, y: torch.Tensor

@@ -403,6 +403,21 @@ class DivergenceGuard(Callback):
     ``divergence`` (a list of dicts per epoch). Steps taken between the bad one and the
     check are discarded by the restore; on the CPU the check runs after every step.
 
+    A loss that ignores the scale of what the module outputs (cosine similarities of
+    normalised projections, as in :class:`~sk_mlcpc.ContrastiveEncoder`) never becomes
+    non-finite when training diverges: the weights, and the representation with them,
+    grow without bound instead (outputs of 1e11 and more). A module that sets an
+    ``output_scale`` tensor during a training forward pass (the root mean square of the
+    representation it returns, see
+    :class:`~sk_mlcpc._encoder_engine.ViewPairModule`) has it checked with the
+    gradients, and, if it has a ``measure_output_scale(**inputs)`` method, once more on
+    the last batch at the end of each training pass (the last step's update is seen by
+    no training forward pass): above ``max_output_growth`` times its value at the first
+    step of the fit (or times 1, when that is smaller), it is a divergence too. Such a
+    scale only grows (the loss gives it no reason to shrink), so a restore must go back
+    to a state well below the limit: an epoch's end is kept as the state to restore only
+    while the scale is under a tenth of the limit.
+
     Parameters
     ----------
     max_loss : float, default=1e4
@@ -415,6 +430,11 @@ class DivergenceGuard(Callback):
     check_every : int or None, default=None
         Steps between host reads of the flags. ``None``: every step on the CPU (where a
         read costs nothing), every 64 steps on an accelerator.
+    max_output_growth : float, default=1e3
+        Growth of the module's ``output_scale`` that counts as divergence (modules that
+        set none are not checked). Healthy fits stay far below: a factor of about 3 after
+        150 epochs of :class:`~sk_mlcpc.ContrastiveEncoder` on the digits at its default
+        learning rate, about 80 after 10 epochs at 30 times that rate.
 
     Examples
     --------
@@ -429,11 +449,13 @@ class DivergenceGuard(Callback):
         on_divergence: str = "raise",
         max_restores: int = 5,
         check_every: int | None = None,
+        max_output_growth: float = 1e3,
     ) -> None:
         self.max_loss = max_loss
         self.on_divergence = on_divergence
         self.max_restores = max_restores
         self.check_every = check_every
+        self.max_output_growth = max_output_growth
 
     def initialize(self):
         if self.on_divergence not in ("raise", "restore"):
@@ -454,6 +476,7 @@ class DivergenceGuard(Callback):
 
     def _reset_pending(self) -> None:
         self._gradient_flags: list[tuple[int, torch.Tensor]] = []
+        self._output_scales: list[tuple[int, torch.Tensor]] = []
         self._first_unchecked = 0
         self._steps_since_check = 0
 
@@ -462,6 +485,9 @@ class DivergenceGuard(Callback):
         state = self.__dict__.copy()
         state["_snapshot"] = None
         state["_gradient_flags"] = []
+        state["_output_scales"] = []
+        state["_reference_scale"] = None
+        state["_last_batch"] = None
         return state
 
     def _take_snapshot(self, net) -> None:
@@ -476,12 +502,16 @@ class DivergenceGuard(Callback):
 
     def on_train_begin(self, net, **kwargs):
         self._reset_pending()
+        self._reference_scale: torch.Tensor | None = None
+        self._last_scale: tuple[float, float] | None = None  # (scale, limit), read last
         self._take_snapshot(net)
 
     def on_epoch_begin(self, net, **kwargs):
         self._reset_pending()
 
     def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
+        index = len(net.history[-1]["batches"]) - 1
+        self._record_scale(net, index)
         if getattr(net, "precision", "fp32") == "fp16":
             # The gradient scaler skips steps whose gradients overflow and lowers the
             # scale: an infinite gradient there is routine, not divergence.
@@ -492,7 +522,15 @@ class DivergenceGuard(Callback):
         # One fused norm per tensor instead of a finiteness test per tensor (~0.1 ms a
         # step instead of ~0.8 ms on the default critic); an overflowing norm counts too.
         finite = torch.isfinite(torch.stack(torch._foreach_norm(gradients))).all()
-        self._gradient_flags.append((len(net.history[-1]["batches"]) - 1, finite))
+        self._gradient_flags.append((index, finite))
+
+    def _record_scale(self, net, index: int) -> None:
+        scale = getattr(net.module_, "output_scale", None)
+        if isinstance(scale, torch.Tensor):
+            net.module_.output_scale = None  # read once: the next forward sets it again
+            if self._reference_scale is None:
+                self._reference_scale = scale
+            self._output_scales.append((index, scale))
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         self._steps_since_check += 1
@@ -500,32 +538,46 @@ class DivergenceGuard(Callback):
         if self._steps_since_check >= interval:
             self._check(net, training)
 
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self._last_batch = batch
+
     def on_pass_end(self, net, training=False, **kwargs):
+        batch, self._last_batch = getattr(self, "_last_batch", None), None
+        measure = getattr(net.module_, "measure_output_scale", None)
+        if training and measure is not None and batch is not None:
+            # The last step's update is seen by no training forward pass: measure the
+            # scale it left on the last batch, before the held-out pass runs on it.
+            inputs = batch[0] if isinstance(batch, tuple | list) else batch
+            measure(**inputs) if isinstance(inputs, dict) else measure(inputs)
+            self._record_scale(net, len(net.history[-1]["batches"]) - 1)
         self._check(net, training)
 
     def on_epoch_end(self, net, **kwargs):
-        if not net.history[-1].get("divergence"):
+        if net.history[-1].get("divergence"):
+            return
+        scale = getattr(self, "_last_scale", None)
+        if scale is None or scale[0] <= scale[1] / 10:
             self._take_snapshot(net)
 
     def _check(self, net, training: bool) -> None:
         self._steps_since_check = 0
         batches = net.history[-1]["batches"]
         settle_batch_records(batches)
-        bad_gradients: set[int] = set()
-        if self._gradient_flags:
-            finite = torch.stack([flag for _, flag in self._gradient_flags]).tolist()
-            bad_gradients = {
-                index for (index, _), ok in zip(self._gradient_flags, finite, strict=True) if not ok
-            }
-            self._gradient_flags = []
+        bad_gradients, bad_scales = self._read_flags()
         key = "train_loss" if training else "valid_loss"
-        for index in range(self._first_unchecked, len(batches)):
+        # A flag may concern a batch already checked (the scale measured at the end of
+        # the pass belongs to the last batch).
+        first = min([self._first_unchecked, *bad_gradients, *bad_scales])
+        for index in range(first, len(batches)):
             loss = batches[index].get(key)
             if loss is None:
                 continue
             reasons = ["a non-finite gradient"] if index in bad_gradients else []
             if not math.isfinite(loss) or loss > self.max_loss:
                 reasons.append(f"a {key.replace('_', ' ')} of {loss}")
+            if index in bad_scales:
+                reasons.append(bad_scales[index])
             if reasons:
                 position = sum(key in record for record in batches[:index])
                 reason = " and ".join(reasons)
@@ -534,6 +586,35 @@ class DivergenceGuard(Callback):
                 self._restore(net, reason, first_bad=index, position=position)
                 break
         self._first_unchecked = len(batches)
+
+    def _read_flags(self) -> tuple[set[int], dict[int, str]]:
+        """The batches with non-finite gradients, and those whose output grew too much.
+
+        Every pending flag and scale is read in one transfer from the device.
+        """
+        flags, scales = self._gradient_flags, self._output_scales
+        self._gradient_flags, self._output_scales = [], []
+        pending = [flag.float() for _, flag in flags] + [scale.float() for _, scale in scales]
+        if not pending:
+            return set(), {}
+        if scales:
+            pending.append(self._reference_scale.float())
+        values = torch.stack([value.to(pending[0].device) for value in pending]).tolist()
+        finite, measured = values[: len(flags)], values[len(flags) :]
+        bad_gradients = {index for (index, _), ok in zip(flags, finite, strict=True) if not ok}
+        bad_scales: dict[int, str] = {}
+        if scales:
+            reference = measured.pop()
+            limit = self.max_output_growth * max(reference, 1.0)
+            self._last_scale = (measured[-1], limit)
+            for (index, _), value in zip(scales, measured, strict=True):
+                if not value <= limit:  # NaN too
+                    bad_scales[index] = (
+                        f"outputs grown to a root mean square of {value:.3g}, over "
+                        f"{self.max_output_growth:g} times their {reference:.3g} at the start "
+                        "of training"
+                    )
+        return bad_gradients, bad_scales
 
     def _restore(self, net, reason: str, *, first_bad: int, position: int) -> None:
         self.n_restores_ += 1
@@ -585,9 +666,19 @@ class DivergenceGuard(Callback):
 
     def _raise(self, net, reason: str, *, training: bool, batch: int) -> None:
         phase = "training" if training else "validation"
+        advice = self._scale_advice(net) if "outputs grown" in reason else self._advice(net)
         raise DivergenceError(
             f"{self._diverged} diverged: {reason} at {phase} batch {batch} of epoch "
-            f"{len(net.history)}. {self._advice(net)}"
+            f"{len(net.history)}. {advice}"
+        )
+
+    def _scale_advice(self, net) -> str:
+        return (
+            "The loss compares normalised projections and does not see the scale of the "
+            "outputs, so a learning rate too large for the network inflates them without "
+            f"any loss going wrong. Lower learning_rate (currently {net.lr}), set "
+            "weight_decay (1e-3 to 1e-2) to keep the weights' scale in check, or pass "
+            "on_divergence='restore' to roll back and halve the learning rate."
         )
 
 
