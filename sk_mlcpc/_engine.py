@@ -599,7 +599,7 @@ class DivergenceGuard(Callback):
             return set(), {}
         if scales:
             pending.append(self._reference_scale.float())
-        values = torch.stack([value.to(pending[0].device) for value in pending]).tolist()
+        values = torch.stack(pending).tolist()  # all on the training device: one read
         finite, measured = values[: len(flags)], values[len(flags) :]
         bad_gradients = {index for (index, _), ok in zip(flags, finite, strict=True) if not ok}
         bad_scales: dict[int, str] = {}
