@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.preprocessing import LabelEncoder, StandardScaler
-from sklearn.utils import check_random_state
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from sk_mlcpc._devices import resolve_device
@@ -64,6 +64,24 @@ __all__ = ["ContrastiveDistillationClassifier"]
 _TEACHER_METHODS = ("transform", "decision_function", "predict_proba")
 # Floor of the teacher's log-probabilities: a probability of exactly 0 would give -inf.
 _MIN_LOG_PROBA = math.log(1e-12)
+
+
+def _unlabelled_rows(y: np.ndarray, value) -> np.ndarray:
+    """Boolean mask of the rows of ``y`` whose label is ``value`` (none when ``None``).
+
+    A number matches numeric labels and numbers in an ``object`` array, a string matches
+    string labels; a number never matches a string array or vice versa.
+    """
+    if value is None:
+        return np.zeros(len(y), dtype=bool)
+    if y.dtype == object:
+        return np.fromiter((label == value for label in y), dtype=bool, count=len(y))
+    numeric_value = isinstance(value, Real) and not isinstance(value, str)
+    if y.dtype.kind in "biuf" and numeric_value:
+        return np.asarray(y == value, dtype=bool)
+    if y.dtype.kind in "US" and isinstance(value, str):
+        return np.asarray(y == value, dtype=bool)
+    return np.zeros(len(y), dtype=bool)
 
 
 # ---------------------------------------------------------------------------------------
@@ -113,6 +131,12 @@ None, default=None
     teacher_params : dict or None, default=None
         Parameters of the ``MLPClassifier`` fitted when ``teacher=None``; the defaults are
         ``hidden_layer_sizes=(256, 256), max_iter=200``.
+    unlabeled_value : int, float, str or None, default=None
+        The label that marks a row of ``y`` as unlabelled: ``-1`` for scikit-learn's
+        semi-supervised convention (:class:`~sklearn.semi_supervised.SelfTrainingClassifier`),
+        e.g. ``""`` for string labels. Unlabelled rows feed the KD and contrastive terms
+        (the teacher's outputs on them), labelled rows also the cross-entropy. ``None``:
+        every row is labelled. See Notes for why it is not ``-1`` by default.
     student : torch.nn.Module or None, default=None
         A student network whose ``forward(x)`` returns ``(features, logits)``; a copy is
         trained. ``None`` builds an MLP with ``hidden_layer_sizes`` whose features are its
@@ -234,7 +258,31 @@ None, default=None
 
     Notes
     -----
-    The contrastive term maximises a bound on the mutual information between the student's
+    **Unlabelled rows.** Distillation pays when labels are few and unlabelled rows many:
+    the student learns the teacher's outputs on every row. Two ways in, for two uses:
+
+    - ``unlabeled_value`` marks rows of ``X`` as unlabelled by their label, as
+      scikit-learn's semi-supervised estimators do with ``-1``. The rows then travel with
+      ``X`` through a Pipeline's earlier steps, through cross-validation splits and through
+      :func:`~sklearn.base.clone`, being a parameter, and :meth:`score` leaves them out.
+      It is ``None`` by default, not ``-1``, because ``-1`` is an ordinary class in labels
+      such as ``{-1, 1}``: a default of ``-1`` would silently turn half of such data into
+      unlabelled rows. For string labels pick a value that is not a class (``""``), or
+      keep ``-1`` in an ``object`` array, as ``SelfTrainingClassifier`` asks.
+    - ``fit(X, y, X_transfer=X_unlabelled)`` takes a separate array of unlabelled rows
+      without building a marked ``y``; it reads best outside a Pipeline (whose earlier
+      steps would not transform ``X_transfer``).
+
+    Each training batch mixes labelled and unlabelled rows; the loss is the mean over its
+    rows of each row's terms (the cross-entropy only for labelled rows). The held-out loss
+    used for early stopping is the cross-entropy against the label of a labelled row and
+    against the teacher's probabilities for an unlabelled one; ``valid_acc`` counts the
+    labelled held-out rows only. With no labelled row at all, a fitted teacher is still
+    distilled (``classes_`` are then its classes, or a torch teacher's logit columns
+    ``0..k-1``); ``teacher=None`` needs labels to fit its teacher and raises a
+    ``ValueError``. The teacher's outputs are computed once, 4,096 rows at a time.
+
+    **The contrastive term** maximises a bound on the mutual information between the student's
     and the teacher's representations, so the student is pushed to keep what the teacher
     knows about each input, beyond its output probabilities. ML-CPC normalises all
     ``n (n_negatives + 1)`` scores of a batch together; with ``alpha < 1`` it weighs the
@@ -280,6 +328,7 @@ None, default=None
         "teacher": "no_validation",  # checked in fit, with a specific message
         "teacher_features": [StrOptions(set(_TEACHER_METHODS)), callable, None],
         "teacher_params": [dict, None],
+        "unlabeled_value": [Real, str, None],
         "student": [nn.Module, None],
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -316,6 +365,7 @@ None, default=None
         teacher: Any = None,
         teacher_features: str | Callable | None = None,
         teacher_params: dict | None = None,
+        unlabeled_value: float | str | None = None,
         student: nn.Module | None = None,
         hidden_layer_sizes: tuple[int, ...] = (64,),
         activation: str = "relu",
@@ -348,6 +398,7 @@ None, default=None
         self.teacher = teacher
         self.teacher_features = teacher_features
         self.teacher_params = teacher_params
+        self.unlabeled_value = unlabeled_value
         self.student = student
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -450,15 +501,20 @@ None, default=None
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X, y, **fit_params):
-        """Distil the teacher into a student trained on ``X, y``.
+    def fit(self, X, y, X_transfer=None, **fit_params):
+        """Distil the teacher into a student trained on ``X, y`` (and unlabelled rows).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Training inputs (float32 for the student; the teacher sees them as given).
         y : array-like of shape (n_samples,)
-            Class labels of any type.
+            Class labels of any type; with ``unlabeled_value`` set, the rows whose label
+            equals it are unlabelled. ``classes_`` are the labels of the labelled rows.
+        X_transfer : array-like of shape (n_transfer, n_features) or None, default=None
+            More unlabelled rows, used as rows of ``X`` whose label is missing. In a
+            Pipeline, prefer ``unlabeled_value``: the pipeline's earlier steps transform
+            ``X`` but not ``X_transfer``.
         **fit_params : dict
             Must be empty: ``sample_weight`` and other fit parameters are not supported,
             and are refused rather than silently ignored.
@@ -479,13 +535,17 @@ None, default=None
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         warm = bool(self.warm_start) and hasattr(self, "net_")
-        X_raw = X
+        X_raw, transfer_raw = X, X_transfer
         check_has_features(X)
         X, y = validate_data(self, X, y, dtype=np.float32, ensure_min_samples=2, reset=not warm)
-        check_classification_targets(y)
-        labels = self._encode_labels(y, warm=warm)
+        if X_transfer is not None:
+            X_transfer = self._check_transfer(X_transfer)
+        unlabelled = _unlabelled_rows(y, self.unlabeled_value)
+        labelled_y = y[~unlabelled]
+        if len(labelled_y):
+            check_classification_targets(labelled_y)
+        codes, new_classes = self._encode_labels(labelled_y, warm=warm)
         self._check_hidden_layer_sizes()
-        n_samples, n_classes = len(X), len(self.classes_)
 
         rng = check_random_state(self.random_state)
         teacher_seed, split_seed, init_seed, shuffle_seed = (
@@ -494,17 +554,49 @@ None, default=None
         if not warm:
             self.device_ = resolve_device(self.device)
 
-        # --- the teacher: validated, used read-only, outputs computed once
+        # --- the teacher: validated, used read-only, outputs computed once (in batches)
         if self.teacher is not None:
-            self._check_teacher(self.teacher)
+            classes = self.classes_ if warm else new_classes
+            self._check_teacher(self.teacher, classes)
             self.teacher_ = self.teacher
-            X_teacher = X_raw if not isinstance(self.teacher, nn.Module) else X
+            torch_teacher = isinstance(self.teacher, nn.Module)
+            X_teacher = X if torch_teacher else X_raw
+            transfer_teacher = X_transfer if torch_teacher else transfer_raw
         else:
             if not (warm and hasattr(self, "teacher_")):
+                if not len(labelled_y):
+                    raise ValueError(
+                        "teacher=None fits a default MLP teacher on the labelled rows, but no "
+                        f"row of y is labelled (every value is unlabeled_value="
+                        f"{self.unlabeled_value!r}). Pass a fitted teacher to distil from "
+                        "unlabelled rows alone, or label some rows."
+                    )
                 # A loaded model has no teacher_: the same data and seed refit the same one.
-                self.teacher_ = self._fit_default_teacher(X, y, teacher_seed)
-            X_teacher = X
+                self.teacher_ = self._fit_default_teacher(X[~unlabelled], labelled_y, teacher_seed)
+            X_teacher, transfer_teacher = X, X_transfer
         teacher_logits, teacher_features = self._teacher_outputs(self.teacher_, X_teacher, X)
+        if X_transfer is not None:
+            # The transfer rows follow X: unlabelled rows like any other.
+            more_logits, more_features = self._teacher_outputs(
+                self.teacher_, transfer_teacher, X_transfer
+            )
+            teacher_logits = np.concatenate([teacher_logits, more_logits])
+            teacher_features = np.concatenate([teacher_features, more_features])
+            del more_logits, more_features
+            X = np.concatenate([X, X_transfer])
+            unlabelled = np.concatenate([unlabelled, np.ones(len(X_transfer), dtype=bool)])
+        if not warm:
+            if new_classes is None:
+                # No labelled row: the teacher's classes (a torch teacher's logit columns).
+                new_classes = (
+                    np.arange(teacher_logits.shape[1])
+                    if isinstance(self.teacher_, nn.Module)
+                    else np.unique(np.asarray(self.teacher_.classes_))
+                )
+            self.classes_ = new_classes
+        n_samples, n_classes = len(X), len(self.classes_)
+        labels = np.full(n_samples, -1, dtype=np.int64)
+        labels[~unlabelled] = codes
         order = self._teacher_column_order(self.teacher_)
         if order is not None:
             teacher_logits = teacher_logits[:, order]
@@ -542,7 +634,10 @@ None, default=None
                 self.preprocessor_.fit(X[train_rows])
             # Kept (and saved) so that a warm start embeds the teacher's features alike.
             self._teacher_scaler = StandardScaler().fit(teacher_features[train_rows])
-        scaled_features = self._teacher_scaler.transform(teacher_features).astype(np.float32)
+        # Standardised in place, in float32 (the array is ours): no float64 copy of it.
+        scaled_features = teacher_features
+        scaled_features -= self._teacher_scaler.mean_.astype(np.float32)
+        scaled_features /= self._teacher_scaler.scale_.astype(np.float32)
 
         device = self._data_device if warm else self.device_
         x_all = self._student_input(X, device=device)
@@ -610,17 +705,27 @@ None, default=None
         self.n_epochs_ = len(net.history)
         return self
 
-    def _encode_labels(self, y: np.ndarray, *, warm: bool) -> np.ndarray:
-        """Set ``classes_`` (unless continuing a fit) and return ``y`` as class indices."""
+    def _encode_labels(self, y: np.ndarray, *, warm: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class indices of the labelled rows ``y``, and their classes.
+
+        The classes are the sorted labels of ``y`` for a new fit, ``None`` when no row is
+        labelled (``fit`` then takes the teacher's) or when continuing a fit (whose
+        ``classes_`` ``y`` must hold).
+        """
         encoder = LabelEncoder()
+        empty = np.empty(0, dtype=np.int64)
         if not warm:
-            self.classes_ = encoder.fit(y).classes_
-            if len(self.classes_) < 2:
+            if not len(y):
+                return empty, None
+            classes = encoder.fit(y).classes_
+            if len(classes) < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs at least 2 classes in y, got 1 class "
-                    f"({self.classes_[0]!r})."
+                    f"({classes[0]!r})."
                 )
-            return encoder.transform(y)
+            return encoder.transform(y), classes
+        if not len(y):
+            return empty, None
         present = np.unique(y)
         if not np.array_equal(present, self.classes_):
             raise ValueError(
@@ -628,7 +733,26 @@ None, default=None
                 f"but y holds the classes {present.tolist()!r}."
             )
         encoder.classes_ = self.classes_
-        return encoder.transform(y)
+        return encoder.transform(y), None
+
+    def _check_transfer(self, X_transfer) -> np.ndarray:
+        """``X_transfer`` as float32 rows with the columns of ``X``, or a clear error."""
+        check_has_features(X_transfer, "X_transfer")
+        names = getattr(X_transfer, "columns", None)
+        X_transfer = check_array(X_transfer, dtype=np.float32, input_name="X_transfer")
+        if X_transfer.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X_transfer has {X_transfer.shape[1]} features, but X has "
+                f"{self.n_features_in_}: transfer rows must have the columns of X."
+            )
+        fitted_names = getattr(self, "feature_names_in_", None)
+        if fitted_names is not None and names is not None:
+            if [str(name) for name in names] != fitted_names.tolist():
+                raise ValueError(
+                    "X_transfer's columns differ from X's: "
+                    f"{[str(name) for name in names]!r} != {fitted_names.tolist()!r}."
+                )
+        return X_transfer
 
     def _prepare_warm_start(self, n_train: int, seed: int) -> None:
         """Fit the memory banks and the NCE constant to continuing on ``n_train`` rows."""
@@ -721,6 +845,37 @@ None, default=None
         """The trained student, held by ``net_`` (so it follows the net across devices)."""
         check_is_fitted(self, "net_")
         return self.net_.module_.student
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy of the student on the labelled rows of ``X, y``.
+
+        Rows whose label is ``unlabeled_value`` are left out, so that cross-validation
+        over partly labelled data scores what it can.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+
+        Returns
+        -------
+        score : float
+            Mean accuracy on the labelled rows.
+        """
+        if self.unlabeled_value is not None:
+            labels = np.asarray(y)
+            keep = ~_unlabelled_rows(labels.ravel(), self.unlabeled_value)
+            if not keep.any():
+                raise ValueError(
+                    "score needs labelled rows, but every label of y is unlabeled_value="
+                    f"{self.unlabeled_value!r}."
+                )
+            X = _safe_indexing(X, np.flatnonzero(keep))
+            y = labels.ravel()[keep]
+            if sample_weight is not None:
+                sample_weight = np.asarray(sample_weight)[keep]
+        return super().score(X, y, sample_weight=sample_weight)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of the student.

@@ -224,6 +224,13 @@ class DistillationLoss(nn.Module):
     n_samples : int, default=1
         Memory-bank rows, the ``N`` of CRD's noise distribution ``1 / N``.
 
+    Notes
+    -----
+    A row whose ``label`` is -1 is unlabelled: in training it has no cross-entropy term
+    (the cross-entropy is summed over the labelled rows and divided by all rows, so that
+    each row adds its own terms to a mean), and in evaluation its loss is the
+    cross-entropy against the teacher's probabilities instead of a label.
+
     Examples
     --------
     >>> import torch
@@ -290,11 +297,21 @@ class DistillationLoss(nn.Module):
         training: bool = True,
     ) -> torch.Tensor:
         logits, student_scores, teacher_scores = y_pred
-        loss = F.cross_entropy(logits, y_true["label"])
-        terms = {"ce": loss.detach()}
+        label = y_true["label"]
+        # Unlabelled rows carry the label -1: no cross-entropy term of their own.
+        log_proba = F.log_softmax(logits, dim=1)
+        ce_rows = F.nll_loss(log_proba, label, ignore_index=-1, reduction="none")  # (n,)
         if not training:
-            self.last_terms = terms
+            # Held-out loss: cross-entropy against the label, or against the teacher's
+            # probabilities for an unlabelled row (a ``where``: no wait for the device).
+            soft_rows = -(F.softmax(y_true["teacher_logits"], dim=1) * log_proba).sum(dim=1)
+            loss = torch.where(label >= 0, ce_rows, soft_rows).mean()
+            self.last_terms = {"ce": loss.detach()}
             return loss
+        # Sum over the labelled rows, divided by all rows: every row's loss is its
+        # cross-entropy (when labelled) plus its KD and contrastive terms, averaged.
+        loss = ce_rows.sum() / len(label)
+        terms = {"ce": loss.detach()}
         if self.kd_weight > 0:
             temperature = self.temperature
             kd = F.kl_div(
@@ -461,23 +478,28 @@ class DistillationNet(HostSyncFreeLoop, NeuralNet):
 
 
 class _ValidAccuracy(Callback):
-    """Record ``valid_acc``, the held-out accuracy of the student, in the history."""
+    """Record ``valid_acc``, the student's accuracy on the labelled held-out rows."""
 
     def on_epoch_begin(self, net, **kwargs):
-        self.correct_, self.total_ = 0, 0
+        self.counts_ = None  # (correct, labelled) held-out rows
 
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
         if training or y_pred is None:
             return
         labels = batch[1]["label"]
+        labelled = labels >= 0  # unlabelled rows (label -1) have no accuracy
+        correct = ((y_pred[0].argmax(dim=1) == labels) & labelled).sum()
+        counts = torch.stack([correct, labelled.sum()])
         # Counted on the device: read once, at the end of the epoch.
-        self.correct_ = self.correct_ + (y_pred[0].argmax(dim=1) == labels).sum()
-        self.total_ += len(labels)
+        self.counts_ = counts if self.counts_ is None else self.counts_ + counts
 
     def on_epoch_end(self, net, **kwargs):
-        if self.total_:
-            self.correct_ = int(self.correct_)  # a device tensor until now
-            net.history.record("valid_acc", self.correct_ / self.total_)
+        if self.counts_ is None:
+            return
+        correct, total = self.counts_.tolist()
+        self.counts_ = None
+        # NaN when no held-out row is labelled.
+        net.history.record("valid_acc", correct / total if total else math.nan)
 
 
 class _DivergenceGuard(DivergenceGuard):

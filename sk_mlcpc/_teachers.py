@@ -151,9 +151,12 @@ class TeacherMixin:
         log_proba = torch.log_softmax(torch.as_tensor(logits_all, dtype=torch.float64), dim=1)
         return log_proba.numpy(), np.concatenate(features)
 
-    def _check_teacher(self, teacher) -> None:
-        """Raise a clear error for a teacher that cannot be distilled from ``y``."""
-        n_classes = len(self.classes_)
+    def _check_teacher(self, teacher, classes: np.ndarray | None) -> None:
+        """Raise a clear error for a teacher that cannot be distilled from ``y``.
+
+        ``classes`` are the labels of the labelled rows; ``None`` when no row is labelled,
+        and the teacher's own classes are then the classes.
+        """
         if isinstance(teacher, nn.Module):
             return  # checked on its outputs
         if not hasattr(teacher, "fit") and not hasattr(teacher, "predict_proba"):
@@ -181,16 +184,24 @@ class TeacherMixin:
                 "fitted classifier."
             )
         teacher_classes = np.asarray(teacher_classes)
+        if classes is None:
+            if teacher_classes.ndim != 1 or len(np.unique(teacher_classes)) < 2:
+                raise ValueError(
+                    f"The teacher's classes_ {teacher_classes.tolist()!r} are not 2 or more "
+                    "class labels."
+                )
+            return
+        n_classes = len(classes)
         if teacher_classes.ndim != 1 or len(teacher_classes) != n_classes:
             raise ValueError(
                 f"The teacher was fitted on {len(teacher_classes)} classes, but y has "
                 f"{n_classes}: teacher.classes_={teacher_classes.tolist()!r}, classes in y="
-                f"{self.classes_.tolist()!r}. Fit the teacher on the same classes."
+                f"{classes.tolist()!r}. Fit the teacher on the same classes."
             )
-        if set(teacher_classes.tolist()) != set(self.classes_.tolist()):
+        if set(teacher_classes.tolist()) != set(classes.tolist()):
             raise ValueError(
                 f"The teacher's classes {teacher_classes.tolist()!r} differ from the classes "
-                f"in y {self.classes_.tolist()!r}."
+                f"in y {classes.tolist()!r}."
             )
 
     def _teacher_column_order(self, teacher) -> np.ndarray | None:
