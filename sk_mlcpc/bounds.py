@@ -622,6 +622,42 @@ def cap(name: str, n: int, m: int | None = None, alpha: float = 1.0) -> float:
     return math.inf
 
 
+# alpha="auto" for ML-CPC in the batch layout: alpha = ratio * alpha*(n), per batch size.
+# Produced by ``python benchmarks/validity.py --table`` (output in
+# benchmarks/results/validity.txt): for each n the smallest ratio r at which the exact
+# search over the collision family (q = 1, s = inf, which dominates finite s; K from 2
+# or n (n - 1) / 60000 up to n (n - 1) / 0.5) finds no expected estimate above log K,
+# times 1.005, rounded up to 0.001 and never below 1 (alpha* itself).
+_AUTO_RATIOS: tuple[tuple[int, float], ...] = (
+    (16, 1.000),
+    (32, 1.000),
+    (64, 1.000),
+    (128, 1.007),
+    (256, 1.016),
+    (512, 1.020),
+    (1024, 1.022),
+    (2048, 1.023),
+    (4096, 1.024),
+    (8192, 1.024),
+)
+# Beyond the table (and for the anchored layout, m != n, which was not searched): the
+# n -> inf (Poisson) limit of the same search, 1.01845, times 1.005, rounded up. The
+# searched limits increase with n towards it (checked up to n = 32768).
+_AUTO_RATIO_BEYOND = 1.024
+
+
+def _auto_ratio(n: int, m: int) -> float:
+    """Ratio alpha_auto / alpha* for ``n`` positives and ``m`` samples per row."""
+    if m != n:
+        return _AUTO_RATIO_BEYOND
+    # In-between sizes take the next larger tabulated size: the searched limit increases
+    # with n, so that entry's ratio is at least as large as the one n would need.
+    for size, ratio in _AUTO_RATIOS:
+        if n <= size:
+            return ratio
+    return _AUTO_RATIO_BEYOND
+
+
 class AlphaRange(NamedTuple):
     """Where alpha-CPC / alpha-ML-CPC are lower bounds, for given ``n`` and ``m``.
 
@@ -635,25 +671,35 @@ class AlphaRange(NamedTuple):
         The smallest alpha with a proof of validity (1).
     invalid_below : float
         Below this, the bound provably exceeds the MI for some distribution and critic.
+    alpha_star : float
+        ``m / (n (m - 1) + 1)`` for ML-CPC (1 for alpha-CPC): the alpha at which the cap
+        is ``log(n (m - 1) + 1)``. ``low`` is ``alpha_star`` times a tabulated ratio.
     """
 
     low: float
     high: float
     proven_low: float
     invalid_below: float
+    alpha_star: float
 
 
 def valid_alpha_range(n: int, m: int | None = None, *, objective: str = "ml_cpc") -> AlphaRange:
     """Range of ``alpha`` in which alpha-(ML-)CPC is a lower bound on MI.
 
-    For ML-CPC with ``n`` positives and ``m`` samples per row the working limit is
-    ``alpha* = m / (n (m - 1) + 1)``: at it the cap is ``log(n (m - 1) + 1)``, as if each
-    positive were contrasted with all ``n (m - 1)`` negatives of the batch. Validity is
-    *proven* for ``1 <= alpha <= m``; between ``alpha*`` and 1 it is claimed by the paper
-    and supported by exact counterexample searches, which all fail above ``alpha*``; below
-    ``c - sqrt(c^2 - m)`` with ``c = n (m - 1) + 1`` a distribution and critic exist for
-    which the expected estimate exceeds the MI. alpha-CPC normalises each row on its own
-    and behaves as ML-CPC with ``n = 1``: its limit is 1 and it fails below about 0.5.
+    Validity is *proven* for ``1 <= alpha <= m``. Below 1 ML-CPC is claimed valid (by
+    the paper, and by our exact counterexample searches) down to the working limit
+    ``low``, which is ``alpha* = m / (n (m - 1) + 1)`` times a tabulated ratio ``r(n)``:
+    1 up to ``n = 64``, rising to 1.024 from ``n = 4096`` (``low = min(1, r alpha*)``).
+    ``alpha*`` alone fails from ``n = 128`` on: the exact collision counterexample
+    (X uniform on K symbols, Y = X, critic ``s 1[x = y]``, ``s -> inf``) puts the
+    expected estimate above ``log K`` (by 2.2e-4 nats at ``n = 128``, ``K = 1679``).
+    ``r(n)`` is the smallest ratio with no such excess, times 1.005, rounded up to
+    0.001; sizes between table entries take the next larger entry, sizes beyond 8192
+    and the anchored layout (``m != n``, not searched) take the ``n -> inf`` limit,
+    1.024. Below ``c - sqrt(c^2 - m)`` with ``c = n (m - 1) + 1`` a distribution and
+    critic exist for which the expected estimate exceeds the MI. alpha-CPC normalises
+    each row on its own and behaves as ML-CPC with ``n = 1``: its limit is 1 and it
+    fails below about 0.5. See ``docs/alpha_validity.rst``.
 
     Parameters
     ----------
@@ -667,7 +713,7 @@ def valid_alpha_range(n: int, m: int | None = None, *, objective: str = "ml_cpc"
     Returns
     -------
     AlphaRange
-        ``(low, high, proven_low, invalid_below)``.
+        ``(low, high, proven_low, invalid_below, alpha_star)``.
 
     See Also
     --------
@@ -677,8 +723,12 @@ def valid_alpha_range(n: int, m: int | None = None, *, objective: str = "ml_cpc"
     --------
     >>> from sk_mlcpc.bounds import valid_alpha_range
     >>> r = valid_alpha_range(128)
-    >>> round(r.low, 5), r.high, r.proven_low
-    (0.00787, 128.0, 1.0)
+    >>> round(r.low, 6), round(r.alpha_star, 6), r.high, r.proven_low
+    (0.007929, 0.007874, 128.0, 1.0)
+    >>> round(valid_alpha_range(64).low / valid_alpha_range(64).alpha_star, 3)
+    1.0
+    >>> round(valid_alpha_range(100_000).low * 100_000, 4)   # beyond the table
+    1.024
     >>> round(valid_alpha_range(128, objective="alpha_cpc").invalid_below, 3)
     0.501
     """
@@ -689,7 +739,16 @@ def valid_alpha_range(n: int, m: int | None = None, *, objective: str = "ml_cpc"
     c = rows * (m - 1) + 1
     # c - sqrt(c^2 - m) written as m / (c + sqrt(c^2 - m)) to avoid cancellation.
     invalid_below = m / (c + math.sqrt(c * c - m))
-    return AlphaRange(low=m / c, high=float(m), proven_low=1.0, invalid_below=invalid_below)
+    alpha_star = m / c
+    ratio = _auto_ratio(n, m) if objective == "ml_cpc" else 1.0
+    low = min(1.0, ratio * alpha_star)
+    return AlphaRange(
+        low=low,
+        high=float(m),
+        proven_low=1.0,
+        invalid_below=invalid_below,
+        alpha_star=alpha_star,
+    )
 
 
 def bound_validity(name: str, n: int, m: int | None = None, alpha: float = 1.0) -> Validity:
@@ -712,7 +771,8 @@ def bound_validity(name: str, n: int, m: int | None = None, alpha: float = 1.0) 
         ``"proven"``: a lower bound for every critic and distribution (CPC, NWJ, TUBA,
         JS, and the alpha bounds for ``1 <= alpha <= m``). ``"claimed"``: ML-CPC with
         ``valid_alpha_range(n, m).low <= alpha < 1``. ``"invalid"``: not a lower bound
-        (alpha below the limit; DV, MINE and SMILE, which are biased estimators).
+        (alpha below the limit, which lies above ``alpha*`` from ``n = 128`` on; DV,
+        MINE and SMILE, which are biased estimators).
 
     Examples
     --------
@@ -721,6 +781,8 @@ def bound_validity(name: str, n: int, m: int | None = None, alpha: float = 1.0) 
     'proven'
     >>> bound_validity("ml_cpc", 128, alpha=0.01)
     'claimed'
+    >>> bound_validity("ml_cpc", 128, alpha=128 / (128 * 127 + 1))   # alpha* itself fails
+    'invalid'
     >>> bound_validity("ml_cpc", 128, alpha=0.001)
     'invalid'
     >>> bound_validity("alpha_cpc", 128, alpha=0.5)
@@ -764,8 +826,8 @@ def resolve_alpha(alpha: float | str, objective: str, n: int, m: int | None = No
     Examples
     --------
     >>> from sk_mlcpc.bounds import resolve_alpha
-    >>> round(resolve_alpha("auto", "ml_cpc", 128), 5)
-    0.00787
+    >>> round(resolve_alpha("auto", "ml_cpc", 128), 6)   # 1.007 alpha*
+    0.007929
     >>> resolve_alpha("auto", "alpha_cpc", 128)
     1.0
     """

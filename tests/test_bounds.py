@@ -1004,19 +1004,25 @@ def test_valid_alpha_range_for_ml_cpc():
     n = 128
     limits = valid_alpha_range(n)
     c = n * (n - 1) + 1
-    assert limits.low == pytest.approx(n / c, rel=1e-14)
-    assert limits.low == pytest.approx(0.00787, abs=5e-6)
+    # alpha="auto" is 1.007 alpha* at n = 128 (alpha* itself fails there, see
+    # tests/test_validity.py).
+    assert limits.alpha_star == pytest.approx(n / c, rel=1e-14)
+    assert limits.low == pytest.approx(1.007 * n / c, rel=1e-14)
+    assert limits.low == pytest.approx(0.007929, abs=5e-7)
     assert limits.high == 128.0
     assert limits.proven_low == 1.0
     assert limits.invalid_below == pytest.approx(c - math.sqrt(c * c - n), rel=1e-6)
     assert limits.invalid_below < limits.low
-    assert cap("ml_cpc", n, alpha=limits.low) == pytest.approx(math.log(c), rel=1e-12)
+    assert cap("ml_cpc", n, alpha=limits.alpha_star) == pytest.approx(math.log(c), rel=1e-12)
+    assert cap("ml_cpc", n, alpha=limits.low) == pytest.approx(math.log(c / 1.007), rel=1e-12)
 
 
 def test_valid_alpha_range_anchored_and_alpha_cpc():
     n, m = 5, 9
     c = n * (m - 1) + 1
-    assert valid_alpha_range(n, m).low == pytest.approx(m / c, rel=1e-14)
+    # The anchored layout was not searched: it takes the ratio beyond the table, 1.024.
+    assert valid_alpha_range(n, m).low == pytest.approx(1.024 * m / c, rel=1e-14)
+    assert valid_alpha_range(n, m).alpha_star == pytest.approx(m / c, rel=1e-14)
     limits = valid_alpha_range(128, objective="alpha_cpc")
     assert limits.low == 1.0  # alpha-CPC behaves as ML-CPC with n = 1
     assert limits.invalid_below == pytest.approx(0.501, abs=1e-3)
@@ -1045,7 +1051,8 @@ def test_valid_alpha_range_rejects_bad_arguments(args, kwargs):
         ("ml_cpc", 1.0, "proven"),
         ("ml_cpc", 128.0, "proven"),
         ("ml_cpc", 0.01, "claimed"),
-        ("ml_cpc", 128 / (128 * 127 + 1), "claimed"),
+        ("ml_cpc", 128 / (128 * 127 + 1), "invalid"),
+        ("ml_cpc", 1.007 * 128 / (128 * 127 + 1), "claimed"),
         ("ml_cpc", 0.007, "invalid"),
         ("ml_cpc", 0.001, "invalid"),
         ("alpha_cpc", 1.0, "proven"),
@@ -1073,8 +1080,13 @@ def test_bound_validity_rejects_bad_arguments(args, kwargs, match):
 
 
 def test_resolve_alpha():
-    assert resolve_alpha("auto", "ml_cpc", 128) == pytest.approx(128 / (128 * 127 + 1), rel=1e-14)
-    assert resolve_alpha("auto", "ml_cpc", 5, 9) == pytest.approx(9 / (5 * 8 + 1), rel=1e-14)
+    assert resolve_alpha("auto", "ml_cpc", 128) == pytest.approx(
+        1.007 * 128 / (128 * 127 + 1), rel=1e-14
+    )
+    assert resolve_alpha("auto", "ml_cpc", 64) == pytest.approx(64 / (64 * 63 + 1), rel=1e-14)
+    assert resolve_alpha("auto", "ml_cpc", 5, 9) == pytest.approx(
+        1.024 * 9 / (5 * 8 + 1), rel=1e-14
+    )
     assert resolve_alpha("auto", "alpha_cpc", 128) == 1.0
     assert resolve_alpha("auto", "cpc", 128) == 1.0
     assert resolve_alpha(0.25, "ml_cpc", 128) == 0.25

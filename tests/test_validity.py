@@ -14,13 +14,30 @@ import numpy as np
 import pytest
 import torch
 
-from sk_mlcpc.bounds import alpha_cpc, bound_validity, ml_cpc, valid_alpha_range
+from sk_mlcpc import bounds
+from sk_mlcpc.bounds import (
+    alpha_cpc,
+    bound_validity,
+    ml_cpc,
+    resolve_alpha,
+    valid_alpha_range,
+)
 from sk_mlcpc.datasets import gaussian_log_density_ratio, make_correlated_gaussians, mi_to_rho
+from sk_mlcpc.utils._alpha_search import (
+    alpha_star,
+    copies_excess,
+    critical_ratio,
+    noise_excess_bound,
+    poisson_limit_excess,
+    poisson_limit_ratio,
+    search_ratio,
+)
 from sk_mlcpc.utils._collision import (
     collision_law,
     excess_table,
     expected_alpha_cpc,
     expected_ml_cpc,
+    folded_pair_law,
     ml_cpc_given_counts,
     true_mi,
     worst_excess,
@@ -96,8 +113,8 @@ def test_infinite_strength_is_the_limit(n, n_symbols):
         assert limit == pytest.approx(expect(n, n_symbols, 1.0, 60.0, 0.3), abs=1e-12)
         # With noise pairs a perfect detector sends some rows to -inf.
         assert expect(n, n_symbols, 0.5, INF, 0.3) == -INF
-    # At the working limit the q = 1, s = inf estimate is log(c / (1 + C)).
-    alpha = valid_alpha_range(n).low
+    # At alpha* the q = 1, s = inf estimate is log(c / (1 + C)).
+    alpha = valid_alpha_range(n).alpha_star
     c = n * (n - 1) + 1
     collisions = np.arange(n * (n - 1) + 1)
     np.testing.assert_allclose(
@@ -303,3 +320,189 @@ def test_gaussian_adversarial_critics_below_truth(n_features, mi):
         excess = per_batch.mean()
         stderr = per_batch.std(ddof=1) / math.sqrt(n_batches)
         assert excess + 3 * stderr < 0, (name, excess, stderr)
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 14.6: alpha* fails from n = 128 on; alpha="auto" is alpha* times a searched ratio
+# ---------------------------------------------------------------------------------------
+
+
+def test_alpha_star_fails_at_n128_exactly():
+    # The full exact law (no folding): the expected estimate at alpha* is above log K,
+    # by most near K = 1700.
+    n = 128
+    star = n / (n * (n - 1) + 1)
+    excess = {k: expected_ml_cpc(n, k, 1.0, INF, star) - math.log(k) for k in (1679, 1700, 1750)}
+    assert excess[1700] == pytest.approx(2.3068e-4, abs=1e-8)
+    assert excess[1700] > max(excess[1679], excess[1750]) > 2.2e-4
+    # ... and not at the auto alpha (1.007 alpha*), nor at 1.02 alpha*.
+    auto = resolve_alpha("auto", "ml_cpc", n)
+    assert auto == pytest.approx(1.007 * star, rel=1e-14)
+    assert expected_ml_cpc(n, 1700, 1.0, INF, auto) - math.log(1700) < -6e-4
+    assert expected_ml_cpc(n, 1700, 1.0, INF, 1.02 * star) - math.log(1700) < -2e-3
+    assert bound_validity("ml_cpc", n, alpha=star) == "invalid"
+    assert bound_validity("ml_cpc", n, alpha=auto) == "claimed"
+
+
+@pytest.mark.parametrize(("n", "k", "length"), [(16, 100, 32), (64, 500, 128), (128, 50, 4096)])
+def test_folded_pair_law_matches_the_full_law(n, k, length):
+    full = collision_law(n, k, 1.0)[n, ::2]  # C = 2 P is even
+    folded = folded_pair_law(n, k, length)
+    expected = [full[p::length].sum() for p in range(length)]
+    np.testing.assert_allclose(folded, expected, rtol=0, atol=2e-13)
+
+
+@pytest.mark.parametrize(("n", "k"), [(1024, 10**6), (8192, 6_710_886), (8192, 134_201_344)])
+def test_folded_pair_law_at_large_n_matches_closed_forms(n, k):
+    # P(no pair) = K_(n) / K^n and P(exactly one pair) = C(n, 2) K_(n-1) / K^n.
+    log_falling = np.cumsum(np.log1p(-np.arange(n) / k))
+    p0 = math.exp(log_falling[n - 1])
+    p1 = n * (n - 1) / 2 / k * math.exp(log_falling[n - 2])
+    law = folded_pair_law(n, k, 256)
+    assert law[0] == pytest.approx(p0, rel=1e-11)
+    assert law[1] == pytest.approx(p1, rel=1e-11)
+    assert law.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_folding_only_raises_the_expected_estimate():
+    # Mass above the folding length moves down to fewer collisions, where the estimate
+    # is larger: a short folding length can only make the search more pessimistic.
+    n, k = 128, 300
+    star = alpha_star(n)
+    exact = expected_ml_cpc(n, k, 1.0, INF, star) - math.log(k)
+    for length in (8, 16, 32):
+        law = folded_pair_law(n, k, length)
+        pairs = np.arange(length)
+        folded = law @ (2 * math.log(n) - np.log(star * n + 2 * (n - star) / (n - 1) * pairs))
+        assert folded - math.log(k) >= exact - ROUNDING
+    assert copies_excess(n, k, [1.0])[0] == pytest.approx(exact, abs=1e-12)
+
+
+def test_copies_excess_matches_the_full_law_at_n128():
+    n = 128
+    for k in (2, 300, 1679, 6000):
+        full = expected_ml_cpc(n, k, 1.0, INF, np.array([1.0, 1.007]) * alpha_star(n))
+        np.testing.assert_allclose(
+            # The full law squares K times over (relative rounding ~K eps: 3e-11 at K = 6000).
+            copies_excess(n, k, [1.0, 1.007]),
+            full - math.log(k),
+            rtol=0,
+            atol=1e-9,
+        )
+
+
+def test_the_auto_ratio_table_is_monotone_and_at_least_one():
+    sizes = [size for size, _ in bounds._AUTO_RATIOS]
+    ratios = [ratio for _, ratio in bounds._AUTO_RATIOS]
+    assert sizes == [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+    assert all(r >= 1.0 for r in ratios)
+    assert all(a <= b for a, b in itertools.pairwise(ratios))
+    assert bounds._AUTO_RATIO_BEYOND >= ratios[-1]
+    # Beyond the table: the n -> inf limit of the search (1.01845), with the 0.5% margin.
+    limit, mu = poisson_limit_ratio(np.linspace(9, 12, 31))
+    assert limit == pytest.approx(1.01845, abs=1e-5)
+    assert 10 < mu < 11
+    assert bounds._AUTO_RATIO_BEYOND >= 1.005 * limit
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 16, 17, 100, 128, 129, 1000, 5000, 8192, 8193, 10**5])
+def test_auto_alpha_agrees_everywhere(n):
+    limits = valid_alpha_range(n)
+    auto = resolve_alpha("auto", "ml_cpc", n)
+    assert auto == limits.low
+    assert limits.alpha_star == pytest.approx(n / (n * (n - 1) + 1), rel=1e-15)
+    ratio = limits.low / limits.alpha_star
+    expected = next((r for size, r in bounds._AUTO_RATIOS if n <= size), 1.024)
+    assert ratio == pytest.approx(expected, rel=1e-14)
+    assert limits.invalid_below < limits.alpha_star <= limits.low < limits.proven_low
+    assert bound_validity("ml_cpc", n, alpha=auto) == "claimed"
+    assert bound_validity("ml_cpc", n, alpha=auto * (1 - 1e-9)) == "invalid"
+    assert bound_validity("ml_cpc", n, alpha=0.999) == "claimed"
+    assert bound_validity("ml_cpc", n, alpha=1.0) == "proven"
+    if ratio > 1:
+        assert bound_validity("ml_cpc", n, alpha=limits.alpha_star) == "invalid"
+    # alpha-CPC is unchanged: proven from 1, nothing below.
+    assert resolve_alpha("auto", "alpha_cpc", n) == 1.0
+
+
+def test_auto_alpha_outside_the_batch_layout():
+    # One row: ML-CPC is alpha-CPC, limit 1. Anchored (m != n): the ratio beyond the table.
+    assert valid_alpha_range(1, 9).low == 1.0
+    limits = valid_alpha_range(32, 33)
+    assert limits.low == pytest.approx(1.024 * limits.alpha_star, rel=1e-14)
+
+
+def test_search_reproduces_the_table_at_n128():
+    # The tabulated ratio is the searched limit times 1.005, rounded up to 0.001.
+    ratio, k, _ = search_ratio(128, np.linspace(5, 20, 16))
+    assert ratio == pytest.approx(1.001918, abs=2e-6)
+    assert 1600 <= k <= 1760
+    assert math.ceil(1000 * 1.005 * ratio) / 1000 == dict(bounds._AUTO_RATIOS)[128]
+    assert critical_ratio(128, k) == ratio
+
+
+@pytest.mark.parametrize(("n", "qs"), [(16, COPY_PROBS), (64, [1.0])])
+def test_no_excess_at_auto_alpha_small_n_full_grid(n, qs):
+    # Exact full law, every (K, s, q) of the grid, plus the neighbourhood of the worst K.
+    ks = np.union1d(np.geomspace(2, 4096, 30).round().astype(int), [37, 59, 444, 454])
+    auto = resolve_alpha("auto", "ml_cpc", n)
+    excess, where = excess_table(n, [auto], "ml_cpc", ks, STRENGTHS, qs)[0]
+    assert excess < -ROUNDING, where
+
+
+@pytest.mark.slow
+def test_no_excess_at_auto_alpha_n64_noise_full_grid():
+    ks = np.union1d(np.geomspace(2, 4096, 30).round().astype(int), [444, 454])
+    auto = resolve_alpha("auto", "ml_cpc", 64)
+    excess, where = excess_table(64, [auto], "ml_cpc", ks, STRENGTHS, [0.25, 0.5, 0.9])[0]
+    assert excess < -ROUNDING, where
+
+
+def test_no_excess_at_auto_alpha_n128_copies():
+    # q = 1: the estimate of every batch increases with s, so s = inf is the worst case.
+    # The closest call is K = 2 (-1.7e-6 nats); near mu = n^2 / K = 10 the margin is 6e-4.
+    n = 128
+    auto = resolve_alpha("auto", "ml_cpc", n)
+    ks = [2, 3, 20, 200, 542, 1000, 1500, 1626, 1679, 1700, 1800, 2500, 5419, 16000]
+    excess = {k: expected_ml_cpc(n, k, 1.0, INF, auto) - math.log(k) for k in ks}
+    assert max(excess.values()) < -ROUNDING, excess
+    assert excess[2] == pytest.approx(-1.6587e-6, abs=1e-9)
+    assert max(excess[k] for k in (1626, 1679, 1700, 1800)) < -5e-4
+
+
+def test_no_excess_at_auto_alpha_n128_noise_bound():
+    # q < 1 at n = 128: the full law does not fit, but dropping the noise-copy collisions
+    # gives an upper bound on the estimate (maximised over 400 strengths).
+    n = 128
+    ratio = resolve_alpha("auto", "ml_cpc", n) / alpha_star(n)
+    for k, q in [(1626, 0.5), (1626, 0.9), (5419, 0.9), (1626, 0.99)]:
+        excess, _ = noise_excess_bound(n, k, q, [ratio])
+        assert excess[0] < -0.01, (k, q)
+
+
+@pytest.mark.parametrize("n", [256, 512, 1024])
+def test_no_excess_at_auto_alpha_larger_n_quick(n):
+    auto_ratio = resolve_alpha("auto", "ml_cpc", n) / alpha_star(n)
+    for mu in [5, 8, 9, 10, 10.5, 11, 12, 15, 30]:
+        k = round(n * (n - 1) / mu)
+        assert copies_excess(n, k, [auto_ratio])[0] < -1e-4, (n, k)
+        # ... while alpha* itself fails near mu = 10 at these sizes.
+    k = round(n * (n - 1) / 10)
+    assert copies_excess(n, k, [1.0])[0] > 5e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [256, 512, 2048, 8192])
+def test_search_stays_below_the_table(n):
+    ratio, _, _ = search_ratio(n, np.linspace(7, 14, 15))
+    assert 1.005 * ratio <= resolve_alpha("auto", "ml_cpc", n) / alpha_star(n)
+    assert ratio <= poisson_limit_ratio(np.linspace(9, 12, 31))[0]
+
+
+def test_poisson_limit_is_the_large_n_limit():
+    # At mu = n^2 / K = 10 the exact excess approaches the Poisson limit as n grows.
+    limit = poisson_limit_excess(10.0, [1.0])[0]
+    gaps = [limit - copies_excess(n, round(n * n / 10), [1.0])[0] for n in (256, 1024, 4096)]
+    assert all(g > 0 for g in gaps)
+    assert gaps[0] > gaps[1] > gaps[2]
+    assert gaps[2] < 0.1 * limit
