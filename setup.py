@@ -38,6 +38,8 @@ setup(
             "matplotlib>=3.6",
             "hypothesis>=6",
             "accelerate>=1.0",
+            # GridSearchCV on a real dask LocalCluster through joblib's dask backend.
+            "dask[distributed]>=2024.1",
         ],
         # Multi-process training (sk_mlcpc.distributed) through skorch's AccelerateMixin.
         "distributed": ["accelerate>=1.0"],

@@ -254,8 +254,8 @@ def test_example_script_runs_on_two_processes(tmp_path):
     assert 0.5 < result["mi"] < result["true_mi"]
 
 
-@pytest.mark.slow
 def test_grid_search_on_a_dask_cluster_matches_the_local_search():
+    """GridSearchCV through joblib's dask backend on a real two-worker LocalCluster."""
     distributed = pytest.importorskip("dask.distributed", reason="needs dask[distributed]")
     import joblib
     from sklearn.model_selection import GridSearchCV
@@ -272,15 +272,22 @@ def test_grid_search_on_a_dask_cluster_matches_the_local_search():
         {"objective": ["ml_cpc", "cpc"]},
         cv=2,
     )  # fmt: skip
-    local = search.fit(X, Y).cv_results_["mean_test_score"]
-    search.set_params(n_jobs=2)  # the cluster's two threads
+    local = search.fit(X, Y)
+    local_scores, local_best = local.cv_results_["mean_test_score"], local.best_params_
+    search.set_params(n_jobs=2)
     with (
-        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False) as cluster,
-        distributed.Client(cluster),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
         joblib.parallel_backend("dask"),
     ):
-        on_dask = search.fit(X, Y).cv_results_["mean_test_score"]
-    np.testing.assert_allclose(on_dask, local, rtol=0, atol=1e-6)
+        on_dask = search.fit(X, Y)
+        # The candidates ran on the cluster's two worker processes, not in this one.
+        assert len(client.scheduler_info()["workers"]) == 2
+        assert sum(client.run(lambda: 1).values()) == 2
+    np.testing.assert_allclose(on_dask.cv_results_["mean_test_score"], local_scores, atol=1e-6)
+    assert on_dask.best_params_ == local_best
 
 
 def test_precision_with_an_accelerator_points_to_the_accelerators_own():
