@@ -184,18 +184,18 @@ def plot_staircase(results: Sequence[StaircaseResult], path: str) -> None:
     fig, axes = plt.subplots(
         n_rows, n_cols, figsize=(4.5 * n_cols, 3.4 * n_rows), squeeze=False, sharey=True
     )
+    # One colour per objective (and alpha) across all panels, so a curve is recognisable.
+    objectives = list(dict.fromkeys(r.config.label.split(" ", 1)[1] for r in results))
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = {name: palette[i % len(palette)] for i, name in enumerate(objectives)}
     for axis, ((task, critic), members) in zip(axes.flat, sorted(panels.items())):
         for result in members:
             series = result.estimates.reshape(-1)
             smoothed = _ema(series, span=max(10, result.steps_per_level // 20))
             steps = np.arange(len(series))
-            axis.plot(steps, series, alpha=0.15, linewidth=0.5)
-            axis.plot(
-                steps,
-                smoothed,
-                label=result.config.label.split(" ", 1)[1],
-                color=axis.lines[-1].get_color(),
-            )
+            objective = result.config.label.split(" ", 1)[1]
+            axis.plot(steps, series, alpha=0.15, linewidth=0.5, color=colours[objective])
+            axis.plot(steps, smoothed, label=objective, color=colours[objective])
         truth = np.repeat(members[0].true_mi, members[0].steps_per_level)
         axis.plot(np.arange(len(truth)), truth, "k--", linewidth=1, label="true MI")
         axis.axhline(math.log(128), color="grey", linestyle=":", linewidth=1, label="log 128")

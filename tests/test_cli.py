@@ -262,3 +262,41 @@ def test_an_interrupted_estimate_exits_130_in_one_line(tmp_path, capsys, monkeyp
         "sk-mlcpc estimate: interrupted: MutualInformationEstimator.fit was interrupted "
         "during epoch 2\n"
     )
+
+
+def test_staircase_figure_gives_each_objective_one_colour_in_every_panel(tmp_path, monkeypatch):
+    """Panels with different sets of curves still colour each objective alike."""
+    from types import SimpleNamespace
+
+    import matplotlib.figure
+
+    from sk_mlcpc._staircase import plot_staircase
+
+    figures = []
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", lambda self, *a, **k: figures.append(self)
+    )
+
+    def result(critic, label):
+        config = SimpleNamespace(critic=critic, label=f"{critic} {label}")
+        return SimpleNamespace(
+            transform=None, config=config, estimates=np.zeros((2, 20)), steps_per_level=20,
+            true_mi=np.array([2.0, 4.0]),
+        )  # fmt: skip
+
+    # The joint critic's panel lacks CPC: a colour cycle per panel would shift its colours.
+    results = [
+        result("separable", "cpc"),
+        result("separable", "ml_cpc a=auto"),
+        result("concat", "ml_cpc a=auto"),
+    ]
+    plot_staircase(results, str(tmp_path / "figure.png"))
+    (figure,) = figures
+    colours: dict[str, set] = {}
+    for axis in figure.axes:
+        for line in axis.get_lines():
+            if line.get_label() in ("cpc", "ml_cpc a=auto"):
+                colours.setdefault(line.get_label(), set()).add(line.get_color())
+    assert colours.keys() == {"cpc", "ml_cpc a=auto"}
+    assert all(len(found) == 1 for found in colours.values()), colours
+    assert colours["cpc"] != colours["ml_cpc a=auto"]
