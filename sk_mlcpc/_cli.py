@@ -268,15 +268,17 @@ def _estimate(args: argparse.Namespace) -> int:
     interval = (
         f"95% interval of the bound [{low:.4f}, {high:.4f}]"
         if np.isfinite(low) and np.isfinite(high)
-        else "no interval: too few held-out batches; give more rows or a smaller --eval-batch-size"
+        else "no interval: too few test rows; give more rows"
     )
     print(
         f"I(X; Y) estimate: {estimator.mi_:.4f} nats "
-        f"(std over held-out batches {estimator.mi_std_:.4f}, {interval})"
+        f"(jackknife standard error {estimator.mi_std_:.4f}, {interval})"
     )
     print(
-        f"bound: {args.objective}, alpha={estimator.alpha_:.5g}, cap {estimator.mi_cap_:.3f} "
-        f"nats at batch {estimator.eval_batch_size_}, validity: {estimator.bound_validity_}; "
+        f"bound: {args.objective}, alpha={estimator.eval_alpha_:.5g}, cap "
+        f"{estimator.mi_cap_:.3f} nats at batch {estimator.eval_batch_size_} (training: "
+        f"batch {estimator.batch_size_}, alpha={estimator.alpha_:.5g}), validity: "
+        f"{estimator.bound_validity_}; "
         f"{len(X)} rows, {estimator.n_epochs_} epochs, {time.perf_counter() - started:.1f} s"
     )
     return 0

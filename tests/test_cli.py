@@ -150,7 +150,7 @@ def test_batch_sizes_reach_the_estimator(tmp_path, capsys):
     args = ["--batch-size", "32", "--eval-batch-size", "20", "--max-epochs", "1"]
     assert main(["estimate", x, y, *args]) == 0
     out = capsys.readouterr().out
-    assert "at batch 20," in out and "interval of the bound [" in out
+    assert "at batch 20 (training: batch 32," in out and "interval of the bound [" in out
     assert main(["estimate", x, y, "--eval-batch-size", "auto", "--max-epochs", "1"]) == 0
 
 
