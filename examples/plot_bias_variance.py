@@ -54,9 +54,9 @@ def estimates(n: int, repeats: int, **named_bounds):
 # %%
 # Against the batch size
 # ----------------------
-# CPC is capped at ``log n`` (dotted); ML-CPC at its working limit ``alpha*`` is capped at
-# ``log(n (n - 1) + 1)``, about twice as high, and gets much closer to the truth at the
-# same batch size. NWJ is unbiased only in the limit and its variance grows quickly.
+# CPC is capped at ``log n`` (dotted); ML-CPC at its working limit (``alpha="auto"``) is
+# capped at about ``log(n (n - 1) + 1)``, about twice as high, and gets much closer to the
+# truth at the same batch size. NWJ is unbiased only in the limit and its variance grows quickly.
 
 batch_sizes = [16, 32, 64, 128, 256, 512]
 curves = {"cpc": [], "ml_cpc, alpha=1": [], "ml_cpc, alpha=auto": [], "nwj": []}
@@ -95,9 +95,10 @@ axes[0].legend(fontsize=8)
 # %%
 # Against alpha, at a fixed batch
 # -------------------------------
-# Lowering ``alpha`` lifts ML-CPC's estimate, but below the working limit
-# ``alpha*`` (dashed) it is no longer guaranteed to stay below the truth: the limit is
-# where :func:`~sk_mlcpc.bounds.bound_validity` stops saying "claimed".
+# Lowering ``alpha`` lifts ML-CPC's estimate, but below the working limit (dashed,
+# ``alpha="auto"``: ``alpha* = n / (n (n - 1) + 1)`` times a searched ratio, 1.007 at
+# n = 128) it is no longer guaranteed to stay below the truth: the limit is where
+# :func:`~sk_mlcpc.bounds.bound_validity` stops saying "claimed".
 
 n = 128
 alphas = np.geomspace(1e-4, 10, 25)
@@ -109,7 +110,7 @@ for alpha in alphas:
     stds.append(values.std())
 axes[1].errorbar(alphas, means, yerr=stds, marker=".", capsize=2, label="ml_cpc")
 axes[1].axhline(true_mi, color="k", lw=1, label="true MI")
-axes[1].axvline(bounds.valid_alpha_range(n).low, color="C3", ls="--", label="alpha* (auto)")
+axes[1].axvline(bounds.valid_alpha_range(n).low, color="C3", ls="--", label="working limit (auto)")
 axes[1].axvline(1.0, color="C2", ls=":", label="alpha = 1 (proven)")
 axes[1].plot(alphas, [bounds.cap("ml_cpc", n, alpha=a) for a in alphas], "k:", label="cap")
 axes[1].set(xscale="log", xlabel="alpha", ylabel="estimate (nats)", title=f"batch n = {n}")

@@ -5,9 +5,10 @@ The MI staircase: CPC against ML-CPC against the truth
 The ML-CPC paper's Figure 2 in miniature. A critic is trained on correlated Gaussians
 whose true mutual information steps through 2, 4, 6, 8 and 10 nats, on a fresh batch of
 128 pairs at every step, so each recorded value is a held-out estimate. CPC cannot report
-more than ``log 128 = 4.85`` nats; ML-CPC at its working limit ``alpha*`` can report up to
-``log(128 * 127 + 1) = 9.70`` while staying below the truth. The full experiment is
-``sk-mlcpc staircase``; this version runs 300 steps per level with a small critic.
+more than ``log 128 = 4.85`` nats; ML-CPC at its working limit (``alpha="auto"``) can
+report up to 9.69 nats (about ``log(128 * 127 + 1)``) while staying below the truth. The
+full experiment is ``sk-mlcpc staircase``; this version runs 300 steps per level with a
+small critic.
 """
 
 # %%

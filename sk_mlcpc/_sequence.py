@@ -216,9 +216,10 @@ class ContrastivePredictiveCoding(
     on the diagonal, and the ``n - 1`` other sequences' future latents as negatives.
     Same-sequence negatives are not used because they are not independent of the
     anchor, which the bounds' guarantees need. ``alpha="auto"`` is therefore the limit
-    for ``n`` positives and ``n - 1`` negatives per row,
-    ``valid_alpha_range(n).low = n / (n (n - 1) + 1)``, taken at the smaller of the
-    training and evaluation batch sizes.
+    for ``n`` positives and ``n - 1`` negatives per row, ``valid_alpha_range(n).low``
+    (``alpha* = n / (n (n - 1) + 1)`` times a searched ratio of 1 to 1.024, see
+    :func:`~sk_mlcpc.bounds.valid_alpha_range`), taken at the smaller of the training and
+    evaluation batch sizes.
 
     :meth:`score` is a held-out lower bound (for valid objectives) on the average over
     anchor times ``t`` and steps ``k`` of ``I(c_t; z_{t+k})``, hence, by data processing,
