@@ -46,6 +46,7 @@ from sk_mlcpc._distill_engine import (
 )
 from sk_mlcpc._docs import shared_parameter_docs
 from sk_mlcpc._engine import DivergenceError
+from sk_mlcpc._inputs import INPUT_DTYPES
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._students import StudentMixin
 from sk_mlcpc._teachers import TeacherMixin
@@ -537,7 +538,7 @@ None, default=None
         warm = bool(self.warm_start) and hasattr(self, "net_")
         X_raw, transfer_raw = X, X_transfer
         check_has_features(X)
-        X, y = validate_data(self, X, y, dtype=np.float32, ensure_min_samples=2, reset=not warm)
+        X, y = validate_data(self, X, y, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
         if X_transfer is not None:
             X_transfer = self._check_transfer(X_transfer)
         unlabelled = _unlabelled_rows(y, self.unlabeled_value)
@@ -736,10 +737,10 @@ None, default=None
         return encoder.transform(y), None
 
     def _check_transfer(self, X_transfer) -> np.ndarray:
-        """``X_transfer`` as float32 rows with the columns of ``X``, or a clear error."""
+        """``X_transfer`` as float rows with the columns of ``X``, or a clear error."""
         check_has_features(X_transfer, "X_transfer")
         names = getattr(X_transfer, "columns", None)
-        X_transfer = check_array(X_transfer, dtype=np.float32, input_name="X_transfer")
+        X_transfer = check_array(X_transfer, dtype=INPUT_DTYPES, input_name="X_transfer")
         if X_transfer.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X_transfer has {X_transfer.shape[1]} features, but X has "
@@ -891,7 +892,7 @@ None, default=None
         """
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=np.float32, reset=False)
+        X = validate_data(self, X, dtype=INPUT_DTYPES, reset=False)
         x = self._student_input(X)
         student = self.student_.eval()
         parts = []

@@ -31,6 +31,7 @@ from sk_mlcpc._engine import (
     DivergenceGuard,
     MutualInformationLog,
 )
+from sk_mlcpc._inputs import INPUT_DTYPES, as_float32
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (
     BLOCKWISE_FROM,
@@ -405,7 +406,7 @@ class ContrastiveEncoder(
         device = self._data_device if device is None else device
         if self.preprocessor_ is not None:
             X = self.preprocessor_.transform(X)
-        return torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+        return torch.as_tensor(as_float32(X, "X"), device=device)
 
     def _callbacks(self, alpha_start: float, alpha_end: float) -> list:
         callbacks: list = [
@@ -442,7 +443,7 @@ class ContrastiveEncoder(
         self._validate_params()
         warm = bool(self.warm_start) and hasattr(self, "net_")
         check_has_features(X)
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=not warm)
+        X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
         if self.early_stopping and self.validation_fraction == 0:
             raise ValueError(
                 "early_stopping=True needs held-out rows: set validation_fraction > 0."
@@ -635,7 +636,7 @@ class ContrastiveEncoder(
         """
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=np.float32, reset=False)
+        X = validate_data(self, X, dtype=INPUT_DTYPES, reset=False)
         x = self._preprocess(X)
         encoder = self.encoder_.eval()
         with torch.no_grad():
@@ -683,7 +684,7 @@ class ContrastiveEncoder(
         """
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=False)
+        X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=False)
         x = self._preprocess(X)
         batch_size = min(self.eval_batch_size_, len(x))
         if batch_size < self.eval_batch_size_:

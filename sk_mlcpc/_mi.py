@@ -35,6 +35,7 @@ from sk_mlcpc._evaluation import (
     auto_eval_batch_size,
     evaluate_held_out,
 )
+from sk_mlcpc._inputs import INPUT_DTYPES, as_float32
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (
     BLOCKWISE_FROM,
@@ -60,9 +61,6 @@ from sk_mlcpc.encoders import ACTIVATIONS
 __all__ = ["MIEstimate", "MutualInformationEstimator", "estimate_mi"]
 
 _SEPARABLE_CRITICS = ("separable", "separable_additive", "bilinear")
-# float64 input stays float64 until it is preprocessed: a cast first would erase columns
-# with a large offset (timestamps, coordinates) or a tiny scale.
-_INPUT_DTYPES = [np.float64, np.float32]
 _MAX_REFERENCE = 2048
 _MAX_PAIRS_PER_CHUNK = 1 << 20
 # Rows per batch from which blockwise="auto" chunks a joint critic's pairs: the first size
@@ -382,7 +380,7 @@ class MutualInformationEstimator(
     def _validate_y(self, Y, n_samples: int, *, reset: bool, min_samples: int = 2) -> np.ndarray:
         check_has_features(Y, "Y")
         Y = check_array(
-            Y, dtype=_INPUT_DTYPES, ensure_2d=False, input_name="Y", ensure_min_samples=min_samples
+            Y, dtype=INPUT_DTYPES, ensure_2d=False, input_name="Y", ensure_min_samples=min_samples
         )
         if Y.ndim == 1:
             Y = Y.reshape(-1, 1)
@@ -421,11 +419,11 @@ class MutualInformationEstimator(
     def _preprocess(self, X: np.ndarray, Y: np.ndarray | None = None, device=None):
         device = self._data_device if device is None else device
         X = X if self.preprocessor_x_ is None else self.preprocessor_x_.transform(X)
-        X = torch.as_tensor(_as_float32(X, "X"), device=device)
+        X = torch.as_tensor(as_float32(X, "X"), device=device)
         if Y is None:
             return X
         Y = Y if self.preprocessor_y_ is None else self.preprocessor_y_.transform(Y)
-        return X, torch.as_tensor(_as_float32(Y, "Y"), device=device)
+        return X, torch.as_tensor(as_float32(Y, "Y"), device=device)
 
     def _callbacks(self) -> list:
         callbacks: list = [
@@ -629,7 +627,7 @@ class MutualInformationEstimator(
             )
         warm = bool(self.warm_start) and hasattr(self, "net_")
         check_has_features(X)
-        X = validate_data(self, X, dtype=_INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
+        X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
         Y = self._validate_y(Y, len(X), reset=not warm)
         self._check_hidden_layer_sizes()
 
@@ -756,7 +754,7 @@ class MutualInformationEstimator(
     def _validated_pair(self, X, Y, *, min_samples: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=_INPUT_DTYPES, ensure_min_samples=min_samples, reset=False)
+        X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=min_samples, reset=False)
         Y = self._validate_y(Y, len(X), reset=False, min_samples=min_samples)
         return self._preprocess(X, Y)
 
@@ -895,7 +893,7 @@ class MutualInformationEstimator(
         """
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
+        X = validate_data(self, X, dtype=INPUT_DTYPES, reset=False)
         x = self._preprocess(X)
         critic = self.critic_.eval()
         with torch.no_grad():
@@ -948,30 +946,6 @@ for _method in ("transform", "fit_transform", "get_feature_names_out"):
         available_if(_has_embedding)(getattr(MutualInformationEstimator, _method)),
     )
 del _method
-
-
-def _as_float32(values, name: str) -> np.ndarray:
-    """``values`` as float32 for the network, warning when the cast merges many distinct values."""
-    values = np.asarray(values)
-    cast = values.astype(np.float32)
-    if values.dtype == np.float64 and len(values) > 1:
-        distinct = [len(np.unique(column)) for column in values.T]
-        distinct_after = [len(np.unique(column)) for column in cast.T]
-        # float32 resolution merges a few near-equal values of any large sample; losing a
-        # tenth of a column's distinct values means its scale or offset defeats float32.
-        merged = [
-            i for i, (a, b) in enumerate(zip(distinct, distinct_after, strict=True)) if b < 0.9 * a
-        ]
-        if merged:
-            warnings.warn(
-                f"Casting {name} to float32 for the network merges distinct values in "
-                f"column(s) {merged[:10]}: information is lost. Keep preprocessing on "
-                "('quantile' or 'standard' run in float64 before the cast), or centre and "
-                "scale those columns yourself.",
-                UserWarning,
-                stacklevel=4,
-            )
-    return cast
 
 
 def _still_improving(history, patience: int, tol: float) -> int | None:

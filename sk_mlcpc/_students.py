@@ -21,6 +21,7 @@ from sk_mlcpc._distill_engine import (
     _DistillationModule,
     _MLPStudent,
 )
+from sk_mlcpc._inputs import as_float32
 from sk_mlcpc._training import net_parameters
 
 __all__ = ["StudentMixin"]
@@ -41,7 +42,7 @@ class StudentMixin:
         if self.preprocessor_ is not None:
             X = self.preprocessor_.transform(X)
         device = self._data_device if device is None else device
-        return torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+        return torch.as_tensor(as_float32(X, "X"), device=device)
 
     def _build_student(self, n_features: int, n_classes: int, hidden: tuple[int, ...]):
         if self.student is None:

@@ -131,7 +131,9 @@ class TeacherMixin:
         with torch.no_grad():
             for start in range(0, len(X), _CHUNK):
                 stop = min(start + _CHUNK, len(X))
-                output = module(torch.as_tensor(X[start:stop], device=self.device_))
+                # The network runs in float32 whatever the input's precision.
+                rows = torch.as_tensor(X[start:stop], dtype=torch.float32, device=self.device_)
+                output = module(rows)
                 if not (isinstance(output, tuple | list) and len(output) == 2):
                     raise TypeError(
                         "A torch teacher's forward(x) must return a (features, logits) "

@@ -516,3 +516,15 @@ def test_distillation_end_to_end_on_digits():
     assert est.score(X_test, y_test) > 0.94
     contrast = [np.mean([b["train_contrast"] for b in epoch["batches"]]) for epoch in est.history_]
     assert contrast[-1] < contrast[0]
+
+
+def test_float64_offsets_survive_the_students_preprocessing(iris):
+    """Issue 17.3: a float32 cast before standardising left the student at chance."""
+    X, y = iris
+    X = X.astype(np.float64) + 1e8
+    teacher = make_pipeline(
+        StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), max_iter=300, random_state=0)
+    ).fit(X, y)
+    assert teacher.score(X, y) > 0.9
+    student = _fast(teacher=teacher, max_epochs=30).fit(X, y)
+    assert student.score(X, y) > 0.8

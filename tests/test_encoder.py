@@ -340,3 +340,13 @@ def test_early_stopping_restores_the_best_epoch(wine):
     # A tolerance no improvement can meet stops after the patience runs out.
     assert encoder.n_epochs_ == 3
     assert encoder.mi_ == pytest.approx(-encoder.history_[0, "valid_loss"], abs=1e-5)
+
+
+def test_float64_offsets_survive_preprocessing(wine):
+    """Issue 17.3: a float32 cast before standardising made every output row identical."""
+    X, _ = wine
+    X = X.astype(np.float64)
+    reference = _fast(preprocessing="standard").fit(X).transform(X)
+    shifted = _fast(preprocessing="standard").fit(X + 1e8).transform(X + 1e8)
+    assert len(np.unique(shifted.round(4), axis=0)) > len(X) // 2
+    np.testing.assert_allclose(shifted, reference, atol=1e-3)
