@@ -46,6 +46,7 @@ from sk_mlcpc._distill_engine import (
 )
 from sk_mlcpc._docs import shared_parameter_docs
 from sk_mlcpc._engine import DivergenceError
+from sk_mlcpc._evaluation import warn_if_alpha_is_invalid
 from sk_mlcpc._inputs import INPUT_DTYPES
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._students import StudentMixin
@@ -676,6 +677,9 @@ None, default=None
                 None
                 if self.objective == "crd"
                 else bound_validity(self.objective, self.batch_size_, m, alpha=self.alpha_)
+            )
+            warn_if_alpha_is_invalid(
+                self.objective, self.alpha_, self.bound_validity_, self.batch_size_, m
             )
 
         def make_net(valid_set):

@@ -31,6 +31,7 @@ from sk_mlcpc._engine import (
     DivergenceGuard,
     MutualInformationLog,
 )
+from sk_mlcpc._evaluation import warn_if_alpha_is_invalid
 from sk_mlcpc._inputs import INPUT_DTYPES, as_float32
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._training import (
@@ -530,6 +531,9 @@ class ContrastiveEncoder(
         self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.alpha_)
         self.bound_validity_ = bound_validity(
             self.objective, self.eval_batch_size_, alpha=self.alpha_
+        )
+        warn_if_alpha_is_invalid(
+            self.objective, self.alpha_, self.bound_validity_, self.eval_batch_size_
         )
         if valid_set is not None:
             estimates = net.batch_estimates(valid_set, self.eval_batch_size_)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ import torch
 from scipy import stats
 
 from sk_mlcpc._engine import TensorBatches
+from sk_mlcpc.bounds import ALPHA_OBJECTIVES, valid_alpha_range
 
 __all__ = [
     "AUTO_EVAL_MAX_JOINT",
@@ -37,6 +39,7 @@ __all__ = [
     "SaturationWarning",
     "auto_eval_batch_size",
     "evaluate_held_out",
+    "warn_if_alpha_is_invalid",
 ]
 
 #: Largest ``eval_batch_size="auto"`` batch for separable critics: the score matrix of
@@ -63,6 +66,26 @@ class SaturationWarning(UserWarning):
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("error", SaturationWarning)  # make it an error
     """
+
+
+def warn_if_alpha_is_invalid(
+    objective: str, alpha: float, validity: str | None, n: int, m: int | None = None
+) -> None:
+    """Warn at ``fit`` when an alpha bound is configured below its valid range.
+
+    ``bound_validity_`` already says "invalid"; a warning makes sure the user sees it
+    before reading an estimate that may exceed the true MI.
+    """
+    if objective not in ALPHA_OBJECTIVES or validity != "invalid":
+        return
+    low = valid_alpha_range(n, m, objective=objective).low
+    warnings.warn(
+        f"alpha={alpha:.4g} is below the range where {objective!r} is a lower bound on the "
+        f"MI at {n} rows per evaluation batch (alpha >= {low:.4g}): the estimate may exceed "
+        "the true MI (bound_validity_ = 'invalid'). Use alpha='auto' or a larger alpha.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def auto_eval_batch_size(n_rows: int, *, joint: bool, multiple_of: int = 1) -> int:

@@ -34,6 +34,7 @@ from sk_mlcpc._evaluation import (
     SaturationWarning,
     auto_eval_batch_size,
     evaluate_held_out,
+    warn_if_alpha_is_invalid,
 )
 from sk_mlcpc._inputs import INPUT_DTYPES, as_float32
 from sk_mlcpc._persistence import PersistenceMixin
@@ -53,7 +54,6 @@ from sk_mlcpc.bounds import (
     bound_validity,
     cap,
     resolve_alpha,
-    valid_alpha_range,
 )
 from sk_mlcpc.critics import CRITICS, make_critic
 from sk_mlcpc.encoders import ACTIVATIONS
@@ -520,16 +520,9 @@ class MutualInformationEstimator(
         self.converged_ = _still_improving(self.history_, self.n_iter_no_change, self.tol) is None
 
     def _warn_about_estimate(self) -> None:
-        if self.objective in ALPHA_OBJECTIVES and self.bound_validity_ == "invalid":
-            low = valid_alpha_range(self.eval_batch_size_, objective=self.objective).low
-            warnings.warn(
-                f"alpha={self.alpha} is below the range where {self.objective!r} is a lower "
-                f"bound on the MI at {self.eval_batch_size_} rows per evaluation batch "
-                f"(alpha >= {low:.4g}): mi_ may exceed the true MI (bound_validity_ = "
-                "'invalid'). Use alpha='auto' or a larger alpha.",
-                UserWarning,
-                stacklevel=3,
-            )
+        warn_if_alpha_is_invalid(
+            self.objective, self.eval_alpha_, self.bound_validity_, self.eval_batch_size_
+        )
         if math.isnan(self.mi_std_):
             warnings.warn(
                 f"The test split holds {self.eval_batch_size_} rows, too few for an "

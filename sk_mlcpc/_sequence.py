@@ -51,6 +51,7 @@ from sk_mlcpc._engine import (
     DivergenceGuard,
     MutualInformationLog,
 )
+from sk_mlcpc._evaluation import warn_if_alpha_is_invalid
 from sk_mlcpc._persistence import PersistenceMixin
 from sk_mlcpc._sequence_engine import (
     PredictiveBoundLoss,
@@ -503,6 +504,9 @@ class ContrastivePredictiveCoding(
         self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.alpha_)
         self.bound_validity_ = bound_validity(
             self.objective, self.eval_batch_size_, alpha=self.alpha_
+        )
+        warn_if_alpha_is_invalid(
+            self.objective, self.alpha_, self.bound_validity_, self.eval_batch_size_
         )
         return self
 

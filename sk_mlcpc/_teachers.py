@@ -99,7 +99,15 @@ class TeacherMixin:
         logits, features = [], []
         for start in range(0, n_rows, _CHUNK):
             part = _safe_indexing(X_raw, slice(start, min(start + _CHUNK, n_rows)))
-            proba = _as_2d(teacher.predict_proba(part), "The teacher's predict_proba", len(part))
+            try:
+                proba = teacher.predict_proba(part)
+            except (ValueError, TypeError) as error:
+                # Otherwise the message reads as if the distiller had refused the input.
+                raise type(error)(
+                    f"The teacher ({type(teacher).__name__}) rejected the input in "
+                    f"predict_proba: {error}"
+                ) from error
+            proba = _as_2d(proba, "The teacher's predict_proba", len(part))
             logits.append(np.log(np.clip(proba, 1e-12, None)))
             features.append(self._sklearn_features(teacher, part))
         return np.concatenate(logits), np.concatenate(features)

@@ -528,3 +528,18 @@ def test_float64_offsets_survive_the_students_preprocessing(iris):
     assert teacher.score(X, y) > 0.9
     student = _fast(teacher=teacher, max_epochs=30).fit(X, y)
     assert student.score(X, y) > 0.8
+
+
+def test_a_teacher_that_rejects_the_input_is_named_in_the_error(iris):
+    """Issue 17.9: numeric strings pass the distiller's validation but not every teacher."""
+
+    class StrictTeacher(LogisticRegression):
+        def predict_proba(self, X):
+            if np.asarray(X).dtype.kind in "OUS":
+                raise ValueError("could not convert string to float: '5.1'")
+            return super().predict_proba(X)
+
+    X, y = iris
+    teacher = StrictTeacher(max_iter=500).fit(X, y)
+    with pytest.raises(ValueError, match=r"The teacher \(StrictTeacher\) rejected the input"):
+        _fast(teacher=teacher, max_epochs=1).fit(X.astype(str), y)
