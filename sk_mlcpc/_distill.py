@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -235,6 +236,9 @@ None, default=None
         for ``"crd"``, whose NCE loss is not a bound of this family.
     batch_size_ : int
         Batch size used (capped by the training rows).
+    n_negatives_ : int
+        Negatives per anchor used: ``n_negatives``, capped (with a warning) by the other
+        training rows.
     n_teacher_features_ : int
         Width of the teacher's representation.
     net_ : DistillationNet
@@ -668,7 +672,18 @@ None, default=None
         else:
             self._n_train = n_train
             self.batch_size_ = min(self.batch_size, n_train)
-            m = self.n_negatives + 1
+            # Each anchor draws its negatives from the other training rows: more than there
+            # are would only repeat rows, and inflate m (and the cap) for nothing.
+            self.n_negatives_ = min(self.n_negatives, n_train - 1)
+            if self.contrastive_weight > 0 and self.n_negatives_ < self.n_negatives:
+                warnings.warn(
+                    f"n_negatives={self.n_negatives} exceeds the {n_train - 1} other training "
+                    f"rows; using {self.n_negatives_} negatives per anchor. Pass "
+                    f"n_negatives <= {n_train - 1}, or more rows.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            m = self.n_negatives_ + 1
             alpha = self.alpha if self.objective == "ml_cpc" else "auto"
             self.alpha_ = resolve_alpha(
                 alpha, self.objective if self.objective != "crd" else "cpc", self.batch_size_, m
@@ -782,6 +797,7 @@ None, default=None
         "bound_validity_",
         "batch_size_",
         "n_teacher_features_",
+        "n_negatives_",
         "n_epochs_",
         "n_features_in_",
         "feature_names_in_",

@@ -149,7 +149,7 @@ _FLAG: _Check = (lambda v: isinstance(v, bool), "true or false")
 _COUNTS = (
     "batch_size_", "validation_batch_size_", "eval_batch_size_", "n_epochs_", "n_features_in_",
     "n_features_y_", "n_components_", "n_timesteps_", "n_windows_", "n_anchor_times_",
-    "n_teacher_features_", "_n_train",
+    "n_teacher_features_", "n_negatives_", "_n_train",
 )  # fmt: skip
 #: The kind of every fitted attribute any estimator saves, by name. A name a class
 #: declares in ``_saved_attributes`` without an entry here must be a plain JSON scalar.

@@ -86,7 +86,8 @@ class StudentMixin:
             teacher_dim=self.n_teacher_features_,
             n_components=self.n_components,
             n_samples=self._n_train,
-            n_negatives=self.n_negatives,
+            # Fitted (capped by the training rows); files saved before the cap lack it.
+            n_negatives=getattr(self, "n_negatives_", self.n_negatives),
             momentum=self.momentum,
             contrastive_temperature=self.contrastive_temperature,
             contrastive=self.contrastive_weight > 0,

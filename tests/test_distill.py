@@ -543,3 +543,13 @@ def test_a_teacher_that_rejects_the_input_is_named_in_the_error(iris):
     teacher = StrictTeacher(max_iter=500).fit(X, y)
     with pytest.raises(ValueError, match=r"The teacher \(StrictTeacher\) rejected the input"):
         _fast(teacher=teacher, max_epochs=1).fit(X.astype(str), y)
+
+
+def test_more_negatives_than_training_rows_are_capped_with_a_warning(iris, mlp_teacher):
+    """Issue 17.9: 256 negatives from 149 other rows only repeated rows."""
+    X, y = iris
+    with pytest.warns(UserWarning, match=r"n_negatives=256 exceeds the 149 other training rows"):
+        est = _fast(teacher=mlp_teacher, n_negatives=256, max_epochs=1).fit(X, y)
+    assert est.n_negatives_ == 149
+    assert est.alpha_ == pytest.approx(bounds.valid_alpha_range(32, 150).low)
+    assert _fast(teacher=mlp_teacher, max_epochs=1).fit(X, y).n_negatives_ == 32

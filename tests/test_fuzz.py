@@ -76,10 +76,12 @@ class _ExampleReport:
         totals: Counter[str] = Counter()
         for (target, _), count in EXAMPLES.items():
             totals[target] += count
-        terminalreporter.section("fuzzing: examples per target, all checks passed")
+        failed = bool(terminalreporter.stats.get("failed"))
+        verdict = "see the failures above" if failed else "every example passed"
+        terminalreporter.section(f"fuzzing: examples per target ({verdict})")
         terminalreporter.write_line(
-            "Each example passed its test. 'refused (ValueError)' counts bad input rejected "
-            "with a message naming the problem; 'ok'/'fitted' counts input that worked."
+            "'refused (ValueError)' counts bad input rejected with a message naming the "
+            "problem (checked); 'ok'/'fitted' counts input that worked."
         )
         for target in sorted(totals):
             outcomes = ", ".join(
