@@ -119,6 +119,12 @@ class HeldOutEstimate:
         """How much the estimate rose from batches of half the size to the full size."""
         return self.value - self.half_batch_value
 
+    def saturated(self, cap: float) -> bool:
+        """Whether the batch limits the estimate: it rose by more than
+        :data:`SATURATION_GAIN` from half-size batches, or lies within 0.1 nat of ``cap``."""
+        gain = self.saturation_gain
+        return bool((math.isfinite(gain) and gain > SATURATION_GAIN) or self.value >= cap - 0.1)
+
 
 def _subset(scores, rows: torch.Tensor):
     """The scores of the batch made of ``rows`` alone (a sub-matrix, or factor rows)."""

@@ -29,7 +29,6 @@ from sk_mlcpc._engine import (
     PairedTensorDataset,
 )
 from sk_mlcpc._evaluation import (
-    SATURATION_GAIN,
     HeldOutEstimate,
     SaturationWarning,
     auto_eval_batch_size,
@@ -512,11 +511,8 @@ class MutualInformationEstimator(
         self.bound_validity_ = bound_validity(
             self.objective, self.eval_batch_size_, alpha=self.eval_alpha_
         )
-        gain = estimate.saturation_gain
-        self.saturation_gain_ = gain
-        self.saturated_ = bool(
-            (math.isfinite(gain) and gain > SATURATION_GAIN) or self.mi_ >= self.mi_cap_ - 0.1
-        )
+        self.saturation_gain_ = estimate.saturation_gain
+        self.saturated_ = estimate.saturated(self.mi_cap_)
         self.converged_ = _still_improving(self.history_, self.n_iter_no_change, self.tol) is None
 
     def _warn_about_estimate(self) -> None:
@@ -824,7 +820,6 @@ class MutualInformationEstimator(
                     stacklevel=2,
                 )
         estimate = self._evaluate(x, y, batch_size)
-        gain = estimate.saturation_gain
         bound_cap = cap(self.objective, batch_size, alpha=estimate.alpha)
         return MIEstimate(
             mi=estimate.value,
@@ -834,10 +829,7 @@ class MutualInformationEstimator(
             validity=bound_validity(self.objective, batch_size, alpha=estimate.alpha),
             batch_size=batch_size,
             alpha=estimate.alpha,
-            saturated=bool(
-                (math.isfinite(gain) and gain > SATURATION_GAIN)
-                or estimate.value >= bound_cap - 0.1
-            ),
+            saturated=estimate.saturated(bound_cap),
         )
 
     def score_samples(self, X, y) -> np.ndarray:
