@@ -951,7 +951,20 @@ def _still_improving(history, patience: int, tol: float) -> int | None:
 
 
 class MIEstimate(NamedTuple):
-    """A bound evaluated on held-out rows, from :meth:`MutualInformationEstimator.evaluate`."""
+    """A bound evaluated on held-out rows, from :meth:`MutualInformationEstimator.evaluate`.
+
+    Fields: ``mi`` (nats), ``std_error`` (grouped jackknife over the rows), ``ci`` (95%
+    interval for the bound's expectation at this batch size, not for the MI), ``cap`` and
+    ``validity`` at ``batch_size`` and ``alpha``, and ``saturated`` (the batch limits the
+    estimate).
+
+    Examples
+    --------
+    >>> from sk_mlcpc import MIEstimate
+    >>> result = MIEstimate(1.2, 0.05, (1.1, 1.3), 15.2, "claimed", 2000, 5e-4, False)
+    >>> result.mi, result.ci
+    (1.2, (1.1, 1.3))
+    """
 
     mi: float
     std_error: float

@@ -15,7 +15,17 @@ __all__ = ["MISearchResult", "search_mi"]
 
 
 class MISearchResult(NamedTuple):
-    """What :func:`search_mi` found: the estimate on untouched rows, and how it was chosen."""
+    """What :func:`search_mi` found: the estimate on untouched rows, and how it was chosen.
+
+    Examples
+    --------
+    >>> from sk_mlcpc import search_mi
+    >>> from sk_mlcpc.datasets import make_correlated_gaussians
+    >>> X, Y, _ = make_correlated_gaussians(600, 2, mi=1.0, random_state=0)
+    >>> result = search_mi(X, Y, {"batch_size": [32, 64]}, cv=2, max_epochs=2, random_state=0)
+    >>> type(result).__name__, result.best_params["batch_size"] in (32, 64)
+    ('MISearchResult', True)
+    """
 
     estimate: MIEstimate
     best_params: dict[str, Any]
