@@ -1,69 +1,182 @@
-"""Overhead of the skorch engine over a bare PyTorch loop, with the same critic and batches.
+"""Overhead of the skorch engine over a bare PyTorch loop doing the same work.
 
-Both loops train the same critic (same initial weights) with Adam on the same tensors,
-batch 128 sliced from a shuffled index, for the same number of steps, and read the loss
-once per step (skorch records it in the history, so the bare loop calls ``.item()`` too).
-The third row is the whole estimator (quantile preprocessing, the held-out split scored
-after every epoch, the final evaluation on the test rows) on 1 / 0.7 times the rows, so
-that it trains on as many (it holds out 10% for validation and 20% for the estimate).
-Run::
+Four rows, each timed as a whole in the same process, in alternating order (whichever
+runs first pays for cache warm-up), one torch thread by default (on a shared machine
+several threads per process time each other's contention, not the loop):
 
-    python benchmarks/overhead.py [--critic separable_additive] [--epochs 20] [--repeats 3]
+* ``bare PyTorch loop``: the critic trained with Adam on tensors, batch 128 sliced from a
+  shuffled index, reading the loss once per step (skorch records it in the history).
+* ``skorch engine (ContrastiveNet)``: the same critic (same initial weights), batches and
+  steps through :class:`~sk_mlcpc._engine.ContrastiveNet` with the callbacks every
+  estimator installs (the divergence guard, checking every step's gradients and loss,
+  and the MI log). Its ratio is to the bare loop.
+* ``bare whole fit``: what ``MutualInformationEstimator.fit`` does, written by hand in
+  PyTorch: the same three-way split of 1 / 0.7 times the rows (so that it trains on as
+  many), quantile preprocessing fitted on the training rows, the same training steps, a
+  held-out pass over the validation rows after every epoch (one batch of all of them, at
+  the alpha of that size), and the final evaluation on the test rows (the bound on one
+  batch of all of them, on its two halves, and on the 20 leave-a-group-out subsets of the
+  jackknife).
+* ``MutualInformationEstimator.fit``: the estimator itself (``early_stopping=False``, so
+  that both run the same epochs). Its ratio is to the bare whole fit: the extra work of
+  the estimator is done by both, so the ratio is the cost of the engine alone.
+
+The columns give the median milliseconds per training step (the whole row's time divided
+by the training steps, so the rows with held-out passes include them) and the median of
+the ratios within each repeat. Run::
+
+    python benchmarks/overhead.py [--critic separable_additive] [--epochs 20] [--repeats 6]
 """
 
 import argparse
 import copy
+import math
 import statistics
 import time
+import warnings
 
+import numpy as np
 import torch
+from sklearn.preprocessing import QuantileTransformer
 
 from sk_mlcpc import MutualInformationEstimator
-from sk_mlcpc._engine import BoundLoss, ContrastiveNet, PairedTensorDataset
+from sk_mlcpc._engine import (
+    BoundLoss,
+    ContrastiveNet,
+    DivergenceGuard,
+    MutualInformationLog,
+    PairedTensorDataset,
+)
+from sk_mlcpc._evaluation import JACKKNIFE_GROUPS, auto_eval_batch_size
 from sk_mlcpc.bounds import ml_cpc, resolve_alpha
 from sk_mlcpc.critics import make_critic
 from sk_mlcpc.datasets import make_correlated_gaussians
 
+BATCH_SIZE = 128
+LEARNING_RATE = 5e-4
 
-def bare_loop(critic, x, y, *, epochs, batch_size, alpha, lr):
-    optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
+
+def bare_loop(critic, x, y, *, epochs, alpha, validate=None):
+    """Adam on shuffled slices of ``x``, ``y``; ``validate()`` after every epoch."""
+    optimizer = torch.optim.Adam(critic.parameters(), lr=LEARNING_RATE)
     generator = torch.Generator().manual_seed(0)
-    n_batches = len(x) // batch_size
+    n_batches = len(x) // BATCH_SIZE
     losses = []
     for _ in range(epochs):
+        critic.train()
         order = torch.randperm(len(x), generator=generator)
         for b in range(n_batches):
-            index = order[b * batch_size : (b + 1) * batch_size]
+            index = order[b * BATCH_SIZE : (b + 1) * BATCH_SIZE]
             loss = -ml_cpc(critic(x[index], y[index]), alpha=alpha)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
+        if validate is not None:
+            validate()
     return losses
 
 
-def engine_loop(critic, x, y, *, epochs, batch_size, alpha, lr):
+def engine_loop(critic, x, y, *, epochs, alpha):
+    """The same steps through the engine, with the estimators' training callbacks."""
     net = ContrastiveNet(
         critic,
         criterion=BoundLoss,
         criterion__objective="ml_cpc",
         criterion__alpha=alpha,
         optimizer=torch.optim.Adam,
-        lr=lr,
+        lr=LEARNING_RATE,
         max_epochs=epochs,
-        batch_size=batch_size,
+        batch_size=BATCH_SIZE,
         train_split=None,
+        callbacks=[
+            ("divergence_guard", DivergenceGuard()),
+            ("mutual_information", MutualInformationLog()),
+        ],
         verbose=0,
     )
     net.fit(PairedTensorDataset(x, y), None)
     return net
 
 
+def _held_out_bound(critic, x, y, batch_size, alpha):
+    """The bound on one batch of ``batch_size`` rows in a fixed shuffled order."""
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:batch_size]
+    return ml_cpc(critic(x[order], y[order]), alpha=alpha)
+
+
+def _final_evaluation(critic, x, y, batch_size):
+    """The bound on the test rows, its two halves and the 20 jackknife subsets."""
+    alpha = resolve_alpha("auto", "ml_cpc", batch_size)
+    half = batch_size // 2
+    half_alpha = resolve_alpha("auto", "ml_cpc", half)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:batch_size]
+    scores = critic(x[order], y[order])
+    value = float(ml_cpc(scores, alpha=alpha))
+    rows = torch.arange(batch_size)
+    halves = [rows[:half], rows[half : 2 * half]]
+    half_value = np.mean(
+        [float(ml_cpc(scores[part][:, part], alpha=half_alpha)) for part in halves]
+    )
+    replicates = np.array(
+        [
+            float(ml_cpc(scores[keep][:, keep], alpha=alpha))
+            for keep in (rows[rows % JACKKNIFE_GROUPS != g] for g in range(JACKKNIFE_GROUPS))
+        ]
+    )
+    variance = (
+        (JACKKNIFE_GROUPS - 1) / JACKKNIFE_GROUPS * np.sum((replicates - replicates.mean()) ** 2)
+    )
+    return value, half_value, math.sqrt(variance)
+
+
+def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2):
+    """The estimator's work by hand: split, preprocess, train, validate, evaluate."""
+    n = len(X)
+    n_valid = math.ceil(validation_fraction * n)
+    n_test = math.ceil(test_fraction * n)
+    order = np.random.default_rng(0).permutation(n)
+    train, valid, test = np.split(order, [n - n_valid - n_test, n - n_test])
+    columns = []
+    for data in (X, Y):
+        quantiles = QuantileTransformer(
+            n_quantiles=min(1000, len(train)), output_distribution="normal", random_state=0
+        ).fit(data[train])
+        columns.append(torch.as_tensor(quantiles.transform(data), dtype=torch.float32))
+    x, y = columns
+    valid_batch = auto_eval_batch_size(n_valid, joint=False)
+    valid_alpha = resolve_alpha("auto", "ml_cpc", valid_batch)
+    valid_mi = []
+
+    def validate():
+        critic.eval()
+        with torch.no_grad():
+            valid_mi.append(
+                float(_held_out_bound(critic, x[valid], y[valid], valid_batch, valid_alpha))
+            )
+
+    bare_loop(
+        critic,
+        x[train],
+        y[train],
+        epochs=epochs,
+        alpha=resolve_alpha("auto", "ml_cpc", BATCH_SIZE),
+        validate=validate,
+    )
+    critic.eval()
+    with torch.no_grad():
+        return _final_evaluation(
+            critic, x[test], y[test], auto_eval_batch_size(n_test, joint=False)
+        )
+
+
 def estimator_fit(critic_name, X, Y, *, epochs):
-    """The whole estimator: preprocessing, split, training and per-epoch validation."""
-    MutualInformationEstimator(
-        critic=critic_name, max_epochs=epochs, early_stopping=False, random_state=0
-    ).fit(X, Y)
+    """The whole estimator: preprocessing, split, training, validation, evaluation."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "still improving": expected after few epochs
+        MutualInformationEstimator(
+            critic=critic_name, max_epochs=epochs, early_stopping=False, random_state=0
+        ).fit(X, Y)
 
 
 def main() -> None:
@@ -72,40 +185,61 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--n-samples", type=int, default=8000)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     X, Y, _ = make_correlated_gaussians(args.n_samples, 20, mi=6.0, random_state=0)
     x = torch.as_tensor(X, dtype=torch.float32)
     y = torch.as_tensor(Y, dtype=torch.float32)
     torch.manual_seed(0)
     template = make_critic(args.critic, 20, 20)
-    alpha = resolve_alpha("auto", "ml_cpc", 128)
-    steps = args.epochs * (args.n_samples // 128)
-    # The estimator holds out 10% + 20%: give it 1 / 0.7 times the rows to train on as many.
+    alpha = resolve_alpha("auto", "ml_cpc", BATCH_SIZE)
+    steps = args.epochs * (args.n_samples // BATCH_SIZE)
+    # The fits hold out 10% + 20%: give them 1 / 0.7 times the rows to train on as many.
     X_full, Y_full, _ = make_correlated_gaussians(
         round(args.n_samples / 0.7), 20, mi=6.0, random_state=0
     )
-    estimator_row = "MutualInformationEstimator.fit"
-    timings = {"bare PyTorch loop": [], "skorch engine (ContrastiveNet)": [], estimator_row: []}
-    loops = [("bare PyTorch loop", bare_loop), ("skorch engine (ContrastiveNet)", engine_loop)]
+    rows = {
+        "bare PyTorch loop": lambda: bare_loop(
+            copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha
+        ),
+        "skorch engine (ContrastiveNet)": lambda: engine_loop(
+            copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha
+        ),
+        "bare whole fit": lambda: bare_fit(
+            copy.deepcopy(template), X_full, Y_full, epochs=args.epochs
+        ),
+        "MutualInformationEstimator.fit": lambda: estimator_fit(
+            args.critic, X_full, Y_full, epochs=args.epochs
+        ),
+    }
+    baseline = {
+        "bare PyTorch loop": "bare PyTorch loop",
+        "skorch engine (ContrastiveNet)": "bare PyTorch loop",
+        "bare whole fit": "bare whole fit",
+        "MutualInformationEstimator.fit": "bare whole fit",
+    }
+    timings: dict[str, list[float]] = {name: [] for name in rows}
+    names = list(rows)
     for repeat in range(args.repeats):
-        # Alternate the order: whichever loop runs first in a pair pays for cache warm-up.
-        for name, loop in loops if repeat % 2 == 0 else loops[::-1]:
-            critic = copy.deepcopy(template)
+        for name in names if repeat % 2 == 0 else names[::-1]:
             start = time.perf_counter()
-            loop(critic, x, y, epochs=args.epochs, batch_size=128, alpha=alpha, lr=5e-4)
+            rows[name]()
             timings[name].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        estimator_fit(args.critic, X_full, Y_full, epochs=args.epochs)
-        timings[estimator_row].append(time.perf_counter() - start)
     print(
-        f"critic={args.critic}, {steps} steps of batch 128, {torch.get_num_threads()} threads, "
-        f"median of {args.repeats}"
+        f"critic={args.critic}, {steps} steps of batch {BATCH_SIZE}, "
+        f"{torch.get_num_threads()} threads, median of {args.repeats}"
     )
-    base = statistics.median(timings["bare PyTorch loop"])
+    # The ratio is the median of the ratios within each repeat: the machine's speed drifts
+    # between repeats, less within one.
     for name, values in timings.items():
-        median = statistics.median(values)
-        print(f"{name:<32} {1000 * median / steps:7.3f} ms/step   ratio {median / base:5.3f}")
+        base = baseline[name]
+        ratio = statistics.median(v / b for v, b in zip(values, timings[base], strict=True))
+        print(
+            f"{name:<32} {1000 * statistics.median(values) / steps:7.3f} ms/step   "
+            f"ratio {ratio:5.3f}   (to {base})"
+        )
 
 
 if __name__ == "__main__":
