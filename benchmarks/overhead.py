@@ -116,11 +116,14 @@ def _final_evaluation(critic, x, y, batch_size):
     rows = torch.arange(batch_size)
     halves = [rows[:half], rows[half : 2 * half]]
     half_value = np.mean(
-        [float(ml_cpc(scores[part][:, part], alpha=half_alpha)) for part in halves]
+        [
+            float(ml_cpc(scores.index_select(0, part).index_select(1, part), alpha=half_alpha))
+            for part in halves
+        ]
     )
     replicates = np.array(
         [
-            float(ml_cpc(scores[keep][:, keep], alpha=alpha))
+            float(ml_cpc(scores.index_select(0, keep).index_select(1, keep), alpha=alpha))
             for keep in (rows[rows % JACKKNIFE_GROUPS != g] for g in range(JACKKNIFE_GROUPS))
         ]
     )
