@@ -3,9 +3,9 @@
 Two tasks, reported whatever the outcome.
 
 ``rules`` (the task distillation is for). A seeded synthetic generator,
-:func:`make_rules`: 16 Gaussian features, 4 classes, each class scored by 8 random
-interactions of two thresholded features (tree-shaped structure) plus a smooth term,
-with Gumbel label noise. The user has **1,000 labelled rows and 20,000 unlabelled rows**.
+:func:`sk_mlcpc.datasets.make_rules_classification`: 16 Gaussian features, 4 classes,
+each class scored by 8 random interactions of two thresholded features (tree-shaped
+structure) plus a smooth term, with Gumbel label noise. The user has **1,000 labelled rows and 20,000 unlabelled rows**.
 The teacher is a :class:`~sklearn.ensemble.HistGradientBoostingClassifier` fitted on the
 1,000 labelled rows only: boosting is the better model on small tabular data, but it is a
 few hundred trees to ship. The student (an MLP with one hidden layer of 16 or 64 units) is
@@ -56,6 +56,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_mlcpc._distill import ContrastiveDistillationClassifier
+from sk_mlcpc.datasets import make_rules_classification
 
 CONTRASTIVE_WEIGHT = 0.2
 METHODS: dict[str, dict] = {
@@ -94,46 +95,11 @@ TASKS = {
 }
 
 
-def make_rules(
-    n_samples: int,
-    *,
-    n_features: int = 16,
-    n_classes: int = 4,
-    n_rules: int = 8,
-    noise: float = 0.3,
-    task_seed: int = 0,
-    random_state: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of a tabular task whose classes follow random rules on thresholded features.
-
-    The rules are drawn from ``task_seed`` (the same task for every ``random_state``);
-    the rows and the label noise from ``random_state``. For each class, ``n_rules`` terms
-    ``w * 1[s_a (x_a - t_a) > 0] * 1[s_b (x_b - t_b) > 0]`` on random feature pairs, plus
-    ``0.7 sin(2 x . v)`` for a random direction ``v``, plus Gumbel noise of scale
-    ``noise``; the label is the class of the largest score.
-    """
-    task = np.random.default_rng(task_seed)
-    rng = np.random.default_rng(random_state)
-    X = rng.normal(size=(n_samples, n_features))
-    scores = np.zeros((n_samples, n_classes))
-    for k in range(n_classes):
-        for _ in range(n_rules):
-            a, b = task.choice(n_features, 2, replace=False)
-            t_a, t_b = task.normal(0.0, 0.7, 2)
-            s_a, s_b = task.choice([-1, 1], 2)
-            rule = (s_a * (X[:, a] - t_a) > 0) & (s_b * (X[:, b] - t_b) > 0)
-            scores[:, k] += task.uniform(0.5, 1.5) * rule
-        direction = task.normal(size=n_features) / np.sqrt(n_features)
-        scores[:, k] += 0.7 * np.sin(2.0 * X @ direction)
-    scores += rng.gumbel(scale=noise, size=scores.shape)
-    return X, scores.argmax(axis=1)
-
-
 def load_task(task: str, seed: int, quick: bool):
     """``(X_train, y_train, X_transfer, X_test, y_test, teacher)`` of one seed."""
     if task == "rules":
         n_labelled, n_unlabelled, n_test = (300, 2_000, 1_000) if quick else (1_000, 20_000, 5_000)
-        X, y = make_rules(n_labelled + n_unlabelled + n_test, random_state=seed)
+        X, y = make_rules_classification(n_labelled + n_unlabelled + n_test, random_state=seed)
         X_train, y_train = X[:n_labelled], y[:n_labelled]
         X_transfer = X[n_labelled : n_labelled + n_unlabelled]
         X_test, y_test = X[n_labelled + n_unlabelled :], y[n_labelled + n_unlabelled :]

@@ -31,27 +31,9 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from sk_mlcpc import ContrastiveDistillationClassifier
+from sk_mlcpc.datasets import make_rules_classification
 
-
-def make_rules(n_samples, n_features=16, n_classes=4, n_rules=8, seed=0):
-    """Classes scored by random two-feature threshold rules plus a smooth term."""
-    task, rng = np.random.default_rng(0), np.random.default_rng(seed)
-    X = rng.normal(size=(n_samples, n_features))
-    scores = np.zeros((n_samples, n_classes))
-    for k in range(n_classes):
-        for _ in range(n_rules):
-            a, b = task.choice(n_features, 2, replace=False)
-            t_a, t_b = task.normal(0.0, 0.7, 2)
-            s_a, s_b = task.choice([-1, 1], 2)
-            rule = (s_a * (X[:, a] - t_a) > 0) & (s_b * (X[:, b] - t_b) > 0)
-            scores[:, k] += task.uniform(0.5, 1.5) * rule
-        direction = task.normal(size=n_features) / np.sqrt(n_features)
-        scores[:, k] += 0.7 * np.sin(2.0 * X @ direction)
-    scores += rng.gumbel(scale=0.3, size=scores.shape)
-    return X, scores.argmax(axis=1)
-
-
-X, y = make_rules(26_000)
+X, y = make_rules_classification(26_000, random_state=0)
 X_labelled, y_labelled = X[:1_000], y[:1_000]
 X_unlabelled = X[1_000:21_000]  # their labels are never used
 X_test, y_test = X[21_000:], y[21_000:]

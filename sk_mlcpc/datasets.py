@@ -47,6 +47,7 @@ __all__ = [
     "make_frequency_sequences",
     "make_mi_suite",
     "make_mi_task",
+    "make_rules_classification",
     "make_sparse_gaussians",
     "make_student_t",
     "make_switching_ar",
@@ -1317,3 +1318,81 @@ def make_switching_ar(
     if return_states:
         return X, y, states
     return X, y
+
+
+@validate_params(
+    {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_features": [Interval(Integral, 2, None, closed="left")],
+        "n_classes": [Interval(Integral, 2, None, closed="left")],
+        "n_rules": [Interval(Integral, 1, None, closed="left")],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "task_seed": [Interval(Integral, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_rules_classification(
+    n_samples: int = 10_000,
+    *,
+    n_features: int = 16,
+    n_classes: int = 4,
+    n_rules: int = 8,
+    noise: float = 0.3,
+    task_seed: int = 0,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tabular classification whose classes follow random rules on thresholded features.
+
+    A task on which tree ensembles beat small networks trained on few labels, so that a
+    boosted teacher is worth distilling (the distillation benchmark and gallery use it).
+    For each class, ``n_rules`` terms ``w 1[s_a (x_a - t_a) > 0] 1[s_b (x_b - t_b) > 0]``
+    on random feature pairs, plus ``0.7 sin(2 x . v)`` for a random direction ``v``, plus
+    Gumbel noise of scale ``noise``; the label is the class of the largest score.
+
+    Parameters
+    ----------
+    n_samples : int, default=10_000
+        Rows.
+    n_features : int, default=16
+        Standard normal features.
+    n_classes : int, default=4
+        Classes.
+    n_rules : int, default=8
+        Threshold rules per class.
+    noise : float, default=0.3
+        Scale of the Gumbel noise on the class scores (label noise).
+    task_seed : int, default=0
+        Seed of the rules: the same task for every ``random_state``.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the rows and the label noise.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,), int
+
+    Examples
+    --------
+    >>> from sk_mlcpc.datasets import make_rules_classification
+    >>> X, y = make_rules_classification(500, random_state=0)
+    >>> X.shape, sorted(set(y.tolist()))
+    ((500, 16), [0, 1, 2, 3])
+    """
+    task = np.random.default_rng(task_seed)
+    if not isinstance(random_state, Integral):  # None or a RandomState: draw a seed from it
+        random_state = int(check_random_state(random_state).randint(0, 2**31 - 1))
+    rng = np.random.default_rng(random_state)
+    X = rng.normal(size=(n_samples, n_features))
+    scores = np.zeros((n_samples, n_classes))
+    for k in range(n_classes):
+        for _ in range(n_rules):
+            a, b = task.choice(n_features, 2, replace=False)
+            t_a, t_b = task.normal(0.0, 0.7, 2)
+            s_a, s_b = task.choice([-1, 1], 2)
+            rule = (s_a * (X[:, a] - t_a) > 0) & (s_b * (X[:, b] - t_b) > 0)
+            scores[:, k] += task.uniform(0.5, 1.5) * rule
+        direction = task.normal(size=n_features) / np.sqrt(n_features)
+        scores[:, k] += 0.7 * np.sin(2.0 * X @ direction)
+    scores += rng.gumbel(scale=noise, size=scores.shape)
+    return X, scores.argmax(axis=1)

@@ -652,3 +652,22 @@ def test_full_suite_default_size_is_cheap():
 def test_suite_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_rules_classification_task_is_fixed_by_task_seed_and_rows_by_random_state():
+    from sk_mlcpc.datasets import make_rules_classification
+
+    X, y = make_rules_classification(2000, random_state=0)
+    again_X, again_y = make_rules_classification(2000, random_state=0)
+    np.testing.assert_array_equal(X, again_X)
+    np.testing.assert_array_equal(y, again_y)
+    assert X.shape == (2000, 16) and set(np.unique(y)) == {0, 1, 2, 3}
+    # Other rows, the same rules: without noise, equal rows get equal labels either way.
+    X_other, _ = make_rules_classification(50, random_state=1, noise=0.0)
+    _, y_same_rules = make_rules_classification(50, random_state=1, noise=0.0)
+    _, y_other_rules = make_rules_classification(50, random_state=1, noise=0.0, task_seed=7)
+    assert np.array_equal(y_same_rules, make_rules_classification(50, random_state=1, noise=0.0)[1])
+    assert not np.array_equal(y_same_rules, y_other_rules)
+    assert X_other.shape == (50, 16)
+    with pytest.raises(ValueError, match="n_classes"):
+        make_rules_classification(10, n_classes=1)
