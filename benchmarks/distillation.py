@@ -5,7 +5,8 @@ Two tasks, reported whatever the outcome.
 ``rules`` (the task distillation is for). A seeded synthetic generator,
 :func:`sk_mlcpc.datasets.make_rules_classification`: 16 Gaussian features, 4 classes,
 each class scored by 8 random interactions of two thresholded features (tree-shaped
-structure) plus a smooth term, with Gumbel label noise. The user has **1,000 labelled rows and 20,000 unlabelled rows**.
+structure) plus a smooth term, with Gumbel label noise. The user has **1,000 labelled
+rows and 20,000 unlabelled rows**.
 The teacher is a :class:`~sklearn.ensemble.HistGradientBoostingClassifier` fitted on the
 1,000 labelled rows only: boosting is the better model on small tabular data, but it is a
 few hundred trees to ship. The student (an MLP with one hidden layer of 16 or 64 units) is
