@@ -53,7 +53,7 @@ setup(
         ],
         "bench": ["matplotlib>=3.6", "pandas>=1.5"],
     },
-    entry_points={"console_scripts": ["sk-mlcpc=sk_mlcpc._cli:main"]},
+    entry_points={"console_scripts": ["sk-mlcpc=sk_mlcpc._tools.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Intended Audience :: Science/Research",

@@ -56,7 +56,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sk_mlcpc._distill import ContrastiveDistillationClassifier
+from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
 from sk_mlcpc.datasets import make_rules_classification
 
 CONTRASTIVE_WEIGHT = 0.2

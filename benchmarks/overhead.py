@@ -7,7 +7,7 @@ several threads per process time each other's contention, not the loop):
 * ``bare PyTorch loop``: the critic trained with Adam on tensors, batch 128 sliced from a
   shuffled index, reading the loss once per step (skorch records it in the history).
 * ``skorch engine (ContrastiveNet)``: the same critic (same initial weights), batches and
-  steps through :class:`~sk_mlcpc._engine.ContrastiveNet` with the callbacks every
+  steps through :class:`~sk_mlcpc._engine.net.ContrastiveNet` with the callbacks every
   estimator installs (the divergence guard, checking every step's gradients and loss,
   and the MI log). Its ratio is to the bare loop.
 * ``bare whole fit``: what ``MutualInformationEstimator.fit`` does, written by hand in
@@ -40,14 +40,14 @@ import torch
 from sklearn.preprocessing import QuantileTransformer
 
 from sk_mlcpc import MutualInformationEstimator
-from sk_mlcpc._engine import (
+from sk_mlcpc._engine.evaluation import JACKKNIFE_GROUPS, auto_eval_batch_size
+from sk_mlcpc._engine.net import (
     BoundLoss,
     ContrastiveNet,
     DivergenceGuard,
     MutualInformationLog,
     PairedTensorDataset,
 )
-from sk_mlcpc._evaluation import JACKKNIFE_GROUPS, auto_eval_batch_size
 from sk_mlcpc.bounds import ml_cpc, resolve_alpha
 from sk_mlcpc.critics import make_critic
 from sk_mlcpc.datasets import make_correlated_gaussians

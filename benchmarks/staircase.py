@@ -10,7 +10,7 @@ The table is printed; the figure and the numbers go to ``benchmarks/results/stai
 
 import sys
 
-from sk_mlcpc._cli import main
+from sk_mlcpc._tools.cli import main
 
 if __name__ == "__main__":
     args = sys.argv[1:]

@@ -64,7 +64,7 @@ _WORKER = textwrap.dedent(
     from sk_mlcpc.blockwise import blockwise_bound, chunked_scores, separable_parts
     from sk_mlcpc.bounds import ml_cpc, resolve_alpha
     from sk_mlcpc.critics import ConcatCritic, SeparableCritic
-    from sk_mlcpc._engine import PAIRS_PER_CHUNK
+    from sk_mlcpc._engine.net import PAIRS_PER_CHUNK
 
     device = torch.device(config["device"])
     n = config["batch_size"]

@@ -1,7 +1,7 @@
 """Exact worst-case excess of alpha-CPC / alpha-ML-CPC over the true MI.
 
 For each batch size and alpha, searches the discrete collision family of
-``sk_mlcpc.utils._collision`` (X uniform on K symbols, each pair a copy Y = X with
+``sk_mlcpc._math.collision`` (X uniform on K symbols, each pair a copy Y = X with
 probability q, critic s 1[x = y]) and prints the largest exact ``E[estimate] - I(X; Y)``
 with its (K, s, q), next to ``bound_validity``. Expectations are exact (no sampling).
 
@@ -27,15 +27,20 @@ import time
 
 import numpy as np
 
-from sk_mlcpc.bounds import _AUTO_RATIO_BEYOND, _AUTO_RATIOS, bound_validity, valid_alpha_range
-from sk_mlcpc.utils._alpha_search import (
+from sk_mlcpc._math.alpha_search import (
     alpha_star,
     copies_excess,
     noise_excess_bound,
     poisson_limit_ratio,
     search_ratio,
 )
-from sk_mlcpc.utils._collision import excess_table, expected_alpha_cpc, expected_ml_cpc
+from sk_mlcpc._math.bounds import (
+    _AUTO_RATIO_BEYOND,
+    _AUTO_RATIOS,
+    bound_validity,
+    valid_alpha_range,
+)
+from sk_mlcpc._math.collision import excess_table, expected_alpha_cpc, expected_ml_cpc
 
 STRENGTHS = [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, math.inf]
 COPY_PROBS = [0.25, 0.5, 0.75, 0.9, 1.0]

@@ -29,7 +29,7 @@ import torch
 from accelerate import Accelerator
 from skorch.helper import predefined_split
 
-from sk_mlcpc._engine import BoundLoss, MutualInformationLog, PairedTensorDataset
+from sk_mlcpc._engine.net import BoundLoss, MutualInformationLog, PairedTensorDataset
 from sk_mlcpc.bounds import bound_validity, cap, resolve_alpha
 from sk_mlcpc.critics import make_critic
 from sk_mlcpc.datasets import make_correlated_gaussians

@@ -26,7 +26,7 @@ if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sk_mlcpc._staircase import StaircaseConfig, run_staircase
+from sk_mlcpc._tools.staircase import StaircaseConfig, run_staircase
 
 levels = (2.0, 4.0, 6.0, 8.0, 10.0)
 steps = 300

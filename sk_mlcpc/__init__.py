@@ -6,14 +6,14 @@ scikit-learn estimators trained with skorch.
 """
 
 from sk_mlcpc import blockwise, bounds, critics, datasets, encoders, views
-from sk_mlcpc._distill import ContrastiveDistillationClassifier
-from sk_mlcpc._encoder import ContrastiveEncoder
-from sk_mlcpc._engine import DivergenceError
-from sk_mlcpc._evaluation import SaturationWarning
-from sk_mlcpc._mi import MIEstimate, MutualInformationEstimator, estimate_mi
-from sk_mlcpc._persistence import ModelFileError
-from sk_mlcpc._search import MISearchResult, search_mi
-from sk_mlcpc._sequence import ContrastivePredictiveCoding
+from sk_mlcpc._engine.evaluation import SaturationWarning
+from sk_mlcpc._engine.net import DivergenceError
+from sk_mlcpc._engine.persistence import ModelFileError
+from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
+from sk_mlcpc._estimators.encoder import ContrastiveEncoder
+from sk_mlcpc._estimators.mi import MIEstimate, MutualInformationEstimator, estimate_mi
+from sk_mlcpc._estimators.search import MISearchResult, search_mi
+from sk_mlcpc._estimators.sequence import ContrastivePredictiveCoding
 from sk_mlcpc._version import __version__
 
 __all__ = [

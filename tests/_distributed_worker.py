@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from skorch.helper import predefined_split
 
-from sk_mlcpc._engine import BoundLoss, MutualInformationLog, PairedTensorDataset
+from sk_mlcpc._engine.net import BoundLoss, MutualInformationLog, PairedTensorDataset
 from sk_mlcpc.bounds import BOUNDS, resolve_alpha
 from sk_mlcpc.critics import make_critic
 from sk_mlcpc.datasets import make_correlated_gaussians

@@ -17,7 +17,7 @@ import textwrap
 import pytest
 import torch
 
-from sk_mlcpc.blockwise import (
+from sk_mlcpc._math.blockwise import (
     BLOCKWISE_OPTIONS,
     _NegativeReductions,
     blockwise_bound,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import sk_mlcpc._engine as engine
+import sk_mlcpc._engine.net as engine
 from sk_mlcpc import MutualInformationEstimator
 from sk_mlcpc.blockwise import chunked_scores
 from sk_mlcpc.bounds import ml_cpc

@@ -810,8 +810,8 @@ def limiting_expected_ml_cpc(n, K, alpha):
 @pytest.mark.parametrize("n_symbols", [2, 10, 60])
 def test_direct_collision_law_agrees_with_the_generating_function_law(n_symbols):
     # Two independent exact computations: the symbol-by-symbol recursion above and the
-    # roots-of-unity generating function of sk_mlcpc.utils._collision (all pairs copied).
-    from sk_mlcpc.utils._collision import collision_law
+    # roots-of-unity generating function of sk_mlcpc._math.collision (all pairs copied).
+    from sk_mlcpc._math.collision import collision_law
 
     n = 16
     direct = collision_count_law(n, n_symbols)

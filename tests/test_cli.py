@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from sk_mlcpc._cli import build_parser, main, read_table
+from sk_mlcpc._tools.cli import build_parser, main, read_table
 from sk_mlcpc.datasets import make_correlated_gaussians
 
 
@@ -270,7 +270,7 @@ def test_staircase_figure_gives_each_objective_one_colour_in_every_panel(tmp_pat
 
     import matplotlib.figure
 
-    from sk_mlcpc._staircase import plot_staircase
+    from sk_mlcpc._tools.staircase import plot_staircase
 
     figures = []
     monkeypatch.setattr(

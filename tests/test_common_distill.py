@@ -3,7 +3,7 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_mlcpc._distill import ContrastiveDistillationClassifier
+from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
 
 # teacher=None: every check fits its own small default teacher on its own data, which is
 # the only teacher that fits every dataset the checks construct. Small networks and few

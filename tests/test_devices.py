@@ -11,8 +11,8 @@ from sk_mlcpc import (
     ModelFileError,
     MutualInformationEstimator,
 )
-from sk_mlcpc._cli import main
-from sk_mlcpc._devices import resolve_device
+from sk_mlcpc._nn.devices import resolve_device
+from sk_mlcpc._tools.cli import main
 from sk_mlcpc.datasets import make_correlated_gaussians, make_frequency_sequences
 
 CHOICES = r"choose 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'"

@@ -20,8 +20,8 @@ from sklearn.svm import SVC
 from torch import nn
 
 from sk_mlcpc import DivergenceError, bounds
-from sk_mlcpc._distill import ContrastiveDistillationClassifier
-from sk_mlcpc._distill_engine import DistillationLoss, _DistillationModule, _sample_negatives
+from sk_mlcpc._engine.distill_net import DistillationLoss, _DistillationModule, _sample_negatives
+from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

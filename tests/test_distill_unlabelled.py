@@ -11,9 +11,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from sk_mlcpc import _teachers
-from sk_mlcpc._distill import ContrastiveDistillationClassifier, _unlabelled_rows
-from sk_mlcpc._distill_engine import DistillationLoss
+from sk_mlcpc._engine.distill_net import DistillationLoss
+from sk_mlcpc._estimators import teachers as _teachers
+from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier, _unlabelled_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 import torch
 
-from sk_mlcpc._engine import BoundLoss, ContrastiveNet, PairedTensorDataset, TensorBatches
+from sk_mlcpc._engine.net import BoundLoss, ContrastiveNet, PairedTensorDataset, TensorBatches
 from sk_mlcpc.bounds import cap
 from sk_mlcpc.critics import make_critic
 

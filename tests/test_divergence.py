@@ -7,7 +7,7 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-import sk_mlcpc._engine as engine
+import sk_mlcpc._engine.net as engine
 from sk_mlcpc import ContrastiveEncoder, DivergenceError, MutualInformationEstimator
 from sk_mlcpc.datasets import make_correlated_gaussians
 

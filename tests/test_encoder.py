@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from torch import nn
 
 from sk_mlcpc import ContrastiveEncoder, DivergenceError
-from sk_mlcpc._engine import AlphaSchedule, scheduled_alpha
+from sk_mlcpc._engine.net import AlphaSchedule, scheduled_alpha
 
 
 def _fast(**params):

@@ -10,7 +10,7 @@ import torch
 from sklearn.base import clone
 
 from sk_mlcpc import ContrastiveEncoder
-from sk_mlcpc._encoder_engine import RowDataset, ViewBatches, ViewPairModule
+from sk_mlcpc._engine.encoder_net import RowDataset, ViewBatches, ViewPairModule
 from sk_mlcpc.blockwise import blockwise_bound, separable_parts
 from sk_mlcpc.bounds import BOUNDS, get_bound
 from sk_mlcpc.datasets import make_correlated_gaussians

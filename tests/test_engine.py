@@ -7,7 +7,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback
 from torch import nn
 
-from sk_mlcpc._engine import (
+from sk_mlcpc._engine.net import (
     BoundLoss,
     ContrastiveNet,
     DivergenceGuard,

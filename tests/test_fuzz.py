@@ -39,10 +39,10 @@ from sk_mlcpc import (
     ContrastivePredictiveCoding,
     DivergenceError,
     MutualInformationEstimator,
-    bounds,
     datasets,
     views,
 )
+from sk_mlcpc._math import bounds
 from sk_mlcpc.critics import CRITICS
 
 # ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-import sk_mlcpc._engine as engine
+import sk_mlcpc._engine.net as engine
 from sk_mlcpc import (
     ContrastiveDistillationClassifier,
     ContrastiveEncoder,

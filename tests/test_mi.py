@@ -25,7 +25,7 @@ from sk_mlcpc import (
     estimate_mi,
     search_mi,
 )
-from sk_mlcpc._evaluation import JACKKNIFE_GROUPS
+from sk_mlcpc._engine.evaluation import JACKKNIFE_GROUPS
 from sk_mlcpc.datasets import make_correlated_gaussians
 
 # Tiny and fast: the tests check behaviour, not accuracy (except the end-to-end test).
@@ -680,7 +680,7 @@ def test_verbose_prints_epoch_table(small, capsys):
 
 
 def test_progress_bar_shows_batch_losses_as_numbers(small, capsys):
-    from sk_mlcpc._training import _ProgressBar
+    from sk_mlcpc._engine.fitting import _ProgressBar
 
     X, Y = small
     estimator = _fast(verbose=2, max_epochs=1).fit(X, Y)

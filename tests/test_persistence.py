@@ -268,7 +268,7 @@ class _ViewWithDefaultRepr:
 
 
 def test_fingerprint_ignores_memory_addresses(gaussians):
-    from sk_mlcpc._training import data_fingerprint
+    from sk_mlcpc._engine.fitting import data_fingerprint
 
     X, _ = gaussians
     first = data_fingerprint(_encoder(augmentation=_ViewWithDefaultRepr()), X)

@@ -13,8 +13,8 @@ from sk_mlcpc import (
     ModelFileError,
     MutualInformationEstimator,
 )
-from sk_mlcpc._distill import ContrastiveDistillationClassifier
-from sk_mlcpc._persistence import FITTED_ATTRIBUTE_TYPES
+from sk_mlcpc._engine.persistence import FITTED_ATTRIBUTE_TYPES
+from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
 from sk_mlcpc.datasets import make_correlated_gaussians
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -167,7 +167,7 @@ def test_an_edited_distiller_file_is_a_model_file_error(saved, tmp_path, edit, m
 )
 def test_every_saved_attribute_has_a_declared_kind(cls):
     missing = [name for name in cls._saved_attributes if name not in FITTED_ATTRIBUTE_TYPES]
-    assert missing == [], f"add {missing} to sk_mlcpc._persistence.FITTED_ATTRIBUTE_TYPES"
+    assert missing == [], f"add {missing} to sk_mlcpc._engine.persistence.FITTED_ATTRIBUTE_TYPES"
 
 
 def test_declared_kinds_are_checks_not_pass_throughs():

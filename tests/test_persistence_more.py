@@ -13,7 +13,7 @@ from sklearn.neural_network import MLPClassifier
 from skorch.callbacks import Callback
 
 from sk_mlcpc import ContrastivePredictiveCoding, DivergenceError, ModelFileError
-from sk_mlcpc._distill import ContrastiveDistillationClassifier
+from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
 from sk_mlcpc.datasets import make_frequency_sequences
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

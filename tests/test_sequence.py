@@ -15,9 +15,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_mlcpc import DivergenceError, bounds
-from sk_mlcpc._sequence import ContrastivePredictiveCoding
-from sk_mlcpc._sequence_engine import PredictiveBoundLoss
+from sk_mlcpc import DivergenceError
+from sk_mlcpc._engine.sequence_net import PredictiveBoundLoss
+from sk_mlcpc._estimators.sequence import ContrastivePredictiveCoding
+from sk_mlcpc._math import bounds
 from sk_mlcpc.datasets import make_frequency_sequences, make_switching_ar
 
 # Tiny and fast: the tests check behaviour, not accuracy (except the end-to-end test).
@@ -611,7 +612,7 @@ def test_score_matrices_match_a_direct_computation(fitted, data):
 
 @pytest.mark.parametrize("objective", ["ml_cpc", "cpc", "nwj", "mine"])
 def test_loss_is_minus_the_mean_bound_over_matrices(objective):
-    from sk_mlcpc._sequence_engine import PredictiveBoundLoss
+    from sk_mlcpc._engine.sequence_net import PredictiveBoundLoss
 
     scores = torch.randn(3, 4, 8, 8, dtype=torch.float64)
     alpha = bounds.valid_alpha_range(8).low

@@ -1,6 +1,6 @@
 """Exact counterexamples and validity checks for alpha-CPC and alpha-ML-CPC.
 
-The expectations on the discrete collision family (``sk_mlcpc.utils._collision``) are
+The expectations on the discrete collision family (``sk_mlcpc._math.collision``) are
 exact up to float64 rounding (about 1e-13 here), so the tolerances below only absorb
 rounding, never sampling noise. See ``docs/alpha_validity.rst``.
 """
@@ -14,16 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from sk_mlcpc import bounds
-from sk_mlcpc.bounds import (
-    alpha_cpc,
-    bound_validity,
-    ml_cpc,
-    resolve_alpha,
-    valid_alpha_range,
-)
-from sk_mlcpc.datasets import gaussian_log_density_ratio, make_correlated_gaussians, mi_to_rho
-from sk_mlcpc.utils._alpha_search import (
+from sk_mlcpc._math import bounds
+from sk_mlcpc._math.alpha_search import (
     alpha_star,
     copies_excess,
     critical_ratio,
@@ -32,7 +24,7 @@ from sk_mlcpc.utils._alpha_search import (
     poisson_limit_ratio,
     search_ratio,
 )
-from sk_mlcpc.utils._collision import (
+from sk_mlcpc._math.collision import (
     collision_law,
     excess_table,
     expected_alpha_cpc,
@@ -42,6 +34,14 @@ from sk_mlcpc.utils._collision import (
     true_mi,
     worst_excess,
 )
+from sk_mlcpc.bounds import (
+    alpha_cpc,
+    bound_validity,
+    ml_cpc,
+    resolve_alpha,
+    valid_alpha_range,
+)
+from sk_mlcpc.datasets import gaussian_log_density_ratio, make_correlated_gaussians, mi_to_rho
 
 INF = math.inf
 STRENGTHS = [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, INF]

@@ -15,17 +15,17 @@ from typing import NoReturn
 
 import numpy as np
 
-from sk_mlcpc._devices import resolve_device
-from sk_mlcpc._mi import MutualInformationEstimator
-from sk_mlcpc._staircase import (
+from sk_mlcpc._estimators.mi import MutualInformationEstimator
+from sk_mlcpc._math.bounds import BOUNDS
+from sk_mlcpc._nn.critics import CRITICS
+from sk_mlcpc._nn.devices import resolve_device
+from sk_mlcpc._tools.staircase import (
     StaircaseConfig,
     default_configs,
     format_table,
     plot_staircase,
     run_staircase,
 )
-from sk_mlcpc.bounds import BOUNDS
-from sk_mlcpc.critics import CRITICS
 
 __all__ = ["build_parser", "main", "read_table"]
 
@@ -159,7 +159,7 @@ def read_table(path: str | Path) -> np.ndarray:
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from sk_mlcpc._cli import read_table
+    >>> from sk_mlcpc._tools.cli import read_table
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> _ = (folder / "x.csv").write_text('a,b\n"1.5",2\n3,4\n')
     >>> read_table(folder / "x.csv")
@@ -480,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Examples
     --------
-    >>> from sk_mlcpc._cli import main
+    >>> from sk_mlcpc._tools.cli import main
     >>> main(["estimate", "x.csv", "y.csv", "--device", "nonsense"])
     2
     """

@@ -18,7 +18,7 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler
 from skorch.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from skorch.helper import predefined_split
 
-from sk_mlcpc._devices import forked_cuda_devices
+from sk_mlcpc._nn.devices import forked_cuda_devices
 
 __all__ = [
     "BLOCKWISE_FROM",

@@ -1,6 +1,6 @@
 """The torch side of ContrastivePredictiveCoding: model, batches, loss and skorch net.
 
-:class:`~sk_mlcpc._sequence.ContrastivePredictiveCoding` builds a
+:class:`~sk_mlcpc._estimators.sequence.ContrastivePredictiveCoding` builds a
 :class:`PredictiveCodingNet` in ``fit``. What this module holds:
 
 * :class:`PredictiveCodingModule`: window encoder, causal GRU context network and one
@@ -8,11 +8,11 @@
 * :class:`SequenceDataset` and :class:`SequenceBatches`: sequences held on the training
   device, batched with a random permutation of anchor times per sequence;
 * :class:`PredictiveBoundLoss`: minus a bound averaged over the stack of matrices;
-* :class:`PredictiveCodingNet`: the :class:`~sk_mlcpc._engine.ContrastiveNet` that trains
+* :class:`PredictiveCodingNet`: the :class:`~sk_mlcpc._engine.net.ContrastiveNet` that trains
   the module and evaluates the bound per step ahead.
 
 The layout of the score matrices (one anchor per sequence, negatives from the other
-sequences of the batch) is described in :mod:`sk_mlcpc._sequence`.
+sequences of the batch) is described in :mod:`sk_mlcpc._estimators.sequence`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from sk_mlcpc._devices import to_device
-from sk_mlcpc._engine import BoundLoss, ContrastiveNet, SeededBatches, _at_least_fp32
-from sk_mlcpc.bounds import ALPHA_OBJECTIVES
-from sk_mlcpc.encoders import ACTIVATIONS
+from sk_mlcpc._engine.net import BoundLoss, ContrastiveNet, SeededBatches, _at_least_fp32
+from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES
+from sk_mlcpc._nn.devices import to_device
+from sk_mlcpc._nn.encoders import ACTIVATIONS
 
 __all__ = [
     "PredictiveBoundLoss",
@@ -221,7 +221,7 @@ class PredictiveBoundLoss(BoundLoss):
 
 
 class PredictiveCodingNet(ContrastiveNet):
-    """:class:`~sk_mlcpc._engine.ContrastiveNet` training a :class:`PredictiveCodingModule`.
+    """:class:`~sk_mlcpc._engine.net.ContrastiveNet` training a :class:`PredictiveCodingModule`.
 
     The criterion is a :class:`PredictiveBoundLoss`; batches are whole sequences
     (:class:`SequenceBatches`), whose anchor times are drawn from the same per-epoch

@@ -1,7 +1,7 @@
 """ContrastiveEncoder: unsupervised embeddings of unlabelled rows, trained with ML-CPC.
 
 This module holds the estimator; the torch side it trains (the rows, the batches of pairs
-of views, the pair module and the skorch net) is in :mod:`sk_mlcpc._encoder_engine`.
+of views, the pair module and the skorch net) is in :mod:`sk_mlcpc._engine.encoder_net`.
 """
 
 from __future__ import annotations
@@ -21,20 +21,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from sk_mlcpc._devices import resolve_device
-from sk_mlcpc._docs import shared_parameter_docs
-from sk_mlcpc._encoder_engine import RowDataset, ViewContrastiveNet, ViewFunction, ViewPairModule
-from sk_mlcpc._engine import (
-    AlphaSchedule,
-    BoundLoss,
-    DivergenceError,
-    DivergenceGuard,
-    MutualInformationLog,
+from sk_mlcpc._engine.encoder_net import (
+    RowDataset,
+    ViewContrastiveNet,
+    ViewFunction,
+    ViewPairModule,
 )
-from sk_mlcpc._evaluation import warn_if_alpha_is_invalid
-from sk_mlcpc._inputs import INPUT_DTYPES, as_float32
-from sk_mlcpc._persistence import PersistenceMixin
-from sk_mlcpc._training import (
+from sk_mlcpc._engine.evaluation import warn_if_alpha_is_invalid
+from sk_mlcpc._engine.fitting import (
     BLOCKWISE_FROM,
     check_has_features,
     check_hidden_layer_sizes,
@@ -44,9 +38,20 @@ from sk_mlcpc._training import (
     run_training,
     standard_callbacks,
 )
-from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
-from sk_mlcpc.encoders import ACTIVATIONS, make_mlp
-from sk_mlcpc.views import VIEWS, make_view
+from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32
+from sk_mlcpc._engine.net import (
+    AlphaSchedule,
+    BoundLoss,
+    DivergenceError,
+    DivergenceGuard,
+    MutualInformationLog,
+)
+from sk_mlcpc._engine.persistence import PersistenceMixin
+from sk_mlcpc._estimators.docs import shared_parameter_docs
+from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
+from sk_mlcpc._nn.devices import resolve_device
+from sk_mlcpc._nn.encoders import ACTIVATIONS, make_mlp
+from sk_mlcpc._nn.views import VIEWS, make_view
 
 __all__ = ["ContrastiveEncoder"]
 
@@ -82,7 +87,7 @@ class ContrastiveEncoder(
         first epoch's alpha.
     alpha_schedule : {"geometric", "cosine"} or None, default=None
         Curriculum from ``alpha`` (first epoch) to ``alpha_final`` (epoch
-        ``max_epochs``), see :class:`sk_mlcpc._engine.AlphaSchedule`. The paper's CIFAR
+        ``max_epochs``), see :class:`sk_mlcpc._engine.net.AlphaSchedule`. The paper's CIFAR
         runs use ``alpha=10, alpha_final=0.1, alpha_schedule="geometric"``.
     alpha_final : float or "auto", default="auto"
         Last alpha of the schedule; also the alpha of every held-out evaluation
@@ -576,7 +581,7 @@ class ContrastiveEncoder(
         net.view = self._make_view(self._view_reference.to(self.device_))
         return net
 
-    # persistence (sk_mlcpc._persistence.PersistenceMixin)
+    # persistence (sk_mlcpc._engine.persistence.PersistenceMixin)
     _saved_attributes = (
         "n_components_",
         "alpha_",

@@ -12,9 +12,9 @@ bank per anchor, and the resulting anchored score matrix (column 0 the positive)
 ML-CPC (default), CPC or CRD's own NCE objective.
 
 This module holds the estimator. It inherits the teacher handling (validation, the default
-teacher, the teacher's outputs) from :mod:`sk_mlcpc._teachers` and the construction of the
-student and its skorch net from :mod:`sk_mlcpc._students`; the torch side (memory bank,
-loss, skorch net) is in :mod:`sk_mlcpc._distill_engine`.
+teacher, the teacher's outputs) from :mod:`sk_mlcpc._estimators.teachers` and the
+construction of the student and its skorch net from :mod:`sk_mlcpc._estimators.students`;
+the torch side (memory bank, loss, skorch net) is in :mod:`sk_mlcpc._engine.distill_net`.
 """
 
 from __future__ import annotations
@@ -37,30 +37,30 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
-from sk_mlcpc._devices import resolve_device
-from sk_mlcpc._distill_engine import (
+from sk_mlcpc._engine.distill_net import (
     DISTILLATION_OBJECTIVES,
     DistillationNet,
     _DistillationData,
     _DivergenceGuard,
     _ValidAccuracy,
 )
-from sk_mlcpc._docs import shared_parameter_docs
-from sk_mlcpc._engine import DivergenceError
-from sk_mlcpc._evaluation import warn_if_alpha_is_invalid
-from sk_mlcpc._inputs import INPUT_DTYPES
-from sk_mlcpc._persistence import PersistenceMixin
-from sk_mlcpc._students import StudentMixin
-from sk_mlcpc._teachers import TeacherMixin
-from sk_mlcpc._training import (
+from sk_mlcpc._engine.evaluation import warn_if_alpha_is_invalid
+from sk_mlcpc._engine.fitting import (
     check_has_features,
     check_hidden_layer_sizes,
     data_fingerprint,
     run_training,
     standard_callbacks,
 )
-from sk_mlcpc.bounds import bound_validity, resolve_alpha
-from sk_mlcpc.encoders import ACTIVATIONS
+from sk_mlcpc._engine.inputs import INPUT_DTYPES
+from sk_mlcpc._engine.net import DivergenceError
+from sk_mlcpc._engine.persistence import PersistenceMixin
+from sk_mlcpc._estimators.docs import shared_parameter_docs
+from sk_mlcpc._estimators.students import StudentMixin
+from sk_mlcpc._estimators.teachers import TeacherMixin
+from sk_mlcpc._math.bounds import bound_validity, resolve_alpha
+from sk_mlcpc._nn.devices import resolve_device
+from sk_mlcpc._nn.encoders import ACTIVATIONS
 
 __all__ = ["ContrastiveDistillationClassifier"]
 
@@ -789,7 +789,7 @@ None, default=None
 
     # ------------------------------------------------------------------ persistence
 
-    # sk_mlcpc._persistence.PersistenceMixin: what prediction needs, and what lets a
+    # sk_mlcpc._engine.persistence.PersistenceMixin: what prediction needs, and what lets a
     # loaded model continue training (the teacher excepted, see Notes).
     _saved_attributes = (
         "_classes_record",

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from sk_mlcpc._engine import TensorBatches
-from sk_mlcpc.bounds import ALPHA_OBJECTIVES, valid_alpha_range
+from sk_mlcpc._engine.net import TensorBatches
+from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, valid_alpha_range
 
 __all__ = [
     "AUTO_EVAL_MAX_JOINT",

@@ -1,6 +1,6 @@
 """The teacher side of ContrastiveDistillationClassifier.
 
-:class:`~sk_mlcpc._distill.ContrastiveDistillationClassifier` inherits
+:class:`~sk_mlcpc._estimators.distill.ContrastiveDistillationClassifier` inherits
 :class:`TeacherMixin`, which validates the teacher it is given (a fitted scikit-learn
 classifier or a torch module), fits the default teacher (``StandardScaler`` +
 ``MLPClassifier``) when it is given none, and computes the teacher's log-probabilities and
@@ -74,7 +74,7 @@ def _num_rows(part) -> int:
 
 
 class TeacherMixin:
-    """Teacher handling of :class:`~sk_mlcpc._distill.ContrastiveDistillationClassifier`.
+    """Teacher handling of :class:`~sk_mlcpc._estimators.distill.ContrastiveDistillationClassifier`.
 
     The methods read the estimator's ``teacher_features``, ``teacher_params``,
     ``classes_`` and ``device_``.

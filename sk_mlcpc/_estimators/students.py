@@ -1,9 +1,9 @@
 """The student side of ContrastiveDistillationClassifier.
 
-:class:`~sk_mlcpc._distill.ContrastiveDistillationClassifier` inherits
+:class:`~sk_mlcpc._estimators.distill.ContrastiveDistillationClassifier` inherits
 :class:`StudentMixin`, which builds the student network (the default
-:class:`~sk_mlcpc._distill_engine._MLPStudent` or a copy of a user module, checked on a
-probe batch) and the :class:`~sk_mlcpc._distill_engine.DistillationNet` that trains it,
+:class:`~sk_mlcpc._engine.distill_net._MLPStudent` or a copy of a user module, checked on a
+probe batch) and the :class:`~sk_mlcpc._engine.distill_net.DistillationNet` that trains it,
 and turns rows into the student's input tensor on the training device.
 """
 
@@ -14,21 +14,21 @@ import copy
 import numpy as np
 import torch
 
-from sk_mlcpc._distill_engine import (
+from sk_mlcpc._engine.distill_net import (
     DistillationLoss,
     DistillationNet,
     _DistillationData,
     _DistillationModule,
     _MLPStudent,
 )
-from sk_mlcpc._inputs import as_float32
-from sk_mlcpc._training import net_parameters
+from sk_mlcpc._engine.fitting import net_parameters
+from sk_mlcpc._engine.inputs import as_float32
 
 __all__ = ["StudentMixin"]
 
 
 class StudentMixin:
-    """Student construction of :class:`~sk_mlcpc._distill.ContrastiveDistillationClassifier`.
+    """Student construction of :class:`~sk_mlcpc.ContrastiveDistillationClassifier`.
 
     The methods read the estimator's parameters and fitted attributes (``student``,
     ``activation``, ``preprocessor_``, ``device_``, ``net_``, ...) and its ``_callbacks``.

@@ -3,11 +3,11 @@
 Numerical support for the table behind ``alpha="auto"`` in :mod:`sk_mlcpc.bounds`
 (``benchmarks/validity.py`` regenerates it). Private.
 
-Everything here is about the collision family of :mod:`sk_mlcpc.utils._collision` in the
+Everything here is about the collision family of :mod:`sk_mlcpc._math.collision` in the
 batch layout (``m = n``), written with ``alpha = r alpha*``, ``alpha* = n / (n (n - 1) + 1)``:
 
 - :func:`copies_excess`: ``E[estimate] - log K`` for ``q = 1``, ``s = inf``, from the folded
-  law of the colliding pairs (:func:`~sk_mlcpc.utils._collision.folded_pair_law`). Exact up
+  law of the colliding pairs (:func:`~sk_mlcpc._math.collision.folded_pair_law`). Exact up
   to float64 rounding when the folding length exceeds the support that matters, and never
   below the exact value in any case (folding moves mass to fewer collisions). For ``q = 1``
   the estimate of every batch increases with ``s``, so ``s = inf`` is the worst strength.
@@ -29,7 +29,7 @@ import numpy as np
 from scipy.special import gammaln
 from scipy.stats import binom
 
-from sk_mlcpc.utils._collision import folded_pair_law, ml_cpc_given_counts
+from sk_mlcpc._math.collision import folded_pair_law, ml_cpc_given_counts
 
 __all__ = [
     "alpha_star",
@@ -237,7 +237,7 @@ def noise_excess_bound(
     With ``d`` copies, ``C = C_cc + C_nc`` (copy-copy and noise-copy collisions), and the
     estimate decreases in ``C`` for ``s >= 0``; dropping ``C_nc`` can only raise it. Given
     ``d``, ``C_cc = 2 P_d`` with ``P_d`` the colliding pairs of ``d`` copies, whose law is
-    :func:`~sk_mlcpc.utils._collision.folded_pair_law` (exact; folding again only raises the
+    :func:`~sk_mlcpc._math.collision.folded_pair_law` (exact; folding again only raises the
     estimate). ``d`` is Binomial(``n, q``); the ``d`` outside the computed range (mass below
     1e-30) are bounded by the cap ``log(n / alpha)``.
 

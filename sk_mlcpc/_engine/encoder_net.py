@@ -1,6 +1,6 @@
 """The torch side of ContrastiveEncoder: rows, pairs of views, the pair module and net.
 
-:class:`~sk_mlcpc._encoder.ContrastiveEncoder` builds a :class:`ViewContrastiveNet` in
+:class:`~sk_mlcpc._estimators.encoder.ContrastiveEncoder` builds a :class:`ViewContrastiveNet` in
 ``fit``. What this module holds:
 
 * ``ViewFunction``: the type of a view, ``view(x_batch, generator) -> x_view``;
@@ -8,7 +8,7 @@
 * :class:`ViewBatches`: batches of two random views of the same rows;
 * :class:`ViewPairModule`: encoder + projection head scoring every pair of views by
   scaled cosine similarity (a separable critic);
-* :class:`ViewContrastiveNet`: the :class:`~sk_mlcpc._engine.ContrastiveNet` that trains
+* :class:`ViewContrastiveNet`: the :class:`~sk_mlcpc._engine.net.ContrastiveNet` that trains
   the module on pairs of views and evaluates the bound per held-out batch.
 """
 
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sk_mlcpc._devices import device_generator, to_device
-from sk_mlcpc._engine import ContrastiveNet, SeededBatches
+from sk_mlcpc._engine.net import ContrastiveNet, SeededBatches
+from sk_mlcpc._nn.devices import device_generator, to_device
 
 __all__ = ["RowDataset", "ViewBatches", "ViewContrastiveNet", "ViewFunction", "ViewPairModule"]
 
@@ -45,7 +45,7 @@ class ViewBatches(SeededBatches):
     """Batches of two random views of the same rows, ``{"x": view_a, "y": view_b}``.
 
     Rows are sliced from a shuffled index (full batches only, as in
-    :class:`sk_mlcpc._engine.TensorBatches`). Training passes a fresh ``generator`` per
+    :class:`sk_mlcpc._engine.net.TensorBatches`). Training passes a fresh ``generator`` per
     epoch (``generator_factory`` is called at the start of each pass); evaluation
     (``shuffle=False``) reseeds from ``seed`` at every pass, so the
     order *and* the views are the same each time and a held-out score is repeatable.
@@ -95,7 +95,7 @@ class ViewPairModule(nn.Module):
     shows only there (the weights and outputs grow without bound, the loss stays finite).
     In training, every forward pass leaves ``output_scale``: the root mean square of the
     encoder's outputs (the larger of the two views'), a device tensor that
-    :class:`~sk_mlcpc._engine.DivergenceGuard` reads and checks after each step.
+    :class:`~sk_mlcpc._engine.net.DivergenceGuard` reads and checks after each step.
     """
 
     output_scale: torch.Tensor | None = None

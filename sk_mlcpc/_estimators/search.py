@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.utils import _safe_indexing, check_random_state
 
-from sk_mlcpc._mi import MIEstimate, MutualInformationEstimator
+from sk_mlcpc._estimators.mi import MIEstimate, MutualInformationEstimator
 
 __all__ = ["MISearchResult", "search_mi"]
 

@@ -6,7 +6,7 @@ sequence to a latent ``z_t``, a causal GRU summarises ``z_0, ..., z_t`` into a c
 ``z_{t+k}`` against negatives with the bilinear critic ``f_k(c_t, z) = (W_k c_t) . z``.
 
 This module holds the estimator; the torch side it trains (the model, the batches of
-sequences, the loss and the skorch net) is in :mod:`sk_mlcpc._sequence_engine`.
+sequences, the loss and the skorch net) is in :mod:`sk_mlcpc._engine.sequence_net`.
 
 Score matrices
 --------------
@@ -44,22 +44,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from sk_mlcpc._devices import resolve_device
-from sk_mlcpc._docs import shared_parameter_docs
-from sk_mlcpc._engine import (
-    DivergenceError,
-    DivergenceGuard,
-    MutualInformationLog,
-)
-from sk_mlcpc._evaluation import warn_if_alpha_is_invalid
-from sk_mlcpc._persistence import PersistenceMixin
-from sk_mlcpc._sequence_engine import (
-    PredictiveBoundLoss,
-    PredictiveCodingModule,
-    PredictiveCodingNet,
-    SequenceDataset,
-)
-from sk_mlcpc._training import (
+from sk_mlcpc._engine.evaluation import warn_if_alpha_is_invalid
+from sk_mlcpc._engine.fitting import (
     check_has_features,
     check_hidden_layer_sizes,
     data_fingerprint,
@@ -67,8 +53,22 @@ from sk_mlcpc._training import (
     run_training,
     standard_callbacks,
 )
-from sk_mlcpc.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
-from sk_mlcpc.encoders import ACTIVATIONS
+from sk_mlcpc._engine.net import (
+    DivergenceError,
+    DivergenceGuard,
+    MutualInformationLog,
+)
+from sk_mlcpc._engine.persistence import PersistenceMixin
+from sk_mlcpc._engine.sequence_net import (
+    PredictiveBoundLoss,
+    PredictiveCodingModule,
+    PredictiveCodingNet,
+    SequenceDataset,
+)
+from sk_mlcpc._estimators.docs import shared_parameter_docs
+from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
+from sk_mlcpc._nn.devices import resolve_device
+from sk_mlcpc._nn.encoders import ACTIVATIONS
 
 __all__ = ["ContrastivePredictiveCoding"]
 
@@ -541,7 +541,7 @@ class ContrastivePredictiveCoding(
             ),
         )
 
-    # persistence (sk_mlcpc._persistence.PersistenceMixin)
+    # persistence (sk_mlcpc._engine.persistence.PersistenceMixin)
     _saved_attributes = (
         "mi_",
         "mi_cap_",
@@ -573,7 +573,7 @@ class ContrastivePredictiveCoding(
 
     @property
     def module_(self) -> nn.Module:
-        """The trained :class:`~sk_mlcpc._sequence_engine.PredictiveCodingModule`.
+        """The trained :class:`~sk_mlcpc._engine.sequence_net.PredictiveCodingModule`.
 
         The same object as ``net_.module_``.
         """

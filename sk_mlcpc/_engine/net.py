@@ -28,14 +28,14 @@ from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 from torch import nn
 
-from sk_mlcpc._devices import to_device
-from sk_mlcpc.blockwise import (
+from sk_mlcpc._math.blockwise import (
     DEFAULT_BLOCK_SIZE,
     blockwise_bound,
     chunked_scores,
     separable_parts,
 )
-from sk_mlcpc.bounds import get_bound
+from sk_mlcpc._math.bounds import get_bound
+from sk_mlcpc._nn.devices import to_device
 
 __all__ = [
     "AlphaSchedule",
@@ -327,7 +327,7 @@ class HostSyncFreeLoop:
     every ``KeyboardInterrupt`` and returns, because its ``EarlyStopping`` raises one to
     stop; a Ctrl-C would then pass for a finished fit. ``interrupted_`` is set to true
     when the loop ends with a ``KeyboardInterrupt`` that no early-stopping callback
-    raised (:func:`sk_mlcpc._training.run_training` then raises it again).
+    raised (:func:`sk_mlcpc._engine.fitting.run_training` then raises it again).
     """
 
     interrupted_ = False
@@ -490,7 +490,7 @@ class DivergenceGuard(Callback):
     grow without bound instead (outputs of 1e11 and more). A module that sets an
     ``output_scale`` tensor during a training forward pass (the root mean square of the
     representation it returns, see
-    :class:`~sk_mlcpc._encoder_engine.ViewPairModule`) has it checked with the
+    :class:`~sk_mlcpc._engine.encoder_net.ViewPairModule`) has it checked with the
     gradients, and, if it has a ``measure_output_scale(**inputs)`` method, once more on
     the last batch at the end of each training pass (the last step's update is seen by
     no training forward pass): above ``max_output_growth`` times its value at the first
@@ -519,7 +519,7 @@ class DivergenceGuard(Callback):
 
     Examples
     --------
-    >>> from sk_mlcpc._engine import DivergenceGuard
+    >>> from sk_mlcpc._engine.net import DivergenceGuard
     >>> DivergenceGuard(on_divergence="restore", check_every=16).initialize().n_restores_
     0
     """

@@ -1,6 +1,6 @@
 """The distillation engine: student wrapper, CRD memory bank, loss and skorch net.
 
-:class:`~sk_mlcpc._distill.ContrastiveDistillationClassifier` builds a
+:class:`~sk_mlcpc._estimators.distill.ContrastiveDistillationClassifier` builds a
 :class:`DistillationNet` in ``fit``. What this module holds:
 
 * :class:`_DistillationModule`: the student plus CRD's training-time parts (linear
@@ -24,10 +24,10 @@ from skorch.callbacks import Callback
 from torch import nn
 from torch.nn import functional as F
 
-from sk_mlcpc._devices import device_generator, to_device
-from sk_mlcpc._engine import DivergenceGuard, HostSyncFreeLoop
-from sk_mlcpc.bounds import cpc, ml_cpc
-from sk_mlcpc.encoders import ACTIVATIONS, make_mlp
+from sk_mlcpc._engine.net import DivergenceGuard, HostSyncFreeLoop
+from sk_mlcpc._math.bounds import cpc, ml_cpc
+from sk_mlcpc._nn.devices import device_generator, to_device
+from sk_mlcpc._nn.encoders import ACTIVATIONS, make_mlp
 
 __all__ = ["DISTILLATION_OBJECTIVES", "DistillationLoss", "DistillationNet"]
 
@@ -96,7 +96,7 @@ def _sample_negatives(
     Examples
     --------
     >>> import torch
-    >>> from sk_mlcpc._distill_engine import _sample_negatives
+    >>> from sk_mlcpc._engine.distill_net import _sample_negatives
     >>> index = torch.tensor([0, 1, 2])
     >>> negatives = _sample_negatives(index, 3, 5, torch.Generator().manual_seed(0))
     >>> negatives.shape
@@ -234,7 +234,7 @@ class DistillationLoss(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sk_mlcpc._distill_engine import DistillationLoss
+    >>> from sk_mlcpc._engine.distill_net import DistillationLoss
     >>> loss = DistillationLoss(kd_weight=0.0, contrastive_weight=0.0)
     >>> logits = torch.tensor([[10.0, -10.0]])
     >>> y = {"label": torch.tensor([0]), "teacher_logits": torch.zeros(1, 2)}
@@ -428,12 +428,12 @@ class DistillationNet(HostSyncFreeLoop, NeuralNet):
     and the negatives of each epoch are drawn from ``shuffle_seed`` plus the epoch's index
     (see :meth:`epoch_generator`). The validation loss is the held-out cross-entropy, on
     batches in row order; ``eval_seed`` is not used by them and is kept so that every net
-    of the package carries the same seeds (:mod:`sk_mlcpc._persistence` saves both).
+    of the package carries the same seeds (:mod:`sk_mlcpc._engine.persistence` saves both).
 
     Examples
     --------
     >>> import torch
-    >>> from sk_mlcpc._distill_engine import DistillationLoss, DistillationNet
+    >>> from sk_mlcpc._engine.distill_net import DistillationLoss, DistillationNet
     >>> net = DistillationNet(torch.nn.Linear(2, 2), criterion=DistillationLoss)
     >>> net.shuffle_seed
     0
@@ -449,7 +449,7 @@ class DistillationNet(HostSyncFreeLoop, NeuralNet):
     def epoch_generator(self) -> torch.Generator:
         """A generator seeded by ``shuffle_seed`` and the number of epochs begun.
 
-        As :meth:`sk_mlcpc._engine.ContrastiveNet.epoch_generator`: skorch builds the
+        As :meth:`sk_mlcpc._engine.net.ContrastiveNet.epoch_generator`: skorch builds the
         training iterator once per ``fit``/``partial_fit`` call, so each pass seeds its own
         generator (the net holds none and stays picklable), and an epoch's batches and
         negatives depend on its index only. A warm-started or resumed fit thus draws what an
@@ -503,7 +503,7 @@ class _ValidAccuracy(Callback):
 
 
 class _DivergenceGuard(DivergenceGuard):
-    """:class:`~sk_mlcpc._engine.DivergenceGuard` with distillation's loss ceiling and advice.
+    """:class:`~sk_mlcpc._engine.net.DivergenceGuard` with distillation's loss ceiling and advice.
 
     Non-finite gradients and losses, or a loss above ``max_loss``, raise or are repaired
     (``on_divergence="restore"``: the memory banks are restored with the weights, being

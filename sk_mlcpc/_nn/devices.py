@@ -47,7 +47,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
     Examples
     --------
-    >>> from sk_mlcpc._devices import resolve_device
+    >>> from sk_mlcpc._nn.devices import resolve_device
     >>> resolve_device("cpu")
     device(type='cpu')
     >>> resolve_device("nonsense")

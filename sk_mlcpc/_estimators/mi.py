@@ -18,26 +18,14 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
-from sk_mlcpc._devices import resolve_device
-from sk_mlcpc._docs import shared_parameter_docs
-from sk_mlcpc._engine import (
-    BoundLoss,
-    ContrastiveNet,
-    DivergenceError,
-    DivergenceGuard,
-    MutualInformationLog,
-    PairedTensorDataset,
-)
-from sk_mlcpc._evaluation import (
+from sk_mlcpc._engine.evaluation import (
     HeldOutEstimate,
     SaturationWarning,
     auto_eval_batch_size,
     evaluate_held_out,
     warn_if_alpha_is_invalid,
 )
-from sk_mlcpc._inputs import INPUT_DTYPES, as_float32
-from sk_mlcpc._persistence import PersistenceMixin
-from sk_mlcpc._training import (
+from sk_mlcpc._engine.fitting import (
     BLOCKWISE_FROM,
     check_has_features,
     check_hidden_layer_sizes,
@@ -47,15 +35,27 @@ from sk_mlcpc._training import (
     run_training,
     standard_callbacks,
 )
-from sk_mlcpc.bounds import (
+from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32
+from sk_mlcpc._engine.net import (
+    BoundLoss,
+    ContrastiveNet,
+    DivergenceError,
+    DivergenceGuard,
+    MutualInformationLog,
+    PairedTensorDataset,
+)
+from sk_mlcpc._engine.persistence import PersistenceMixin
+from sk_mlcpc._estimators.docs import shared_parameter_docs
+from sk_mlcpc._math.bounds import (
     ALPHA_OBJECTIVES,
     BOUNDS,
     bound_validity,
     cap,
     resolve_alpha,
 )
-from sk_mlcpc.critics import CRITICS, make_critic
-from sk_mlcpc.encoders import ACTIVATIONS
+from sk_mlcpc._nn.critics import CRITICS, make_critic
+from sk_mlcpc._nn.devices import resolve_device
+from sk_mlcpc._nn.encoders import ACTIVATIONS
 
 __all__ = ["MIEstimate", "MutualInformationEstimator", "estimate_mi"]
 
@@ -443,7 +443,7 @@ class MutualInformationEstimator(
         )
         net_class, placement = ContrastiveNet, {"device": self.device_}
         if self.accelerator is not None:
-            from sk_mlcpc.distributed import AcceleratedContrastiveNet
+            from sk_mlcpc._engine.distributed import AcceleratedContrastiveNet
 
             net_class = AcceleratedContrastiveNet
             placement = {"accelerator": self.accelerator, "device": None}
@@ -549,7 +549,7 @@ class MutualInformationEstimator(
                 stacklevel=3,
             )
 
-    # persistence (sk_mlcpc._persistence.PersistenceMixin)
+    # persistence (sk_mlcpc._engine.persistence.PersistenceMixin)
     _saved_attributes = (
         "mi_",
         "mi_std_",
@@ -1022,7 +1022,7 @@ def estimate_mi(
     True
     """
     if search is not None:
-        from sk_mlcpc._search import search_mi
+        from sk_mlcpc._estimators.search import search_mi
 
         result = search_mi(X, Y, search, cv=search_cv, random_state=random_state, **params)
         return result.estimate.mi

@@ -4,7 +4,7 @@ A critic is trained on correlated Gaussians (or their cubic variant) whose true 
 through 2, 4, 6, 8, 10 nats, with a fresh batch of 128 pairs at every step. The bound on
 each batch is recorded *before* the gradient step that uses it, so with fresh data every
 recorded value is a held-out estimate. Training runs through the package's skorch engine
-(:class:`sk_mlcpc._engine.ContrastiveNet`), one ``partial_fit`` per level.
+(:class:`sk_mlcpc._engine.net.ContrastiveNet`), one ``partial_fit`` per level.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sk_mlcpc._devices import forked_cuda_devices, resolve_device
-from sk_mlcpc._engine import BoundLoss, ContrastiveNet, PairedTensorDataset
-from sk_mlcpc.bounds import bound_validity, cap, resolve_alpha
-from sk_mlcpc.critics import make_critic
+from sk_mlcpc._engine.net import BoundLoss, ContrastiveNet, PairedTensorDataset
+from sk_mlcpc._math.bounds import bound_validity, cap, resolve_alpha
+from sk_mlcpc._nn.critics import make_critic
+from sk_mlcpc._nn.devices import forked_cuda_devices, resolve_device
 from sk_mlcpc.datasets import mi_staircase
 
 __all__ = ["StaircaseConfig", "StaircaseResult", "default_configs", "run_staircase"]

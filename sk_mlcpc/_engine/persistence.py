@@ -24,7 +24,7 @@ import torch
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 from skorch.history import History
 
-from sk_mlcpc._devices import resolve_device
+from sk_mlcpc._nn.devices import resolve_device
 from sk_mlcpc._version import __version__
 
 __all__ = ["FITTED_ATTRIBUTE_TYPES", "ModelFileError", "PersistenceMixin"]

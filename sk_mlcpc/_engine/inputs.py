@@ -43,7 +43,7 @@ def as_float32(values, name: str, *, stacklevel: int = 4) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> from sk_mlcpc._inputs import as_float32
+    >>> from sk_mlcpc._engine.inputs import as_float32
     >>> as_float32(np.array([[1.0], [2.0]]), "X").dtype
     dtype('float32')
     """
