@@ -6,52 +6,35 @@ import math
 import os
 import warnings
 from numbers import Integral, Real
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
-from sk_mlcpc._engine.evaluation import (
-    HeldOutEstimate,
-    SaturationWarning,
-    auto_eval_batch_size,
-    evaluate_held_out,
-    warn_if_alpha_is_invalid,
-)
 from sk_mlcpc._engine.fitting import (
     BLOCKWISE_FROM,
     check_has_features,
-    check_hidden_layer_sizes,
-    data_fingerprint,
-    make_preprocessor,
     net_parameters,
-    run_training,
     standard_callbacks,
 )
 from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32
 from sk_mlcpc._engine.net import (
     BoundLoss,
     ContrastiveNet,
-    DivergenceError,
     DivergenceGuard,
     MutualInformationLog,
     PairedTensorDataset,
 )
-from sk_mlcpc._engine.persistence import PersistenceMixin
+from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit, MIEstimate
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._math.bounds import (
-    ALPHA_OBJECTIVES,
     BOUNDS,
-    bound_validity,
-    cap,
-    resolve_alpha,
 )
 from sk_mlcpc._nn.critics import CRITICS, make_critic
 from sk_mlcpc._nn.devices import resolve_device
@@ -80,7 +63,7 @@ def _has_embedding(estimator: MutualInformationEstimator) -> bool:
 
 @shared_parameter_docs
 class MutualInformationEstimator(
-    PersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ContrastiveEstimator
 ):
     """Estimate the mutual information ``I(X; Y)`` with a trained contrastive critic.
 
@@ -374,6 +357,10 @@ class MutualInformationEstimator(
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
+    @property
+    def _separable_scores(self) -> bool:
+        return self.critic in _SEPARABLE_CRITICS
+
     # ------------------------------------------------------------------ input handling
 
     def _validate_y(self, Y, n_samples: int, *, reset: bool, min_samples: int = 2) -> np.ndarray:
@@ -397,23 +384,10 @@ class MutualInformationEstimator(
         return Y
 
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
-        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        sizes = super()._check_hidden_layer_sizes()
         if self.critic == "concat" and not sizes:
             raise ValueError("critic='concat' needs at least one hidden layer.")
         return sizes
-
-    def _make_preprocessor(self, n_rows: int, seed: int):
-        return make_preprocessor(self.preprocessing, n_rows, seed)
-
-    @property
-    def _data_device(self) -> torch.device:
-        # The net's device, not device_: a model trained on CUDA and unpickled on a
-        # CPU-only machine has been moved to the CPU by skorch.
-        if not hasattr(self, "net_"):
-            return self.device_
-        if self.net_.device is None:  # placed by an accelerator
-            return next(self.net_.module_.parameters()).device
-        return torch.device(self.net_.device)
 
     def _preprocess(self, X: np.ndarray, Y: np.ndarray | None = None, device=None):
         device = self._data_device if device is None else device
@@ -463,91 +437,16 @@ class MutualInformationEstimator(
             eval_batch_size=self.validation_batch_size_,
             precision=self.precision,
             compile=self.compile,
-            blockwise=self.blockwise_ and self.critic in _SEPARABLE_CRITICS,
-            chunk_pairs=self.blockwise_ and self.critic not in _SEPARABLE_CRITICS,
+            blockwise=self.blockwise_ and self._separable_scores,
+            chunk_pairs=self.blockwise_ and not self._separable_scores,
             **{**shared, **placement},
         )
 
     def _resolve_blockwise(self) -> bool:
         if self.blockwise == "auto":
-            threshold = BLOCKWISE_FROM if self.critic in _SEPARABLE_CRITICS else _CHUNK_PAIRS_FROM
+            threshold = BLOCKWISE_FROM if self._separable_scores else _CHUNK_PAIRS_FROM
             return max(self.batch_size_, self.validation_batch_size_) >= threshold
         return bool(self.blockwise)
-
-    def _alpha_at(self, n_rows: int) -> float:
-        """The alpha of the bound on batches of ``n_rows`` (``"auto"`` resolved there)."""
-        # Objectives without alpha ignore it, as documented: do not validate it for them.
-        alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
-        return resolve_alpha(alpha, self.objective, n_rows)
-
-    def _evaluation_batch_size(self, n_rows: int) -> int:
-        """Rows per evaluation batch when ``n_rows`` rows are at hand."""
-        if self.eval_batch_size == "auto":
-            processes = 1 if self.accelerator is None else int(self.accelerator.num_processes)
-            joint = self.critic not in _SEPARABLE_CRITICS
-            return auto_eval_batch_size(n_rows, joint=joint, multiple_of=processes)
-        return min(self.eval_batch_size or self.batch_size, n_rows)
-
-    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> HeldOutEstimate:
-        return evaluate_held_out(
-            self.net_,
-            PairedTensorDataset(x, y),
-            batch_size=batch_size,
-            alpha_at=self._alpha_at,
-            separable=self.critic in _SEPARABLE_CRITICS,
-        )
-
-    def _record_estimate(self, estimate: HeldOutEstimate) -> None:
-        if not math.isfinite(estimate.value) or estimate.value < -1e4:
-            raise DivergenceError(
-                "The fitted critic gives a non-finite held-out estimate. Lower learning_rate, "
-                "keep preprocessing on, or use a lower-variance objective such as 'ml_cpc'."
-            )
-        self.mi_ = estimate.value
-        self.mi_std_ = estimate.std_error
-        self.mi_ci_ = estimate.interval
-        self.eval_alpha_ = estimate.alpha
-        self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.eval_alpha_)
-        self.bound_validity_ = bound_validity(
-            self.objective, self.eval_batch_size_, alpha=self.eval_alpha_
-        )
-        self.saturation_gain_ = estimate.saturation_gain
-        self.saturated_ = estimate.saturated(self.mi_cap_)
-        self.converged_ = _still_improving(self.history_, self.n_iter_no_change, self.tol) is None
-
-    def _warn_about_estimate(self) -> None:
-        warn_if_alpha_is_invalid(
-            self.objective, self.eval_alpha_, self.bound_validity_, self.eval_batch_size_
-        )
-        if math.isnan(self.mi_std_):
-            warnings.warn(
-                f"The test split holds {self.eval_batch_size_} rows, too few for an "
-                "uncertainty: mi_std_ and mi_ci_ are undefined (NaN). Use more rows or a "
-                "larger test_fraction.",
-                UserWarning,
-                stacklevel=3,
-            )
-        if self.saturated_:
-            warnings.warn(
-                f"mi_ = {self.mi_:.3f} nats is limited by the evaluation batch of "
-                f"{self.eval_batch_size_} rows (cap {self.mi_cap_:.2f}): it rose by "
-                f"{self.saturation_gain_:.3f} nats from batches of half that size, so more "
-                "rows per evaluation batch would raise it, and the MI may be well above "
-                "it. Use more rows or a larger test_fraction (eval_batch_size='auto' takes "
-                "them all, up to 4,096 per batch).",
-                SaturationWarning,
-                stacklevel=3,
-            )
-        if not self.converged_:
-            epoch = _still_improving(self.history_, self.n_iter_no_change, self.tol)
-            warnings.warn(
-                f"The held-out bound was still improving at the end of training (best "
-                f"valid_mi at epoch {epoch} of {self.n_epochs_}), so mi_ is likely below "
-                "what this critic can reach. Raise max_epochs or learning_rate, or continue "
-                "with warm_start=True.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
 
     # persistence (sk_mlcpc._engine.persistence.PersistenceMixin)
     _saved_attributes = (
@@ -578,9 +477,6 @@ class MutualInformationEstimator(
     def _restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self.reference_y_ = tensors["reference_y_"]
 
-    def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int) -> ContrastiveNet:
-        return self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
-
     @property
     def critic_(self) -> nn.Module:
         """The trained critic (``net_.module_``)."""
@@ -600,132 +496,92 @@ class MutualInformationEstimator(
             named ``y`` as in every scikit-learn ``fit``, so that Pipelines, scorers and
             GridSearchCV pass it along.
         **fit_params : dict
-            Not used; accepted for compatibility with meta-estimators.
+            Must be empty: fit parameters such as ``sample_weight`` are not supported,
+            and are refused rather than silently ignored.
 
         Returns
         -------
         self : MutualInformationEstimator
             The fitted estimator.
         """
-        self._validate_params()
-        Y = y
-        if Y is None:
+        return self._fit(X, y, fit_params)
+
+    def _validate_fit_data(self, X, y, *, warm: bool) -> dict:
+        if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None: "
                 "fit(X, y) estimates the mutual information between X and the paired variable y."
             )
-        warm = bool(self.warm_start) and hasattr(self, "net_")
-        check_has_features(X)
-        X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
-        Y = self._validate_y(Y, len(X), reset=not warm)
-        self._check_hidden_layer_sizes()
-
-        n_samples = len(X)
-        train_rows, valid_rows, test_rows, seeds = self._split(n_samples)
-        init_seed, shuffle_seed, eval_seed, prep_seed = seeds
-        n_train, n_valid, n_test = len(train_rows), len(valid_rows), len(test_rows)
-
         if self.accelerator is not None and self.precision != "fp32":
             raise ValueError(
                 f"precision={self.precision!r} does not apply with an accelerator: mixed "
                 "precision comes from the accelerator itself, e.g. "
                 "Accelerator(mixed_precision='bf16'). Leave precision='fp32'."
             )
+        check_has_features(X)
+        X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
+        Y = self._validate_y(y, len(X), reset=not warm)
+        self._check_hidden_layer_sizes()
+        return {"arrays": (X, Y), "n_samples": len(X)}
+
+    def _resolve_device(self) -> torch.device:
+        if self.accelerator is None:
+            return resolve_device(self.device)
+        return torch.device(self.accelerator.device)
+
+    def _prepare_data(self, data: dict, split: FitSplit, *, warm: bool):
+        X, Y = data["arrays"]
         if not warm:
-            self.device_ = (
-                resolve_device(self.device)
-                if self.accelerator is None
-                else torch.device(self.accelerator.device)
-            )
-            self.preprocessor_x_ = self._make_preprocessor(n_train, prep_seed)
-            self.preprocessor_y_ = self._make_preprocessor(n_train, prep_seed)
+            self.preprocessor_x_ = self._make_preprocessor(len(split.train), split.seeds["prep"])
+            self.preprocessor_y_ = self._make_preprocessor(len(split.train), split.seeds["prep"])
             if self.preprocessor_x_ is not None:
-                self.preprocessor_x_.fit(X[train_rows])
-                self.preprocessor_y_.fit(Y[train_rows])
+                self.preprocessor_x_.fit(X[split.train])
+                self.preprocessor_y_.fit(Y[split.train])
         x_all, y_all = self._preprocess(X, Y, device=self._data_device if warm else self.device_)
-        train_set = PairedTensorDataset(x_all[train_rows], y_all[train_rows])
-        valid_set = PairedTensorDataset(x_all[valid_rows], y_all[valid_rows])
+        data["x"], data["y"] = x_all, y_all
+        sizes = {
+            "batch_size_": len(split.train),
+            "validation_batch_size_": len(split.valid),
+            "eval_batch_size_": len(split.test),
+        }
         if warm:
-            if (
-                n_train < self.batch_size_
-                or n_valid < self.validation_batch_size_
-                or n_test < self.eval_batch_size_
-            ):
-                raise ValueError(
-                    f"warm_start continues with the fitted batch sizes ({self.batch_size_} "
-                    f"for training, {self.validation_batch_size_} for validation, "
-                    f"{self.eval_batch_size_} for the estimate); {n_samples} rows are too "
-                    "few for them."
-                )
+            self._check_warm_sizes(sizes, split.n_samples)
         else:
             # A fixed sample of the marginal of Y for score_samples' normaliser.
-            reference_rows = np.sort(train_rows[:_MAX_REFERENCE])
+            reference_rows = np.sort(split.train[:_MAX_REFERENCE])
             self.reference_y_ = y_all[torch.as_tensor(reference_rows, device=x_all.device)].cpu()
-            self.batch_size_ = min(self.batch_size, n_train)
-            self.validation_batch_size_ = self._evaluation_batch_size(n_valid)
-            self.eval_batch_size_ = self._evaluation_batch_size(n_test)
+            self.batch_size_ = min(self.batch_size, len(split.train))
+            self.validation_batch_size_ = self._evaluation_batch_size(len(split.valid))
+            self.eval_batch_size_ = self._evaluation_batch_size(len(split.test))
             self.alpha_ = self._alpha_at(self.batch_size_)
             self.blockwise_ = self._resolve_blockwise()
             if self.accelerator is not None:
                 self._check_process_multiples()
+        train_set = PairedTensorDataset(x_all[split.train], y_all[split.train])
+        valid_set = PairedTensorDataset(x_all[split.valid], y_all[split.valid])
+        return train_set, valid_set
 
-        def make_net(valid_set):
-            return self._make_net(
-                shuffle_seed=shuffle_seed, eval_seed=eval_seed, valid_set=valid_set
-            )
-
-        net = run_training(
-            self,
-            make_net,
-            train_set,
-            valid_set,
-            init_seed=init_seed,
-            device=self.device_,
-            fingerprint=data_fingerprint(self, X, Y) if self.checkpoint_dir else "",
-        )
-        # The held-out tensors are not part of the model: do not pickle them with it.
-        net.train_split = None
-        self.net_ = net
-        self.history_ = net.history
-        self.n_epochs_ = len(net.history)
-
-        test_rows_on_device = torch.as_tensor(test_rows, device=x_all.device)
+    def _finish_fit(self, data: dict, split: FitSplit) -> None:
+        rows = torch.as_tensor(split.test, device=data["x"].device)
         estimate = self._evaluate(
-            x_all[test_rows_on_device], y_all[test_rows_on_device], self.eval_batch_size_
+            PairedTensorDataset(data["x"][rows], data["y"][rows]), self.eval_batch_size_
         )
-        self._record_estimate(estimate)
-        self._warn_about_estimate()
-        return self
-
-    def _split(self, n_samples: int):
-        """Training, validation and test rows, and the seeds of the fit.
-
-        The three sets are disjoint: the validation rows choose the epoch, the test rows
-        only produce ``mi_``.
-        """
-        if self.validation_fraction + self.test_fraction >= 1:
-            raise ValueError(
-                "validation_fraction + test_fraction must be below 1 to leave rows for "
-                f"training, got {self.validation_fraction} + {self.test_fraction}."
+        self.converged_ = _still_improving(self.history_, self.n_iter_no_change, self.tol) is None
+        self._record_held_out(
+            estimate,
+            advice="Lower learning_rate, keep preprocessing on, or use a lower-variance "
+            "objective such as 'ml_cpc'.",
+        )
+        if not self.converged_:
+            epoch = _still_improving(self.history_, self.n_iter_no_change, self.tol)
+            warnings.warn(
+                f"The held-out bound was still improving at the end of training (best "
+                f"valid_mi at epoch {epoch} of {self.n_epochs_}), so mi_ is likely below "
+                "what this critic can reach. Raise max_epochs or learning_rate, or continue "
+                "with warm_start=True.",
+                ConvergenceWarning,
+                stacklevel=4,
             )
-        n_valid = max(2, math.ceil(self.validation_fraction * n_samples))
-        n_test = max(2, math.ceil(self.test_fraction * n_samples))
-        n_train = n_samples - n_valid - n_test
-        if n_train < 2:
-            raise ValueError(
-                f"Too few samples: {n_samples} rows leave {n_train} for training after "
-                f"holding out {n_valid} for validation (validation_fraction="
-                f"{self.validation_fraction}) and {n_test} for the estimate (test_fraction="
-                f"{self.test_fraction}); at least 6 rows are needed, and hundreds for a "
-                "useful estimate."
-            )
-        rng = check_random_state(self.random_state)
-        split_seed, *seeds = (int(seed) for seed in rng.randint(0, 2**31 - 1, size=5))
-        order = np.random.default_rng(split_seed).permutation(n_samples)
-        train_rows = order[:n_train]
-        valid_rows = order[n_train : n_train + n_valid]
-        test_rows = order[n_train + n_valid :]
-        return train_rows, valid_rows, test_rows, seeds
 
     def _check_process_multiples(self) -> None:
         n_processes = int(self.accelerator.num_processes)
@@ -804,33 +660,7 @@ class MutualInformationEstimator(
         True
         """
         x, y = self._validated_pair(X, y)
-        if self.eval_batch_size == "auto":
-            batch_size = self._evaluation_batch_size(len(x))
-        else:
-            batch_size = min(self.eval_batch_size_, len(x))
-            if batch_size < self.eval_batch_size_:
-                validity = bound_validity(
-                    self.objective, batch_size, alpha=self._alpha_at(batch_size)
-                )
-                warnings.warn(
-                    f"Only {len(x)} rows given: scoring one batch of {batch_size} instead "
-                    f"of {self.eval_batch_size_}; the bound's cap and bias change with the "
-                    f"batch size (validity at this size: {validity}).",
-                    UserWarning,
-                    stacklevel=2,
-                )
-        estimate = self._evaluate(x, y, batch_size)
-        bound_cap = cap(self.objective, batch_size, alpha=estimate.alpha)
-        return MIEstimate(
-            mi=estimate.value,
-            std_error=estimate.std_error,
-            ci=estimate.interval,
-            cap=bound_cap,
-            validity=bound_validity(self.objective, batch_size, alpha=estimate.alpha),
-            batch_size=batch_size,
-            alpha=estimate.alpha,
-            saturated=estimate.saturated(bound_cap),
-        )
+        return self._evaluate_rows(PairedTensorDataset(x, y), len(x))
 
     def score_samples(self, X, y) -> np.ndarray:
         """Pointwise mutual information of each pair, in nats.
@@ -902,24 +732,6 @@ class MutualInformationEstimator(
         """
         return self.fit(X, y, **fit_params).transform(X)
 
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the embedding columns, ``mutualinformationestimator0``, ...
-
-        Parameters
-        ----------
-        input_features : array-like of str or None, default=None
-            Ignored except for validation against ``feature_names_in_``.
-
-        Returns
-        -------
-        feature_names_out : ndarray of str
-        """
-        return super().get_feature_names_out(input_features)
-
-    @property
-    def _n_features_out(self) -> int:
-        return self.n_components
-
 
 # set_output wraps transform and fit_transform in plain functions when the class is created,
 # which would make an @available_if written in the class body always available: wrap the
@@ -948,32 +760,6 @@ def _still_improving(history, patience: int, tol: float) -> int | None:
     if np.nanmax(valid_mi[-patience:]) > earlier_best + tol:
         return best + 1
     return None
-
-
-class MIEstimate(NamedTuple):
-    """A bound evaluated on held-out rows, from :meth:`MutualInformationEstimator.evaluate`.
-
-    Fields: ``mi`` (nats), ``std_error`` (grouped jackknife over the rows), ``ci`` (95%
-    interval for the bound's expectation at this batch size, not for the MI), ``cap`` and
-    ``validity`` at ``batch_size`` and ``alpha``, and ``saturated`` (the batch limits the
-    estimate).
-
-    Examples
-    --------
-    >>> from sk_mlcpc import MIEstimate
-    >>> result = MIEstimate(1.2, 0.05, (1.1, 1.3), 15.2, "claimed", 2000, 5e-4, False)
-    >>> result.mi, result.ci
-    (1.2, (1.1, 1.3))
-    """
-
-    mi: float
-    std_error: float
-    ci: tuple[float, float]
-    cap: float
-    validity: str
-    batch_size: int
-    alpha: float
-    saturated: bool
 
 
 def estimate_mi(

@@ -1,0 +1,348 @@
+"""The fit skeleton every estimator shares, written once.
+
+:class:`ContrastiveEstimator` is a template in the spirit of skorch's ``NeuralNet`` and
+scikit-learn's ``BaseSearchCV``: :meth:`~ContrastiveEstimator._fit` runs the steps every
+estimator takes (parameter and ``fit_params`` checks, warm-start detection, the
+training / validation / test split and the fit's seeds, the device, training fresh,
+warm-started or resumed through :func:`~sk_mlcpc._engine.fitting.run_training`, and the
+fitted net, history and epoch count), and calls small named hooks for what each estimator
+owns:
+
+``_validate_fit_data(X, y, warm, **extra)``
+    The checked arrays of the fit and the row count.
+``_prepare_data(data, split, warm)``
+    Preprocessing (fitted on the training rows of a new fit), the fitted sizes, and the
+    training and held-out datasets.
+``_make_net(shuffle_seed=..., eval_seed=..., valid_set=...)``
+    The untrained skorch net.
+``_finish_fit(data, split)``
+    What follows training: the held-out estimate and its diagnostics.
+
+The held-out evaluation (:meth:`~ContrastiveEstimator._record_held_out`,
+:meth:`~ContrastiveEstimator._evaluate_rows`) is shared too, so that every estimator that
+reports a bound reports it the same way: batches as large as the held-out rows allow,
+alpha resolved for that size, a jackknife interval, ``mi_cap_``, ``bound_validity_`` and
+the saturation warning.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+
+from sk_mlcpc._engine.evaluation import (
+    HeldOutEstimate,
+    SaturationWarning,
+    auto_eval_batch_size,
+    evaluate_held_out,
+    warn_if_alpha_is_invalid,
+)
+from sk_mlcpc._engine.fitting import (
+    check_hidden_layer_sizes,
+    data_fingerprint,
+    make_preprocessor,
+    run_training,
+)
+from sk_mlcpc._engine.net import DivergenceError
+from sk_mlcpc._engine.persistence import PersistenceMixin
+from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, bound_validity, cap, resolve_alpha
+from sk_mlcpc._nn.devices import resolve_device
+
+__all__ = ["ContrastiveEstimator", "FitSplit", "MIEstimate"]
+
+
+class MIEstimate(NamedTuple):
+    """A bound evaluated on held-out rows, from an estimator's ``evaluate``.
+
+    Fields: ``mi`` (nats), ``std_error`` (grouped jackknife over the rows), ``ci`` (95%
+    interval for the bound's expectation at this batch size, not for the MI), ``cap`` and
+    ``validity`` at ``batch_size`` and ``alpha``, and ``saturated`` (the batch limits the
+    estimate).
+
+    Examples
+    --------
+    >>> from sk_mlcpc import MIEstimate
+    >>> result = MIEstimate(1.2, 0.05, (1.1, 1.3), 15.2, "claimed", 2000, 5e-4, False)
+    >>> result.mi, result.ci
+    (1.2, (1.1, 1.3))
+    """
+
+    mi: float
+    std_error: float
+    ci: tuple[float, float]
+    cap: float
+    validity: str
+    batch_size: int
+    alpha: float
+    saturated: bool
+
+
+@dataclass(frozen=True)
+class FitSplit:
+    """The rows of one fit and its seeds.
+
+    ``train``, ``valid`` and ``test`` are disjoint row indices (``valid`` and ``test``
+    may be empty); ``seeds`` maps each name of the estimator's ``_seed_names`` to an int.
+    """
+
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    seeds: dict[str, int]
+    n_samples: int
+
+
+class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
+    """Private base of the estimators: the fit skeleton and the held-out evaluation.
+
+    Not public API; subclasses are :class:`~sk_mlcpc.MutualInformationEstimator`,
+    :class:`~sk_mlcpc.ContrastiveEncoder`, :class:`~sk_mlcpc.ContrastivePredictiveCoding`
+    and :class:`~sk_mlcpc.ContrastiveDistillationClassifier`.
+    """
+
+    #: Names of the seeds drawn from ``random_state`` at each fit, in drawing order
+    #: (the order is part of the reproducibility contract: changing it changes fits).
+    _seed_names: ClassVar[tuple[str, ...]] = ("split", "init", "shuffle", "eval", "prep")
+    #: What the rows are called in error messages ("Too few samples: 5 rows leave ...").
+    _sample_noun: ClassVar[str] = "samples"
+    _row_noun: ClassVar[str] = "rows"
+    #: Whether ``evaluate`` scores a separable critic (large batches then go blockwise).
+    _separable_scores: ClassVar[bool] = True
+
+    # ------------------------------------------------------------------ the template
+
+    def _fit(self, X, y, fit_params: dict, **extra) -> ContrastiveEstimator:
+        """Validate, split, prepare, train and evaluate: the steps of every ``fit``."""
+        self._validate_params()
+        if fit_params:
+            raise TypeError(
+                f"{type(self).__name__}.fit() got the unsupported fit parameters "
+                f"{sorted(fit_params)}; they are refused rather than silently ignored."
+            )
+        warm = bool(self.warm_start) and hasattr(self, "net_")
+        data = self._validate_fit_data(X, y, warm=warm, **extra)
+        split = self._split(data["n_samples"])
+        if not warm:
+            self.device_ = self._resolve_device()
+        train_set, valid_set = self._prepare_data(data, split, warm=warm)
+
+        def make_net(valid_set):
+            return self._make_net(
+                shuffle_seed=split.seeds["shuffle"],
+                eval_seed=split.seeds.get("eval", 0),
+                valid_set=valid_set,
+            )
+
+        net = run_training(
+            self,
+            make_net,
+            train_set,
+            valid_set,
+            init_seed=split.seeds["init"],
+            device=self.device_,
+            fingerprint=self._fingerprint(data) if self.checkpoint_dir else "",
+        )
+        # The held-out tensors are not part of the model: do not pickle them with it.
+        net.train_split = None
+        self.net_ = net
+        self.history_ = net.history
+        self.n_epochs_ = len(net.history)
+        self._finish_fit(data, split)
+        return self
+
+    # ------------------------------------------------------------------ hooks
+
+    def _validate_fit_data(self, X, y, *, warm: bool, **extra) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _prepare_data(self, data: dict[str, Any], split: FitSplit, *, warm: bool):
+        raise NotImplementedError
+
+    def _make_net(self, *, shuffle_seed: int, eval_seed: int, valid_set=None):
+        raise NotImplementedError
+
+    def _finish_fit(self, data: dict[str, Any], split: FitSplit) -> None:
+        return None
+
+    def _fingerprint(self, data: dict[str, Any]) -> str:
+        return data_fingerprint(self, *data["arrays"])
+
+    def _resolve_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def _held_out_sizes(self, n_samples: int) -> tuple[int, int]:
+        """Rows held out for validation and for the test estimate (at least 2 each, or 0)."""
+        fraction = self.validation_fraction
+        n_valid = 0 if fraction == 0 else max(2, math.ceil(fraction * n_samples))
+        fraction = getattr(self, "test_fraction", 0)
+        n_test = 0 if fraction == 0 else max(2, math.ceil(fraction * n_samples))
+        return n_valid, n_test
+
+    # ------------------------------------------------------------------ shared steps
+
+    def _split(self, n_samples: int) -> FitSplit:
+        """Training, validation and test rows, and the seeds of the fit.
+
+        The three sets are disjoint: the validation rows choose the epoch, the test rows
+        only produce the estimate.
+        """
+        n_valid, n_test = self._held_out_sizes(n_samples)
+        n_train = n_samples - n_valid - n_test
+        if n_train < 2:
+            held = f"{n_valid} (validation_fraction={self.validation_fraction})"
+            if n_test:
+                held = (
+                    f"{n_valid} for validation (validation_fraction={self.validation_fraction})"
+                    f" and {n_test} for the estimate (test_fraction={self.test_fraction})"
+                )
+            raise ValueError(
+                f"Too few {self._sample_noun}: {n_samples} {self._row_noun} leave {n_train} "
+                f"for training after holding out {held}; at least {n_valid + n_test + 2} "
+                "are needed, and hundreds for a useful model."
+            )
+        rng = check_random_state(self.random_state)
+        drawn = rng.randint(0, 2**31 - 1, size=len(self._seed_names))
+        seeds = {name: int(seed) for name, seed in zip(self._seed_names, drawn, strict=True)}
+        order = np.random.default_rng(seeds["split"]).permutation(n_samples)
+        return FitSplit(
+            train=order[:n_train],
+            valid=order[n_train : n_train + n_valid],
+            test=order[n_train + n_valid :],
+            seeds=seeds,
+            n_samples=n_samples,
+        )
+
+    def _check_warm_sizes(self, available: dict[str, int], n_samples: int) -> None:
+        """Refuse a warm start whose rows cannot fill the fitted batch sizes."""
+        if any(0 < rows < getattr(self, name) for name, rows in available.items()):
+            fitted = ", ".join(f"{name}={getattr(self, name)}" for name in available)
+            raise ValueError(
+                f"warm_start continues with the fitted batch sizes ({fitted}); {n_samples} "
+                f"{self._row_noun} are too few for them."
+            )
+
+    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
+        return check_hidden_layer_sizes(self.hidden_layer_sizes)
+
+    def _make_preprocessor(self, n_rows: int, seed: int):
+        return make_preprocessor(self.preprocessing, n_rows, seed)
+
+    @property
+    def _data_device(self) -> torch.device:
+        # The net's device, not device_: a model trained on CUDA and unpickled on a
+        # CPU-only machine has been moved to the CPU by skorch.
+        if not hasattr(self, "net_"):
+            return self.device_
+        if self.net_.device is None:  # placed by an accelerator
+            return next(self.net_.module_.parameters()).device
+        return torch.device(self.net_.device)
+
+    def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int):
+        return self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.n_components
+
+    # ------------------------------------------------------------------ held-out bound
+
+    def _alpha_at(self, n_rows: int) -> float:
+        """The alpha of the bound on batches of ``n_rows`` (``"auto"`` resolved there)."""
+        # Objectives without alpha ignore it, as documented: do not validate it for them.
+        alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
+        return resolve_alpha(alpha, self.objective, n_rows)
+
+    def _evaluation_batch_size(self, n_rows: int) -> int:
+        """Rows per evaluation batch when ``n_rows`` rows are at hand."""
+        if self.eval_batch_size == "auto":
+            accelerator = getattr(self, "accelerator", None)
+            processes = 1 if accelerator is None else int(accelerator.num_processes)
+            return auto_eval_batch_size(
+                n_rows, joint=not self._separable_scores, multiple_of=processes
+            )
+        return min(self.eval_batch_size or self.batch_size, n_rows)
+
+    def _evaluate(self, dataset, batch_size: int) -> HeldOutEstimate:
+        return evaluate_held_out(
+            self.net_,
+            dataset,
+            batch_size=batch_size,
+            alpha_at=self._alpha_at,
+            separable=self._separable_scores,
+        )
+
+    def _record_held_out(self, estimate: HeldOutEstimate, *, advice: str) -> None:
+        """Store the held-out estimate and its diagnostics as fitted attributes, and warn."""
+        if not math.isfinite(estimate.value) or estimate.value < -1e4:
+            raise DivergenceError(
+                f"The fitted model gives a non-finite held-out estimate. {advice}"
+            )
+        self.mi_ = estimate.value
+        self.mi_std_ = estimate.std_error
+        self.mi_ci_ = estimate.interval
+        self.eval_alpha_ = estimate.alpha
+        self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.eval_alpha_)
+        self.bound_validity_ = bound_validity(
+            self.objective, self.eval_batch_size_, alpha=self.eval_alpha_
+        )
+        self.saturation_gain_ = estimate.saturation_gain
+        self.saturated_ = estimate.saturated(self.mi_cap_)
+        warn_if_alpha_is_invalid(
+            self.objective, self.eval_alpha_, self.bound_validity_, self.eval_batch_size_
+        )
+        if math.isnan(self.mi_std_):
+            warnings.warn(
+                f"The held-out split holds {self.eval_batch_size_} {self._row_noun}, too few "
+                "for an uncertainty: mi_std_ and mi_ci_ are undefined (NaN). Use more rows "
+                "or a larger held-out fraction.",
+                UserWarning,
+                stacklevel=4,
+            )
+        if self.saturated_:
+            warnings.warn(
+                f"mi_ = {self.mi_:.3f} nats is limited by the evaluation batch of "
+                f"{self.eval_batch_size_} {self._row_noun} (cap {self.mi_cap_:.2f}): it rose "
+                f"by {self.saturation_gain_:.3f} nats from batches of half that size, so "
+                "more rows per evaluation batch would raise it, and the MI may be well "
+                "above it. Use more rows or a larger held-out fraction "
+                "(eval_batch_size='auto' takes them all, up to 4,096 per batch).",
+                SaturationWarning,
+                stacklevel=4,
+            )
+
+    def _evaluate_rows(self, dataset, n_rows: int) -> MIEstimate:
+        """The bound on ``n_rows`` new rows, with the rules of the held-out estimate."""
+        if self.eval_batch_size == "auto":
+            batch_size = self._evaluation_batch_size(n_rows)
+        else:
+            batch_size = min(self.eval_batch_size_, n_rows)
+            if batch_size < self.eval_batch_size_:
+                validity = bound_validity(
+                    self.objective, batch_size, alpha=self._alpha_at(batch_size)
+                )
+                warnings.warn(
+                    f"Only {n_rows} {self._row_noun} given: scoring one batch of {batch_size} "
+                    f"instead of {self.eval_batch_size_}; the bound's cap and bias change "
+                    f"with the batch size (validity at this size: {validity}).",
+                    UserWarning,
+                    stacklevel=4,
+                )
+        estimate = self._evaluate(dataset, batch_size)
+        bound_cap = cap(self.objective, batch_size, alpha=estimate.alpha)
+        return MIEstimate(
+            mi=estimate.value,
+            std_error=estimate.std_error,
+            ci=estimate.interval,
+            cap=bound_cap,
+            validity=bound_validity(self.objective, batch_size, alpha=estimate.alpha),
+            batch_size=batch_size,
+            alpha=estimate.alpha,
+            saturated=estimate.saturated(bound_cap),
+        )
