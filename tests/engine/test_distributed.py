@@ -1,6 +1,6 @@
 """Multi-process training (sk_mlcpc.distributed): 2 CPU processes (gloo) vs one process.
 
-The 2-process checks run ``tests/_distributed_worker.py`` once under ``torchrun`` (about
+The 2-process checks run ``tests/engine/_distributed_worker.py`` once under ``torchrun`` (about
 15 s on 2 cores) and compare its results with the same computations on one process:
 
 * the loss and the critic gradients (after DDP's all-reduce) of one step on a global
@@ -27,7 +27,6 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
-import _distributed_worker as worker
 import numpy as np
 import pytest
 import torch
@@ -35,6 +34,7 @@ import torch
 from sk_mlcpc._engine.net import BoundLoss, ContrastiveNet, PairedTensorDataset, TensorBatches
 from sk_mlcpc.bounds import cap
 from sk_mlcpc.critics import make_critic
+from tests.engine import _distributed_worker as worker
 
 pytest.importorskip("accelerate", reason="multi-process training needs accelerate")
 
@@ -47,7 +47,7 @@ from sk_mlcpc.distributed import (
     world_info,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LAUNCH_TIMEOUT = 240  # seconds; the launch takes about 15 s on 2 busy cores
 
 

@@ -1005,7 +1005,7 @@ def test_valid_alpha_range_for_ml_cpc():
     limits = valid_alpha_range(n)
     c = n * (n - 1) + 1
     # alpha="auto" is 1.007 alpha* at n = 128 (alpha* itself fails there, see
-    # tests/test_validity.py).
+    # tests/math/test_validity.py).
     assert limits.alpha_star == pytest.approx(n / c, rel=1e-14)
     assert limits.low == pytest.approx(1.007 * n / c, rel=1e-14)
     assert limits.low == pytest.approx(0.007929, abs=5e-7)

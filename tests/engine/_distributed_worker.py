@@ -1,6 +1,6 @@
-"""Worker of ``tests/test_distributed.py``: run on every process by ``torchrun``.
+"""Worker of ``tests/engine/test_distributed.py``: run on every process by ``torchrun``.
 
-``python -m torch.distributed.run --nproc_per_node 2 tests/_distributed_worker.py OUT``
+``python -m torch.distributed.run --nproc_per_node 2 tests/engine/_distributed_worker.py OUT``
 computes, on a 2-process CPU (gloo) world, the one-step losses and critic gradients of
 :class:`~sk_mlcpc.distributed.AcceleratedContrastiveNet` for every bound and critic kind,
 and a short training run; process 0 saves them to ``OUT`` (``torch.save``). The test

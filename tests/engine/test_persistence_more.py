@@ -1,5 +1,6 @@
 """save/load, warm starts, checkpoint resume and divergence repair for sequence CPC and the
-distiller (the same features as tests/test_persistence.py and tests/test_divergence.py)."""
+distiller (the same features as tests/engine/test_persistence.py and
+tests/engine/test_divergence.py)."""
 
 import json
 import math

@@ -21,7 +21,7 @@ ESTIMATORS = [
 _NEEDS_PAIRED_Y = (
     "score_samples(X, y) returns the pointwise MI of (x, y) pairs and needs the paired "
     "variable; this check calls score_samples(X) alone. Subset and order invariance of "
-    "score_samples(X, y) are tested in tests/test_mi.py."
+    "score_samples(X, y) are tested in tests/estimators/test_mi.py."
 )
 EXPECTED_FAILED_CHECKS = {
     "check_methods_sample_order_invariance": _NEEDS_PAIRED_Y,

@@ -9,7 +9,7 @@ import pytest
 
 import sk_mlcpc
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 API = (ROOT / "docs" / "api.rst").read_text()
 PUBLIC_MODULES = ["bounds", "blockwise", "critics", "datasets", "distributed", "encoders", "views"]
 
