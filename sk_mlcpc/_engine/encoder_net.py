@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -172,15 +171,9 @@ class ViewContrastiveNet(ContrastiveNet):
         batch_size = self.eval_batch_size or self.batch_size
         return ViewBatches(dataset, batch_size, self.view, shuffle=False, seed=self.eval_seed)
 
-    def batch_estimates(self, dataset: RowDataset, batch_size: int) -> np.ndarray:
-        """The bound between views on each full evaluation batch (fixed views), in nats."""
-        self.check_is_fitted()
-        self._set_training(False)
-        values = []
-        batches = ViewBatches(dataset, batch_size, self.view, shuffle=False, seed=self.eval_seed)
-        with torch.no_grad():
-            for batch, _ in batches:
-                values.append(self.criterion_.estimate(self.infer(batch)))
-        if not values:
-            return np.empty(0)
-        return torch.stack(values).double().cpu().numpy()
+    def evaluation_batches(self, dataset: RowDataset, batch_size: int) -> ViewBatches:
+        """Full batches of fixed views of ``dataset``'s rows, in a fixed order.
+
+        :func:`~sk_mlcpc._engine.evaluation.evaluate_held_out` scores these.
+        """
+        return ViewBatches(dataset, batch_size, self.view, shuffle=False, seed=self.eval_seed)

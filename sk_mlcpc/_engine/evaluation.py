@@ -142,6 +142,8 @@ def _subset(scores, rows: torch.Tensor):
 def _batches(net, dataset, batch_size: int) -> Iterator[dict]:
     if hasattr(net, "_batches"):  # a distributed net: every process holds its share
         iterator = net._batches(dataset, batch_size, training=False)
+    elif hasattr(net, "evaluation_batches"):  # e.g. two fixed views of each row
+        iterator = net.evaluation_batches(dataset, batch_size)
     else:
         iterator = TensorBatches(dataset, batch_size, shuffle=False, seed=net.eval_seed)
     for batch, _ in iterator:

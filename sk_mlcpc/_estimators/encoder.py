@@ -7,16 +7,13 @@ of views, the pair module and the skorch net) is in :mod:`sk_mlcpc._engine.encod
 from __future__ import annotations
 
 import copy
-import math
 import os
-import warnings
 from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
@@ -31,25 +28,19 @@ from sk_mlcpc._engine.evaluation import warn_if_alpha_is_invalid
 from sk_mlcpc._engine.fitting import (
     BLOCKWISE_FROM,
     check_has_features,
-    check_hidden_layer_sizes,
-    data_fingerprint,
-    make_preprocessor,
     net_parameters,
-    run_training,
     standard_callbacks,
 )
 from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32
 from sk_mlcpc._engine.net import (
     AlphaSchedule,
     BoundLoss,
-    DivergenceError,
     DivergenceGuard,
     MutualInformationLog,
 )
-from sk_mlcpc._engine.persistence import PersistenceMixin
+from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit, MIEstimate
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
-from sk_mlcpc._nn.devices import resolve_device
 from sk_mlcpc._nn.encoders import ACTIVATIONS, make_mlp
 from sk_mlcpc._nn.views import VIEWS, make_view
 
@@ -62,9 +53,7 @@ _TRANSFORM_CHUNK = 8192
 
 
 @shared_parameter_docs
-class ContrastiveEncoder(
-    PersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ContrastiveEstimator):
     """Learn embeddings of unlabelled rows with a contrastive bound between two views.
 
     Each training batch of ``n`` rows is turned into two random views (by default: a share
@@ -120,8 +109,12 @@ class ContrastiveEncoder(
     .. shared-parameter:: activation
     batch_size : int, default=256
         Rows per training batch; each positive pair has ``batch_size - 1`` negatives.
-    eval_batch_size : int or None, default=None
-        Rows per held-out evaluation batch; ``None`` uses ``batch_size``.
+    eval_batch_size : int, "auto" or None, default="auto"
+        Rows per held-out evaluation batch (``mi_``, ``valid_mi``, :meth:`score`).
+        ``"auto"`` scores all the held-out rows in one batch, up to 4,096 (above that,
+        the fewest equal batches), with alpha resolved for that size, as
+        :class:`~sk_mlcpc.MutualInformationEstimator` does; ``None`` uses
+        ``batch_size``.
     max_epochs : int, default=50
         Passes over the training rows.
     .. shared-parameter:: learning_rate
@@ -178,9 +171,21 @@ class ContrastiveEncoder(
     mi_ : float
         Held-out bound between two views, nats (only when ``validation_fraction > 0``).
     mi_std_ : float
-        Its spread over evaluation batches.
+        Its standard error: a grouped jackknife over the held-out rows (NaN below 4
+        rows), as for :class:`~sk_mlcpc.MutualInformationEstimator`.
+    mi_ci_ : tuple of float
+        95% interval for the bound's expectation at this batch size.
+    eval_alpha_ : float
+        Alpha of the held-out bound (``alpha_final``, or ``alpha`` without a schedule,
+        with ``"auto"`` resolved at ``eval_batch_size_``).
+    saturated_ : bool
+        Whether the evaluation batch limits ``mi_`` (it rose by more than 0.05 nats
+        from half-size batches, or lies within 0.1 nat of ``mi_cap_``); a
+        :class:`~sk_mlcpc.SaturationWarning` says so at fit.
+    saturation_gain_ : float
+        How much ``mi_`` rose from half-size batches of the same rows.
     mi_cap_ : float
-        Largest value the bound can take at ``eval_batch_size_`` and ``alpha_``.
+        Largest value the bound can take at ``eval_batch_size_`` and ``eval_alpha_``.
     bound_validity_ : {"proven", "claimed", "invalid"}
         Whether the evaluated bound is a lower bound on the views' MI, see
         :func:`sk_mlcpc.bounds.bound_validity`.
@@ -252,7 +257,7 @@ class ContrastiveEncoder(
         "projection_dim": [Interval(Integral, 1, None, closed="left"), None],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
-        "eval_batch_size": [Interval(Integral, 2, None, closed="left"), None],
+        "eval_batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"}), None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -290,7 +295,7 @@ class ContrastiveEncoder(
         projection_dim: int | None = 64,
         activation: str = "relu",
         batch_size: int = 256,
-        eval_batch_size: int | None = None,
+        eval_batch_size: int | str | None = "auto",
         max_epochs: int = 50,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
@@ -352,10 +357,6 @@ class ContrastiveEncoder(
 
     # ------------------------------------------------------------------ building blocks
 
-    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
-        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
-        return sizes
-
     def _build_encoder(self, n_features: int) -> tuple[nn.Module, int]:
         if self.encoder is None:
             module = make_mlp(
@@ -391,9 +392,6 @@ class ContrastiveEncoder(
             )
         return module, int(probe.shape[1])
 
-    def _make_preprocessor(self, n_rows: int, seed: int):
-        return make_preprocessor(self.preprocessing, n_rows, seed)
-
     def _make_view(self, reference: torch.Tensor) -> ViewFunction:
         if callable(self.augmentation):
             return self.augmentation
@@ -403,10 +401,6 @@ class ContrastiveEncoder(
             corruption_rate=self.corruption_rate,
             noise_scale=self.noise_scale,
         )
-
-    @property
-    def _data_device(self) -> torch.device:
-        return torch.device(self.net_.device) if hasattr(self, "net_") else self.device_
 
     def _preprocess(self, X: np.ndarray, device=None) -> torch.Tensor:
         device = self._data_device if device is None else device
@@ -439,117 +433,88 @@ class ContrastiveEncoder(
             Ignored; present so that the encoder works in a Pipeline before a classifier
             (the labels never reach it).
         **fit_params : dict
-            Not used.
+            Must be empty: fit parameters are refused rather than silently ignored.
 
         Returns
         -------
         self : ContrastiveEncoder
             The fitted encoder.
         """
-        self._validate_params()
-        warm = bool(self.warm_start) and hasattr(self, "net_")
+        return self._fit(X, y, fit_params)
+
+    def _validate_fit_data(self, X, y, *, warm: bool) -> dict:
         check_has_features(X)
         X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
         if self.early_stopping and self.validation_fraction == 0:
             raise ValueError(
                 "early_stopping=True needs held-out rows: set validation_fraction > 0."
             )
-        n_samples = len(X)
-        n_valid = (
-            0
-            if self.validation_fraction == 0
-            else max(2, math.ceil(self.validation_fraction * n_samples))
-        )
-        n_train = n_samples - n_valid
-        if n_train < 2:
-            raise ValueError(
-                f"Too few samples: {n_samples} rows leave {n_train} for training after "
-                f"holding out {n_valid} (validation_fraction={self.validation_fraction}); "
-                "at least 4 rows are needed, and hundreds for a useful embedding."
-            )
-        rng = check_random_state(self.random_state)
-        split_seed, init_seed, shuffle_seed, eval_seed, prep_seed = (
-            int(seed) for seed in rng.randint(0, 2**31 - 1, size=5)
-        )
-        order = np.random.default_rng(split_seed).permutation(n_samples)
-        train_rows, valid_rows = order[:n_train], order[n_train:]
+        return {"arrays": (X,), "n_samples": len(X)}
 
+    def _prepare_data(self, data: dict, split: FitSplit, *, warm: bool):
+        (X,) = data["arrays"]
+        n_train, n_valid = len(split.train), len(split.valid)
         if not warm:
-            self.device_ = resolve_device(self.device)
-            self.preprocessor_ = self._make_preprocessor(n_train, prep_seed)
+            self.preprocessor_ = self._make_preprocessor(n_train, split.seeds["prep"])
             if self.preprocessor_ is not None:
-                self.preprocessor_.fit(X[train_rows])
+                self.preprocessor_.fit(X[split.train])
         device = self._data_device if warm else self.device_
         x_all = self._preprocess(X, device=device)
         if not torch.isfinite(x_all).all():
             raise ValueError("X holds values that overflow float32 after preprocessing; rescale X.")
-        x_train = x_all[torch.as_tensor(train_rows, device=device)]
+        x_train = x_all[torch.as_tensor(split.train, device=device)]
         valid_set = None
         if n_valid:
-            valid_set = RowDataset(x_all[torch.as_tensor(valid_rows, device=device)])
-
+            valid_set = RowDataset(x_all[torch.as_tensor(split.valid, device=device)])
+        data["valid_set"] = valid_set
         if warm:
-            if n_train < self.batch_size_ or (n_valid and n_valid < self.eval_batch_size_):
-                raise ValueError(
-                    f"warm_start continues with the fitted batch sizes ({self.batch_size_} "
-                    f"for training, {self.eval_batch_size_} for evaluation); {n_samples} "
-                    "rows are too few for them."
-                )
+            self._check_warm_sizes(
+                {"batch_size_": n_train, "eval_batch_size_": n_valid}, split.n_samples
+            )
         else:
-            reference_rows = np.sort(
-                np.random.default_rng(prep_seed).permutation(n_train)[:_MAX_REFERENCE_ROWS]
-            )
-            # Kept on the host (pickled plainly); the view gets a copy on the device.
-            self._view_reference = x_train[torch.as_tensor(reference_rows, device=device)].cpu()
-            self.batch_size_ = min(self.batch_size, n_train)
-            self.eval_batch_size_ = self.eval_batch_size or self.batch_size_
-            if n_valid:
-                self.eval_batch_size_ = min(self.eval_batch_size_, n_valid)
-            n_negatives_per_row = min(self.batch_size_, self.eval_batch_size_)
-            if self.objective in ALPHA_OBJECTIVES:
-                final = self.alpha_final if self.alpha_schedule else self.alpha
-                self.alpha_initial_ = self._resolve_alpha(self.alpha, "alpha", n_negatives_per_row)
-                self.alpha_ = self._resolve_alpha(final, "alpha_final", n_negatives_per_row)
-            else:
-                self.alpha_initial_ = self.alpha_ = 1.0
-            self.blockwise_ = self._resolve_blockwise()
+            self._set_fitted_sizes(x_train, n_train, n_valid, split.seeds["prep"])
+        return RowDataset(x_train), valid_set
 
-        def make_net(valid_set):
-            return self._make_net(
-                shuffle_seed=shuffle_seed, eval_seed=eval_seed, valid_set=valid_set
+    def _set_fitted_sizes(self, x_train, n_train: int, n_valid: int, seed: int) -> None:
+        """Batch sizes, alphas, blockwise and the views' reference rows of a new fit."""
+        reference_rows = np.sort(
+            np.random.default_rng(seed).permutation(n_train)[:_MAX_REFERENCE_ROWS]
+        )
+        # Kept on the host (pickled plainly); the view gets a copy on the device.
+        self._view_reference = x_train[torch.as_tensor(reference_rows, device=x_train.device)].cpu()
+        self.batch_size_ = min(self.batch_size, n_train)
+        if n_valid:
+            self.eval_batch_size_ = self._evaluation_batch_size(n_valid)
+        else:
+            self.eval_batch_size_ = (
+                self.batch_size_
+                if self.eval_batch_size == "auto"
+                else (self.eval_batch_size or self.batch_size_)
             )
+        n_negatives_per_row = min(self.batch_size_, self.eval_batch_size_)
+        if self.objective in ALPHA_OBJECTIVES:
+            self.alpha_initial_ = self._resolve_alpha(self.alpha, "alpha", n_negatives_per_row)
+            self.alpha_ = self._resolve_alpha(self._final_alpha, "alpha_final", n_negatives_per_row)
+        else:
+            self.alpha_initial_ = self.alpha_ = 1.0
+        self.eval_alpha_ = self._alpha_at(self.eval_batch_size_)
+        self.blockwise_ = self._resolve_blockwise()
 
-        net = run_training(
-            self,
-            make_net,
-            RowDataset(x_train),
-            valid_set,
-            init_seed=init_seed,
-            device=self.device_,
-            fingerprint=data_fingerprint(self, X) if self.checkpoint_dir else "",
+    def _finish_fit(self, data: dict, split: FitSplit) -> None:
+        if data["valid_set"] is None:
+            self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.eval_alpha_)
+            self.bound_validity_ = bound_validity(
+                self.objective, self.eval_batch_size_, alpha=self.eval_alpha_
+            )
+            warn_if_alpha_is_invalid(
+                self.objective, self.eval_alpha_, self.bound_validity_, self.eval_batch_size_
+            )
+            return
+        estimate = self._evaluate(data["valid_set"], self.eval_batch_size_)
+        self._record_held_out(
+            estimate,
+            advice="Lower learning_rate, raise temperature or keep preprocessing on.",
         )
-        # Held-out rows are not part of the model: do not pickle them with it.
-        net.train_split = None
-        self.net_ = net
-        self.history_ = net.history
-        self.n_epochs_ = len(net.history)
-        self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.alpha_)
-        self.bound_validity_ = bound_validity(
-            self.objective, self.eval_batch_size_, alpha=self.alpha_
-        )
-        warn_if_alpha_is_invalid(
-            self.objective, self.alpha_, self.bound_validity_, self.eval_batch_size_
-        )
-        if valid_set is not None:
-            estimates = net.batch_estimates(valid_set, self.eval_batch_size_)
-            if not np.all(np.isfinite(estimates)):
-                raise DivergenceError(
-                    "The fitted encoder gives a non-finite held-out bound. Lower "
-                    "learning_rate, raise temperature or keep preprocessing on."
-                )
-            self.mi_ = float(estimates.mean())
-            self.mi_std_ = float(estimates.std(ddof=1)) if len(estimates) > 1 else math.nan
-        return self
 
     def _make_net(self, *, shuffle_seed: int, eval_seed: int, valid_set=None):
         """The (untrained) skorch net of the fitted architecture, views and batch sizes."""
@@ -565,7 +530,7 @@ class ContrastiveEncoder(
             criterion=BoundLoss,
             criterion__objective=self.objective,
             criterion__alpha=self.alpha_initial_,
-            criterion__eval_alpha=self.alpha_,
+            criterion__eval_alpha=self.eval_alpha_,
             eval_batch_size=self.eval_batch_size_,
             precision=self.precision,
             compile=self.compile,
@@ -588,6 +553,10 @@ class ContrastiveEncoder(
         "alpha_initial_",
         "mi_",
         "mi_std_",
+        "mi_ci_",
+        "eval_alpha_",
+        "saturated_",
+        "saturation_gain_",
         "mi_cap_",
         "bound_validity_",
         "blockwise_",
@@ -608,6 +577,8 @@ class ContrastiveEncoder(
     def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int):
         if not hasattr(self, "blockwise_"):
             self.blockwise_ = False  # a file saved before the option: trained densely
+        if not hasattr(self, "eval_alpha_"):
+            self.eval_alpha_ = self.alpha_  # a file saved before eval_alpha_ existed
         return self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
 
     @property
@@ -620,6 +591,16 @@ class ContrastiveEncoder(
         if self.blockwise == "auto":
             return max(self.batch_size_, self.eval_batch_size_) >= BLOCKWISE_FROM
         return bool(self.blockwise)
+
+    @property
+    def _final_alpha(self):
+        return self.alpha_final if self.alpha_schedule else self.alpha
+
+    def _alpha_at(self, n_rows: int) -> float:
+        if self.objective not in ALPHA_OBJECTIVES:
+            return 1.0
+        name = "alpha_final" if self.alpha_schedule else "alpha"
+        return self._resolve_alpha(self._final_alpha, name, n_rows)
 
     def _resolve_alpha(self, alpha, name: str, n: int) -> float:
         if not isinstance(alpha, str) and alpha > n:
@@ -676,9 +657,12 @@ class ContrastiveEncoder(
     def score(self, X, y=None) -> float:
         """Held-out lower bound (nats) on the mutual information between two views of ``X``.
 
-        The rows are shuffled and viewed with a fixed seed, and scored in full batches of
-        ``eval_batch_size_`` (fewer if fewer rows are given; a last partial batch is
-        dropped) at ``alpha_``: repeated calls give the same number.
+        The same rules as ``mi_``: with ``eval_batch_size="auto"`` all the rows given are
+        scored in one batch (up to 4,096; above that in the fewest equal batches),
+        otherwise in batches of ``eval_batch_size_`` rows (fewer if fewer rows are
+        given); alpha is resolved for the batch size; rows are shuffled and viewed with
+        a fixed seed and a last partial batch is dropped, so repeated calls give the
+        same number. :meth:`evaluate` gives the uncertainty and diagnostics too.
 
         Parameters
         ----------
@@ -691,40 +675,43 @@ class ContrastiveEncoder(
         score : float
             Mean of the bound over evaluation batches (higher is better).
         """
+        return self.evaluate(X).mi
+
+    def evaluate(self, X, y=None) -> MIEstimate:
+        """The bound between two views of new rows, with its uncertainty and diagnostics.
+
+        Batches and alpha as in :meth:`score`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        MIEstimate
+            ``(mi, std_error, ci, cap, validity, batch_size, alpha, saturated)``, as
+            :meth:`MutualInformationEstimator.evaluate
+            <sk_mlcpc.MutualInformationEstimator.evaluate>` returns.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_wine
+        >>> from sk_mlcpc import ContrastiveEncoder
+        >>> X, _ = load_wine(return_X_y=True)
+        >>> encoder = ContrastiveEncoder(max_epochs=5, random_state=0).fit(X[:140])
+        >>> result = encoder.evaluate(X[140:])
+        >>> result.batch_size
+        38
+        >>> bool(result.mi < result.cap)
+        True
+        """
         check_is_fitted(self)
         check_has_features(X)
         X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=False)
         x = self._preprocess(X)
-        batch_size = min(self.eval_batch_size_, len(x))
-        if batch_size < self.eval_batch_size_:
-            warnings.warn(
-                f"Only {len(x)} rows given: scoring one batch of {batch_size} instead of "
-                f"{self.eval_batch_size_}; the bound's cap and bias change with the batch "
-                "size.",
-                UserWarning,
-                stacklevel=2,
-            )
-        if self.objective in ALPHA_OBJECTIVES and self.alpha_ > batch_size:
-            raise ValueError(
-                f"alpha_={self.alpha_} exceeds the batch of {batch_size} rows; pass at least "
-                f"{math.ceil(self.alpha_)} rows."
-            )
-        estimates = self.net_.batch_estimates(RowDataset(x), batch_size)
-        return float(estimates.mean())
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the embedding columns, ``contrastiveencoder0``, ...
-
-        Parameters
-        ----------
-        input_features : array-like of str or None, default=None
-            Ignored except for validation against ``feature_names_in_``.
-
-        Returns
-        -------
-        feature_names_out : ndarray of str
-        """
-        return super().get_feature_names_out(input_features)
+        return self._evaluate_rows(RowDataset(x), len(x))
 
     @property
     def _n_features_out(self) -> int:

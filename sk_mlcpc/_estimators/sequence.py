@@ -30,7 +30,6 @@ pairs) would apply. With one independent sequence per row the pairs are i.i.d. d
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from numbers import Integral, Real
@@ -38,8 +37,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
@@ -47,10 +45,7 @@ from torch import nn
 from sk_mlcpc._engine.evaluation import warn_if_alpha_is_invalid
 from sk_mlcpc._engine.fitting import (
     check_has_features,
-    check_hidden_layer_sizes,
-    data_fingerprint,
     net_parameters,
-    run_training,
     standard_callbacks,
 )
 from sk_mlcpc._engine.net import (
@@ -58,16 +53,15 @@ from sk_mlcpc._engine.net import (
     DivergenceGuard,
     MutualInformationLog,
 )
-from sk_mlcpc._engine.persistence import PersistenceMixin
 from sk_mlcpc._engine.sequence_net import (
     PredictiveBoundLoss,
     PredictiveCodingModule,
     PredictiveCodingNet,
     SequenceDataset,
 )
+from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit
 from sk_mlcpc._estimators.docs import shared_parameter_docs
-from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
-from sk_mlcpc._nn.devices import resolve_device
+from sk_mlcpc._math.bounds import BOUNDS, bound_validity, cap
 from sk_mlcpc._nn.encoders import ACTIVATIONS
 
 __all__ = ["ContrastivePredictiveCoding"]
@@ -89,7 +83,7 @@ def _n_windows(n_timesteps: int, window: int, stride: int) -> int:
 
 @shared_parameter_docs
 class ContrastivePredictiveCoding(
-    PersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ContrastiveEstimator
 ):
     """Contrastive Predictive Coding of sequences, trained with ML-CPC (or any bound).
 
@@ -345,16 +339,15 @@ class ContrastivePredictiveCoding(
         self.on_divergence = on_divergence
         self.callbacks = callbacks
 
+    _seed_names = ("split", "init", "shuffle", "eval")
+    _sample_noun = _row_noun = "sequences"
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
     # ------------------------------------------------------------------ input handling
-
-    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
-        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
-        return sizes
 
     def _check_geometry(self, n_features: int) -> tuple[int, int]:
         """``(n_timesteps, n_windows)`` for ``n_features`` columns, or a clear ValueError."""
@@ -385,12 +378,6 @@ class ContrastivePredictiveCoding(
         x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
         return x.transpose(1, 2).contiguous()
 
-    @property
-    def _data_device(self) -> torch.device:
-        # The net's device: a model trained on CUDA and unpickled on a CPU-only machine
-        # has been moved to the CPU by skorch.
-        return torch.device(self.net_.device) if hasattr(self, "net_") else self.device_
-
     def _callbacks(self) -> list:
         callbacks: list = [
             ("divergence_guard", DivergenceGuard(on_divergence=self.on_divergence)),
@@ -410,89 +397,58 @@ class ContrastivePredictiveCoding(
         y : None
             Ignored (labels passed by a Pipeline are not used).
         **fit_params : dict
-            Not used; accepted for compatibility with meta-estimators.
+            Must be empty: fit parameters are refused rather than silently ignored.
 
         Returns
         -------
         self : ContrastivePredictiveCoding
             The fitted estimator.
         """
-        self._validate_params()
-        warm = bool(self.warm_start) and hasattr(self, "net_")
+        return self._fit(X, y, fit_params)
+
+    def _validate_fit_data(self, X, y, *, warm: bool) -> dict:
         check_has_features(X)
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=not warm)
         self._check_hidden_layer_sizes()
         n_timesteps, n_windows = self._check_geometry(X.shape[1])
+        return {"arrays": (X,), "n_samples": len(X), "geometry": (n_timesteps, n_windows)}
 
-        n_samples = len(X)
-        n_valid = max(2, math.ceil(self.validation_fraction * n_samples))
-        n_train = n_samples - n_valid
-        if n_train < 2:
-            raise ValueError(
-                f"Too few sequences: {n_samples} rows leave {n_train} for training after "
-                f"holding out {n_valid} (validation_fraction={self.validation_fraction}); "
-                "at least 4 sequences are needed, and hundreds for useful features."
-            )
-        rng = check_random_state(self.random_state)
-        split_seed, init_seed, shuffle_seed, eval_seed = (
-            int(seed) for seed in rng.randint(0, 2**31 - 1, size=4)
-        )
-        order = np.random.default_rng(split_seed).permutation(n_samples)
-        train_rows, valid_rows = order[:n_train], order[n_train:]
-
+    def _prepare_data(self, data: dict, split: FitSplit, *, warm: bool):
+        (X,) = data["arrays"]
+        n_train, n_valid = len(split.train), len(split.valid)
         if warm:
-            if n_train < self.batch_size_ or n_valid < self.eval_batch_size_:
-                raise ValueError(
-                    f"warm_start continues with the fitted batch sizes ({self.batch_size_} "
-                    f"for training, {self.eval_batch_size_} for evaluation); {n_samples} "
-                    "sequences are too few for them."
-                )
+            self._check_warm_sizes(
+                {"batch_size_": n_train, "eval_batch_size_": n_valid}, split.n_samples
+            )
         else:
-            self.n_timesteps_ = n_timesteps
-            self.n_windows_ = n_windows
-            self.n_anchor_times_ = n_windows - self.prediction_steps
-            self.device_ = resolve_device(self.device)
-            if self.preprocessing == "standard":
-                train = X[train_rows].reshape(-1, self.n_channels).astype(np.float64)
-                scale = train.std(axis=0)
-                self.channel_mean_ = train.mean(axis=0).astype(np.float32)
-                self.channel_scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
-            else:
-                self.channel_mean_ = np.zeros(self.n_channels, dtype=np.float32)
-                self.channel_scale_ = np.ones(self.n_channels, dtype=np.float32)
-            self.batch_size_ = min(self.batch_size, n_train)
-            self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid)
-            # Objectives without alpha ignore it, as documented: do not validate it for them.
-            alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
-            # Square n x n matrices: n positives, n - 1 negatives each (module docstring).
-            self.alpha_ = resolve_alpha(
-                alpha, self.objective, min(self.batch_size_, self.eval_batch_size_)
-            )
+            self._set_fitted_sizes(X[split.train], *data["geometry"], n_valid)
         x_all = self._to_sequences(X, self._data_device if warm else self.device_)
-        train_set = SequenceDataset(x_all[train_rows], self.n_anchor_times_)
-        valid_set = SequenceDataset(x_all[valid_rows], self.n_anchor_times_)
+        train_set = SequenceDataset(x_all[split.train], self.n_anchor_times_)
+        data["valid_set"] = SequenceDataset(x_all[split.valid], self.n_anchor_times_)
+        return train_set, data["valid_set"]
 
-        def make_net(valid_set):
-            return self._make_net(
-                shuffle_seed=shuffle_seed, eval_seed=eval_seed, valid_set=valid_set
-            )
+    def _set_fitted_sizes(
+        self, X_train: np.ndarray, n_timesteps: int, n_windows: int, n_valid: int
+    ) -> None:
+        """Geometry, channel scaling, batch sizes and alpha of a new fit."""
+        self.n_timesteps_ = n_timesteps
+        self.n_windows_ = n_windows
+        self.n_anchor_times_ = n_windows - self.prediction_steps
+        if self.preprocessing == "standard":
+            train = X_train.reshape(-1, self.n_channels).astype(np.float64)
+            scale = train.std(axis=0)
+            self.channel_mean_ = train.mean(axis=0).astype(np.float32)
+            self.channel_scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        else:
+            self.channel_mean_ = np.zeros(self.n_channels, dtype=np.float32)
+            self.channel_scale_ = np.ones(self.n_channels, dtype=np.float32)
+        self.batch_size_ = min(self.batch_size, len(X_train))
+        self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid)
+        # Square n x n matrices: n positives, n - 1 negatives each (module docstring).
+        self.alpha_ = self._alpha_at(min(self.batch_size_, self.eval_batch_size_))
 
-        net = run_training(
-            self,
-            make_net,
-            train_set,
-            valid_set,
-            init_seed=init_seed,
-            device=self.device_,
-            fingerprint=data_fingerprint(self, X) if self.checkpoint_dir else "",
-        )
-        # The held-out tensors are not part of the model: do not pickle them with it.
-        net.train_split = None
-        self.net_ = net
-        self.history_ = net.history
-        self.n_epochs_ = len(net.history)
-
-        estimates = net.step_estimates(valid_set, self.eval_batch_size_)
+    def _finish_fit(self, data: dict, split: FitSplit) -> None:
+        estimates = self.net_.step_estimates(data["valid_set"], self.eval_batch_size_)
         if not np.all(np.isfinite(estimates)) or estimates.mean() < -1e4:
             raise DivergenceError(
                 "The fitted model gives a non-finite held-out estimate. Lower learning_rate, "
@@ -508,7 +464,6 @@ class ContrastivePredictiveCoding(
         warn_if_alpha_is_invalid(
             self.objective, self.alpha_, self.bound_validity_, self.eval_batch_size_
         )
-        return self
 
     def _make_net(
         self, *, shuffle_seed: int, eval_seed: int, valid_set: SequenceDataset | None = None
@@ -567,9 +522,6 @@ class ContrastivePredictiveCoding(
     def _restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         for name in self._saved_arrays:
             setattr(self, name, tensors[name].numpy())
-
-    def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int) -> PredictiveCodingNet:
-        return self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
 
     @property
     def module_(self) -> nn.Module:
@@ -657,21 +609,3 @@ class ContrastivePredictiveCoding(
                 _, context = module.contexts(x[start : start + _TRANSFORM_CHUNK])
                 parts.append(context[:, -1] if self.pooling == "last" else context.mean(dim=1))
         return torch.cat(parts).float().cpu().numpy()
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the context columns, ``contrastivepredictivecoding0``, ...
-
-        Parameters
-        ----------
-        input_features : array-like of str or None, default=None
-            Ignored except for validation against ``feature_names_in_``.
-
-        Returns
-        -------
-        feature_names_out : ndarray of str
-        """
-        return super().get_feature_names_out(input_features)
-
-    @property
-    def _n_features_out(self) -> int:
-        return self.n_components

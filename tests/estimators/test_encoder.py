@@ -1,6 +1,7 @@
 """ContrastiveEncoder: API contract, schedules, views, pipelines and errors."""
 
 import math
+import warnings
 import pickle
 
 import numpy as np
@@ -327,9 +328,15 @@ def test_errors_name_the_problem(wine):
 
 def test_score_warns_on_fewer_rows_than_a_batch(wine):
     X, _ = wine
-    fitted = _fast(batch_size=32).fit(X)
+    # An explicit evaluation size that the rows cannot fill warns...
+    fitted = _fast(batch_size=32, eval_batch_size=32).fit(X)
     with pytest.warns(UserWarning, match="scoring one batch of 10"):
         fitted.score(X[:10])
+    # ...while eval_batch_size="auto" (the default) scores all the rows given, silently.
+    auto = _fast(batch_size=32).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert auto.evaluate(X[:10]).batch_size == 10
 
 
 def test_early_stopping_restores_the_best_epoch(wine):
