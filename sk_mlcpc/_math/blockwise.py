@@ -28,8 +28,9 @@ plus one chunk's activations.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any
 
@@ -38,8 +39,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from sk_mlcpc._math.bounds import get_bound
-from sk_mlcpc._math.score_math import _alpha_weights, _moving_log_partition, _value_with_gradient_of
+from sk_mlcpc._math.bounds import OBJECTIVES, get_objective
+from sk_mlcpc._math.objectives import RegistryView
 
 __all__ = [
     "BLOCKWISE_OPTIONS",
@@ -53,18 +54,9 @@ __all__ = [
 #: Tile edge used when ``block_size`` is not given: a float32 tile is 4 MiB.
 DEFAULT_BLOCK_SIZE = 1024
 
-#: The keyword options each bound accepts (those of the dense function, less ``layout``).
-BLOCKWISE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "cpc": (),
-    "alpha_cpc": ("alpha",),
-    "ml_cpc": ("alpha",),
-    "nwj": (),
-    "tuba": ("baseline",),
-    "dv": (),
-    "mine": ("log_partition_ema", "momentum"),
-    "js": (),
-    "smile": ("clip",),
-}
+#: The keyword options each bound accepts (those of the dense function, less ``layout``):
+#: a live view of the registry's ``options``.
+BLOCKWISE_OPTIONS: Mapping[str, tuple[str, ...]] = RegistryView(OBJECTIVES, "options")
 
 
 # ---------------------------------------------------------------------------------------
@@ -292,7 +284,7 @@ def _check_block_size(block_size: object) -> int:
 
 
 def _check_options(name: str, options: dict[str, Any]) -> None:
-    allowed = BLOCKWISE_OPTIONS[name]
+    allowed = get_objective(name).options
     unexpected = sorted(set(options) - set(allowed))
     if unexpected:
         hint = (
@@ -419,9 +411,30 @@ def blockwise_bound(
     ... )
     True
     """
-    get_bound(name)  # unknown names raise the registry's ValueError
+    objective = get_objective(name)  # unknown names raise the registry's ValueError
     _check_options(name, options)
     block_size = _check_block_size(block_size)
+    _check_embeddings(g, h)
+    work_dtype = torch.float32 if g.dtype in (torch.float16, torch.bfloat16) else g.dtype
+    a_work = _check_terms("a", a, g.shape[0], g, work_dtype)
+    b_work = _check_terms("b", b, g.shape[0], g, work_dtype)
+    b_bank = _check_bank(g, negatives, b_negatives, work_dtype)
+    # Half-precision embeddings are upcast once (O((n + m) d) memory): every product, sum
+    # and exponential then runs in float32, as the dense bounds accumulate. Autocast is
+    # switched off, or it would run the tile products in half precision again.
+    with torch.autocast(device_type=g.device.type, enabled=False):
+        bank = None if negatives is None else negatives.to(work_dtype)
+        parts = _TiledScores(
+            g.to(work_dtype), h.to(work_dtype), bank, a_work, b_work, b_bank, block_size
+        )
+        result = objective.formula(parts, **options)
+    if isinstance(result, tuple):
+        return result[0].to(g.dtype), result[1]
+    return result.to(g.dtype)
+
+
+def _check_embeddings(g: object, h: object) -> None:
+    """``g`` and ``h``: floating ``(n, d)`` matrices of one shape, dtype and device."""
     g = _check_matrix("g", g)
     h = _check_matrix("h", h)
     if h.shape != g.shape:
@@ -434,20 +447,25 @@ def blockwise_bound(
             f"g and h must share dtype and device, got {g.dtype} on {g.device} and "
             f"{h.dtype} on {h.device}."
         )
+
+
+def _check_bank(
+    g: torch.Tensor,
+    negatives: object,
+    b_negatives: object,
+    work_dtype: torch.dtype,
+) -> torch.Tensor | None:
+    """Check the bank of negatives (anchored layout); return its column terms.
+
+    ``None`` in the batch layout (``negatives is None``), whose negatives are the other
+    rows' positives. Raises when the score matrix would hold no negatives.
+    """
     n, d = g.shape
-    out_dtype = g.dtype
-    work_dtype = torch.float32 if g.dtype in (torch.float16, torch.bfloat16) else g.dtype
-    a_work = _check_terms("a", a, n, g, work_dtype)
-    b_work = _check_terms("b", b, n, g, work_dtype)
     if negatives is None:
         if b_negatives is not None:
             raise ValueError("b_negatives is given but negatives is None (batch layout).")
-        layout = "batch"
-        bank, b_bank = h, b_work
-        m = n
-        count = n * (n - 1)
+        b_bank, m = None, n
     else:
-        layout = "anchored"
         bank = _check_matrix("negatives", negatives)
         if bank.shape[1] != d:
             raise ValueError(
@@ -460,39 +478,106 @@ def blockwise_bound(
             )
         b_bank = _check_terms("b_negatives", b_negatives, bank.shape[0], g, work_dtype)
         m = bank.shape[0] + 1
-        count = n * (m - 1)
     if n < 1 or m < 2:
         raise ValueError(
             f"A score matrix of shape {(n, m)} holds no negatives: at least 2 samples per row "
             "are needed."
         )
+    return b_bank
 
-    if name == "tuba":
-        b_work, b_bank = _apply_baseline(options.get("baseline"), layout, n, b_work, b_bank)
-    # Half-precision embeddings are upcast once (O((n + m) d) memory): every product, sum
-    # and exponential then runs in float32, as the dense bounds accumulate. Autocast is
-    # switched off, or it would run the tile products in half precision again.
-    with torch.autocast(device_type=g.device.type, enabled=False):
-        g_work, h_work = g.to(work_dtype), h.to(work_dtype)
-        bank_work = h_work if layout == "batch" else bank.to(work_dtype)
-        positives = (g_work * h_work).sum(dim=1) + a_work + b_work
 
-        def reductions(*, with_softplus: bool = False, clip: float | None = None):
-            return _NegativeReductions.apply(
-                g_work,
-                bank_work,
-                a_work,
-                b_bank,
-                layout == "batch",
-                block_size,
-                with_softplus,
-                clip,
-            )
+# ---------------------------------------------------------------------------------------
+# The tiled provider of the formulas' parts
+# ---------------------------------------------------------------------------------------
 
-        result = _BLOCKWISE[name](positives, reductions, n=n, m=m, count=count, **options)
-    if isinstance(result, tuple):
-        return result[0].to(out_dtype), result[1]
-    return result.to(out_dtype)
+
+class _TiledNegatives:
+    """The negative reductions of one tiled pass, as the formulas of the objectives read them."""
+
+    def __init__(
+        self,
+        positives: torch.Tensor,
+        lse: torch.Tensor,
+        softplus: torch.Tensor,
+        clipped: torch.Tensor,
+        count: int,
+    ) -> None:
+        self._positives = positives
+        self._lse = lse
+        self._softplus = softplus
+        self._clipped = clipped
+        self._count = count
+
+    def row_log_sum_exp(self) -> torch.Tensor:
+        return self._lse
+
+    def row_log_sum_exp_with_positive(self) -> torch.Tensor:
+        return torch.logaddexp(self._positives, self._lse)
+
+    def log_mean_exp(self) -> torch.Tensor:
+        return torch.logsumexp(self._lse, dim=0) - math.log(self._count)
+
+    def mean_softplus(self) -> torch.Tensor:
+        return self._softplus.sum() / self._count
+
+    def clipped_log_mean_exp(self) -> torch.Tensor:
+        return torch.logsumexp(self._clipped, dim=0) - math.log(self._count)
+
+
+class _TiledScores:
+    """``S_ij = g_i . c_j + a_i + b_j`` as the formulas see it, never materialised.
+
+    The columns ``c`` are the positives ``h`` (batch layout, ``bank=None``, diagonal
+    masked) or a bank of negatives (anchored layout, positive ``g_i . h_i + a_i + b_i``
+    in column 0). Every input is in the working dtype. Each call of :meth:`negatives` is
+    one tiled pass (:class:`_NegativeReductions`) computing the reductions asked for.
+    """
+
+    def __init__(
+        self,
+        g: torch.Tensor,
+        h: torch.Tensor,
+        bank: torch.Tensor | None,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        b_bank: torch.Tensor | None,
+        block_size: int,
+    ) -> None:
+        self._g, self._h, self._a, self._b = g, h, a, b
+        self._bank = bank
+        self._b_bank = b_bank
+        self._block_size = block_size
+        self.n = g.shape[0]
+        self.m = self.n if bank is None else bank.shape[0] + 1
+
+    @functools.cached_property
+    def positives(self) -> torch.Tensor:
+        return (self._g * self._h).sum(dim=1) + self._a + self._b
+
+    def negatives(self, *, softplus: bool = False, clip: float | None = None) -> _TiledNegatives:
+        if clip is not None:
+            if isinstance(clip, bool) or not isinstance(clip, Real) or not clip > 0:
+                raise ValueError(f"clip must be positive, got {clip}.")
+            clip = float(clip)
+        batch = self._bank is None
+        lse, softplus_sums, clipped = _NegativeReductions.apply(
+            self._g,
+            self._h if batch else self._bank,
+            self._a,
+            self._b if batch else self._b_bank,
+            batch,
+            self._block_size,
+            softplus,
+            clip,
+        )
+        count = self.n * (self.m - 1)
+        return _TiledNegatives(self.positives, lse, softplus_sums, clipped, count)
+
+    def minus_baseline(self, baseline: object) -> _TiledScores:
+        layout = "batch" if self._bank is None else "anchored"
+        b_bank = self._b if self._bank is None else self._b_bank
+        b, b_bank = _apply_baseline(baseline, layout, self.n, self._b, b_bank)
+        return _TiledScores(self._g, self._h, self._bank, self._a, b, b_bank, self._block_size)
 
 
 def _apply_baseline(
@@ -514,133 +599,6 @@ def _apply_baseline(
         f"{tuple(base.shape)}; a per-pair baseline would be the n x m matrix this module "
         "avoids."
     )
-
-
-# ---------------------------------------------------------------------------------------
-# The bounds, as functions of the positives and the per-row reductions
-# ---------------------------------------------------------------------------------------
-
-Reductions = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-
-
-def _log_partition(lse: torch.Tensor, count: int) -> torch.Tensor:
-    """``log mean_{negatives} e^{S}`` from the per-row log-sum-exps."""
-    return torch.logsumexp(lse, dim=0) - math.log(count)
-
-
-def _row_log_normalisers(positives: torch.Tensor, lse: torch.Tensor, alpha: float, m: int):
-    log_alpha, log_beta = _alpha_weights(alpha, m)
-    return torch.logaddexp(positives + log_alpha, lse + log_beta)
-
-
-def _cpc(positives: torch.Tensor, reductions: Reductions, *, m: int, **_: Any) -> torch.Tensor:
-    lse, _, _ = reductions()
-    return (positives - torch.logaddexp(positives, lse)).mean() + math.log(m)
-
-
-def _alpha_cpc(
-    positives: torch.Tensor, reductions: Reductions, *, m: int, alpha: float = 1.0, **_: Any
-) -> torch.Tensor:
-    _alpha_weights(alpha, m)  # validate before any tile is computed
-    lse, _, _ = reductions()
-    log_norm = _row_log_normalisers(positives, lse, alpha, m) - math.log(m)
-    return (positives - log_norm).mean()
-
-
-def _ml_cpc(
-    positives: torch.Tensor,
-    reductions: Reductions,
-    *,
-    n: int,
-    m: int,
-    alpha: float = 1.0,
-    **_: Any,
-) -> torch.Tensor:
-    _alpha_weights(alpha, m)
-    lse, _, _ = reductions()
-    row_log_norm = _row_log_normalisers(positives, lse, alpha, m)
-    log_norm = torch.logsumexp(row_log_norm, dim=0) - math.log(n * m)
-    return positives.mean() - log_norm
-
-
-def _tuba_value(positives: torch.Tensor, lse: torch.Tensor, count: int) -> torch.Tensor:
-    return 1.0 + positives.mean() - _log_partition(lse, count).exp()
-
-
-def _tuba(positives: torch.Tensor, reductions: Reductions, *, count: int, **_: Any) -> torch.Tensor:
-    # The baseline, if any, is already folded into the positives and the column terms.
-    lse, _, _ = reductions()
-    return _tuba_value(positives, lse, count)
-
-
-def _dv(positives: torch.Tensor, reductions: Reductions, *, count: int, **_: Any) -> torch.Tensor:
-    lse, _, _ = reductions()
-    return positives.mean() - _log_partition(lse, count)
-
-
-def _mine(
-    positives: torch.Tensor,
-    reductions: Reductions,
-    *,
-    count: int,
-    log_partition_ema: torch.Tensor | None = None,
-    momentum: float = 0.9,
-    **_: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum}.")
-    lse, _, _ = reductions()
-    positive_term = positives.mean()
-    log_partition = _log_partition(lse, count)
-    batch_log_partition = log_partition.detach()
-    if log_partition_ema is None:
-        new_ema = batch_log_partition
-    else:
-        previous = torch.as_tensor(
-            log_partition_ema, dtype=positives.dtype, device=positives.device
-        )
-        new_ema = _moving_log_partition(previous, batch_log_partition, momentum)
-    surrogate = positive_term - torch.exp(log_partition - new_ema)
-    value = positive_term - log_partition
-    return _value_with_gradient_of(value, surrogate), new_ema.detach()
-
-
-def _js_objective(positives: torch.Tensor, softplus: torch.Tensor, count: int) -> torch.Tensor:
-    return -F.softplus(-positives).mean() - softplus.sum() / count
-
-
-def _js(positives: torch.Tensor, reductions: Reductions, *, count: int, **_: Any) -> torch.Tensor:
-    lse, softplus, _ = reductions(with_softplus=True)
-    value = _tuba_value(positives, lse, count)
-    return _value_with_gradient_of(value, _js_objective(positives, softplus, count))
-
-
-def _smile(
-    positives: torch.Tensor,
-    reductions: Reductions,
-    *,
-    count: int,
-    clip: float = 5.0,
-    **_: Any,
-) -> torch.Tensor:
-    if isinstance(clip, bool) or not isinstance(clip, Real) or not clip > 0:
-        raise ValueError(f"clip must be positive, got {clip}.")
-    _, softplus, clipped = reductions(with_softplus=True, clip=float(clip))
-    value = positives.mean() - _log_partition(clipped, count)
-    return _value_with_gradient_of(value, _js_objective(positives, softplus, count))
-
-
-_BLOCKWISE: dict[str, Callable[..., Any]] = {
-    "cpc": _cpc,
-    "alpha_cpc": _alpha_cpc,
-    "ml_cpc": _ml_cpc,
-    "nwj": _tuba,
-    "tuba": _tuba,
-    "dv": _dv,
-    "mine": _mine,
-    "js": _js,
-    "smile": _smile,
-}
 
 
 # ---------------------------------------------------------------------------------------

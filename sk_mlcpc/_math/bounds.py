@@ -36,22 +36,29 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from numbers import Integral
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 
-from sk_mlcpc._math.score_math import (
-    _alpha_weights,
-    _check_scores,
-    _js_objective,
-    _log_mean_exp_negatives,
-    _moving_log_partition,
-    _positives,
-    _row_log_normalisers,
-    _value_with_gradient_of,
+from sk_mlcpc._math.objectives import (
+    Objective,
+    RegistryView,
+    Validity,
+    alpha_cpc_formula,
+    cpc_formula,
+    dv_formula,
+    js_formula,
+    log_m_cap,
+    log_m_over_alpha_cap,
+    mine_formula,
+    ml_cpc_formula,
+    nwj_formula,
+    smile_formula,
+    tuba_formula,
 )
+from sk_mlcpc._math.score_math import DenseScores, _alpha_weights, _check_scores
 
 __all__ = [
     "BOUNDS",
@@ -73,11 +80,21 @@ __all__ = [
 ]
 
 Layout = Literal["batch", "anchored"]
-Validity = Literal["proven", "claimed", "invalid"]
 
 # ---------------------------------------------------------------------------------------
 # Bounds
 # ---------------------------------------------------------------------------------------
+
+
+def _evaluate_dense(
+    formula: Callable[..., Any], scores: torch.Tensor, layout: Layout, **options: Any
+) -> Any:
+    """``formula`` on a checked score matrix, cast back to the input dtype."""
+    work, _, _ = _check_scores(scores, layout)
+    result = formula(DenseScores(work, layout), **options)
+    if isinstance(result, tuple):
+        return result[0].to(scores.dtype), result[1]
+    return result.to(scores.dtype)
 
 
 def cpc(scores: torch.Tensor, *, layout: Layout = "batch") -> torch.Tensor:
@@ -117,9 +134,7 @@ def cpc(scores: torch.Tensor, *, layout: Layout = "batch") -> torch.Tensor:
     >>> round(cpc(scores).item(), 4), round(math.log(8), 4)
     (2.0794, 2.0794)
     """
-    work, _, m = _check_scores(scores, layout)
-    value = (_positives(work, layout) - torch.logsumexp(work, dim=1)).mean() + math.log(m)
-    return value.to(scores.dtype)
+    return _evaluate_dense(cpc_formula, scores, layout)
 
 
 def alpha_cpc(
@@ -163,9 +178,7 @@ def alpha_cpc(
     >>> torch.allclose(alpha_cpc(scores, alpha=1.0), cpc(scores))
     True
     """
-    work, _, m = _check_scores(scores, layout)
-    log_norm = _row_log_normalisers(work, layout, alpha) - math.log(m)
-    return (_positives(work, layout) - log_norm).mean().to(scores.dtype)
+    return _evaluate_dense(alpha_cpc_formula, scores, layout, alpha=alpha)
 
 
 def ml_cpc(scores: torch.Tensor, *, alpha: float = 1.0, layout: Layout = "batch") -> torch.Tensor:
@@ -213,10 +226,7 @@ def ml_cpc(scores: torch.Tensor, *, alpha: float = 1.0, layout: Layout = "batch"
     >>> round(ml_cpc(scores, alpha=alpha).item(), 2)   # far above CPC's log(128) = 4.85
     9.7
     """
-    work, n, m = _check_scores(scores, layout)
-    row_log_norm = _row_log_normalisers(work, layout, alpha)
-    log_norm = torch.logsumexp(row_log_norm, dim=0) - math.log(n * m)
-    return (_positives(work, layout).mean() - log_norm).to(scores.dtype)
+    return _evaluate_dense(ml_cpc_formula, scores, layout, alpha=alpha)
 
 
 def tuba(
@@ -264,21 +274,7 @@ def tuba(
     >>> torch.allclose(tuba(scores, baseline=torch.zeros(6)), nwj(scores))
     True
     """
-    work, n, m = _check_scores(scores, layout)
-    if baseline is None:
-        shifted = work
-    else:
-        base = torch.as_tensor(baseline, dtype=work.dtype, device=work.device)
-        if base.ndim == 1 and layout == "batch" and base.shape[0] == m:
-            base = base.unsqueeze(0)
-        elif base.ndim not in (0,) and tuple(base.shape) != (n, m):
-            raise ValueError(
-                f"baseline must be a scalar, shape ({m},) (batch layout) or the scores' shape "
-                f"{(n, m)}, got shape {tuple(base.shape)}."
-            )
-        shifted = work - base
-    positive_term = _positives(shifted, layout).mean()
-    return (1.0 + positive_term - _log_mean_exp_negatives(shifted, layout).exp()).to(scores.dtype)
+    return _evaluate_dense(tuba_formula, scores, layout, baseline=baseline)
 
 
 def nwj(scores: torch.Tensor, *, layout: Layout = "batch") -> torch.Tensor:
@@ -320,7 +316,7 @@ def nwj(scores: torch.Tensor, *, layout: Layout = "batch") -> torch.Tensor:
     >>> round(nwj(torch.zeros(4, 4)).item(), 6)   # an independent critic scores 0 nats
     0.0
     """
-    return tuba(scores, layout=layout)
+    return _evaluate_dense(nwj_formula, scores, layout)
 
 
 def dv(scores: torch.Tensor, *, layout: Layout = "batch") -> torch.Tensor:
@@ -355,9 +351,7 @@ def dv(scores: torch.Tensor, *, layout: Layout = "batch") -> torch.Tensor:
     >>> round(dv(torch.zeros(4, 4)).item(), 6)
     0.0
     """
-    work, _, _ = _check_scores(scores, layout)
-    value = _positives(work, layout).mean() - _log_mean_exp_negatives(work, layout)
-    return value.to(scores.dtype)
+    return _evaluate_dense(dv_formula, scores, layout)
 
 
 def mine(
@@ -414,21 +408,9 @@ def mine(
     True
     >>> estimate, state = mine(scores + 1.0, log_partition_ema=state)
     """
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum}.")
-    work, _, _ = _check_scores(scores, layout)
-    positive_term = _positives(work, layout).mean()
-    log_partition = _log_mean_exp_negatives(work, layout)
-    batch_log_partition = log_partition.detach()
-    if log_partition_ema is None:
-        new_ema = batch_log_partition
-    else:
-        previous = torch.as_tensor(log_partition_ema, dtype=work.dtype, device=work.device)
-        new_ema = _moving_log_partition(previous, batch_log_partition, momentum)
-    surrogate = positive_term - torch.exp(log_partition - new_ema)
-    value = positive_term - log_partition
-    estimate = _value_with_gradient_of(value, surrogate)
-    return estimate.to(scores.dtype), new_ema.detach()
+    return _evaluate_dense(
+        mine_formula, scores, layout, log_partition_ema=log_partition_ema, momentum=momentum
+    )
 
 
 def js(scores: torch.Tensor, *, layout: Layout = "batch") -> torch.Tensor:
@@ -466,9 +448,7 @@ def js(scores: torch.Tensor, *, layout: Layout = "batch") -> torch.Tensor:
     >>> torch.allclose(js(scores), nwj(scores))
     True
     """
-    work, _, _ = _check_scores(scores, layout)
-    value = tuba(work, layout=layout)
-    return _value_with_gradient_of(value, _js_objective(work, layout)).to(scores.dtype)
+    return _evaluate_dense(js_formula, scores, layout)
 
 
 def smile(scores: torch.Tensor, *, clip: float = 5.0, layout: Layout = "batch") -> torch.Tensor:
@@ -509,67 +489,11 @@ def smile(scores: torch.Tensor, *, clip: float = 5.0, layout: Layout = "batch") 
     >>> torch.allclose(smile(scores, clip=100.0), dv(scores))
     True
     """
-    if not clip > 0:
-        raise ValueError(f"clip must be positive, got {clip}.")
-    work, _, _ = _check_scores(scores, layout)
-    clipped = work.clamp(-clip, clip)
-    value = _positives(work, layout).mean() - _log_mean_exp_negatives(clipped, layout)
-    return _value_with_gradient_of(value, _js_objective(work, layout)).to(scores.dtype)
-
-
-#: Registry of every bound, by the name used for ``objective=`` in the estimators.
-BOUNDS: dict[str, Callable[..., object]] = {
-    "cpc": cpc,
-    "alpha_cpc": alpha_cpc,
-    "ml_cpc": ml_cpc,
-    "nwj": nwj,
-    "tuba": tuba,
-    "dv": dv,
-    "mine": mine,
-    "js": js,
-    "smile": smile,
-}
-
-#: Objectives that take an ``alpha`` argument.
-ALPHA_OBJECTIVES = ("alpha_cpc", "ml_cpc")
-
-
-def get_bound(name: str) -> Callable[..., object]:
-    """Look up a bound by name.
-
-    Parameters
-    ----------
-    name : str
-        One of the keys of :data:`BOUNDS`.
-
-    Returns
-    -------
-    bound : callable
-
-    Raises
-    ------
-    ValueError
-        For an unknown name; the message lists the choices.
-
-    Examples
-    --------
-    >>> from sk_mlcpc.bounds import get_bound
-    >>> get_bound("ml_cpc").__name__
-    'ml_cpc'
-    >>> get_bound("infonce")
-    Traceback (most recent call last):
-    ...
-    ValueError: Unknown bound 'infonce'. Choose one of: ...
-    """
-    try:
-        return BOUNDS[name]
-    except (KeyError, TypeError):
-        choices = ", ".join(repr(key) for key in BOUNDS)
-        raise ValueError(f"Unknown bound {name!r}. Choose one of: {choices}.") from None
+    return _evaluate_dense(smile_formula, scores, layout, clip=clip)
 
 
 # ---------------------------------------------------------------------------------------
-# Caps and valid alpha ranges
+# Valid alpha ranges
 # ---------------------------------------------------------------------------------------
 
 
@@ -582,44 +506,6 @@ def _check_sizes(n: int, m: int | None) -> tuple[int, int]:
     if m < 2:
         raise ValueError(f"m must be at least 2 (one positive and one negative), got {m}.")
     return n, m
-
-
-def cap(name: str, n: int, m: int | None = None, alpha: float = 1.0) -> float:
-    """The largest value a bound can take on an ``n x m`` score matrix.
-
-    Parameters
-    ----------
-    name : str
-        A bound from :data:`BOUNDS`.
-    n : int
-        Rows (positives) per evaluation.
-    m : int or None, default=None
-        Samples per row; ``None`` means ``m = n`` (batch layout).
-    alpha : float, default=1.0
-        Positive weight for ``"alpha_cpc"`` and ``"ml_cpc"``.
-
-    Returns
-    -------
-    cap : float
-        ``log m`` for CPC, ``log(m / alpha)`` for alpha-CPC and ML-CPC, ``inf`` for the
-        uncapped bounds and estimators.
-
-    Examples
-    --------
-    >>> from sk_mlcpc.bounds import cap
-    >>> round(cap("cpc", 128), 3), round(cap("ml_cpc", 128, alpha=0.01), 3)
-    (4.852, 9.457)
-    >>> cap("nwj", 128)
-    inf
-    """
-    get_bound(name)
-    n, m = _check_sizes(n, m)
-    if name == "cpc":
-        return math.log(m)
-    if name in ALPHA_OBJECTIVES:
-        log_alpha, _ = _alpha_weights(alpha, m)
-        return math.log(m) - log_alpha
-    return math.inf
 
 
 # alpha="auto" for ML-CPC in the batch layout: alpha = ratio * alpha*(n), per batch size.
@@ -683,6 +569,181 @@ class AlphaRange(NamedTuple):
     alpha_star: float
 
 
+def _alpha_range(rows: int, m: int, ratio: float) -> AlphaRange:
+    """The alpha range of a bound whose normaliser pools ``rows`` rows of ``m`` samples."""
+    c = rows * (m - 1) + 1
+    # c - sqrt(c^2 - m) written as m / (c + sqrt(c^2 - m)) to avoid cancellation.
+    invalid_below = m / (c + math.sqrt(c * c - m))
+    alpha_star = m / c
+    low = min(1.0, ratio * alpha_star)
+    return AlphaRange(
+        low=low,
+        high=float(m),
+        proven_low=1.0,
+        invalid_below=invalid_below,
+        alpha_star=alpha_star,
+    )
+
+
+def _ml_cpc_alpha_range(n: int, m: int) -> AlphaRange:
+    """ML-CPC pools all ``n`` rows; its working limit is the searched ratio times alpha*."""
+    return _alpha_range(n, m, _auto_ratio(n, m))
+
+
+def _alpha_cpc_alpha_range(n: int, m: int) -> AlphaRange:
+    """alpha-CPC normalises each row on its own: ML-CPC with one row, limit 1."""
+    return _alpha_range(1, m, 1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# The registry
+# ---------------------------------------------------------------------------------------
+
+#: One :class:`~sk_mlcpc._math.objectives.Objective` record per bound, by the name used
+#: for ``objective=`` in the estimators. Everything below, the blockwise path and the
+#: training loss read it; a new bound is one record (and its formula and function).
+OBJECTIVES: dict[str, Objective] = {
+    record.name: record
+    for record in (
+        Objective("cpc", cpc, cpc_formula, cap=log_m_cap),
+        Objective(
+            "alpha_cpc",
+            alpha_cpc,
+            alpha_cpc_formula,
+            options=("alpha",),
+            cap=log_m_over_alpha_cap,
+            alpha_range=_alpha_cpc_alpha_range,
+        ),
+        Objective(
+            "ml_cpc",
+            ml_cpc,
+            ml_cpc_formula,
+            options=("alpha",),
+            cap=log_m_over_alpha_cap,
+            alpha_range=_ml_cpc_alpha_range,
+        ),
+        Objective("nwj", nwj, nwj_formula),
+        Objective("tuba", tuba, tuba_formula, options=("baseline",)),
+        Objective("dv", dv, dv_formula, validity="invalid"),
+        Objective(
+            "mine",
+            mine,
+            mine_formula,
+            options=("log_partition_ema", "momentum"),
+            state="log_partition_ema",
+            validity="invalid",
+        ),
+        Objective("js", js, js_formula),
+        Objective("smile", smile, smile_formula, options=("clip",), validity="invalid"),
+    )
+}
+
+#: Every bound's public function, by name: a live view of :data:`OBJECTIVES`.
+BOUNDS: Mapping[str, Callable[..., object]] = RegistryView(OBJECTIVES, "dense")
+
+#: Objectives that take an ``alpha`` argument (read ``OBJECTIVES[name].takes_alpha``
+#: where an entry added later must count too).
+ALPHA_OBJECTIVES = tuple(name for name, record in OBJECTIVES.items() if record.takes_alpha)
+
+
+def get_objective(name: str) -> Objective:
+    """Look up a bound's registry record by name.
+
+    Parameters
+    ----------
+    name : str
+        One of the keys of :data:`OBJECTIVES`.
+
+    Returns
+    -------
+    record : Objective
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the choices.
+
+    Examples
+    --------
+    >>> from sk_mlcpc._math.bounds import get_objective
+    >>> get_objective("ml_cpc").takes_alpha
+    True
+    """
+    try:
+        return OBJECTIVES[name]
+    except (KeyError, TypeError):
+        choices = ", ".join(repr(key) for key in OBJECTIVES)
+        raise ValueError(f"Unknown bound {name!r}. Choose one of: {choices}.") from None
+
+
+def get_bound(name: str) -> Callable[..., object]:
+    """Look up a bound by name.
+
+    Parameters
+    ----------
+    name : str
+        One of the keys of :data:`BOUNDS`.
+
+    Returns
+    -------
+    bound : callable
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the choices.
+
+    Examples
+    --------
+    >>> from sk_mlcpc.bounds import get_bound
+    >>> get_bound("ml_cpc").__name__
+    'ml_cpc'
+    >>> get_bound("infonce")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown bound 'infonce'. Choose one of: ...
+    """
+    return get_objective(name).dense
+
+
+# ---------------------------------------------------------------------------------------
+# Caps and validity
+# ---------------------------------------------------------------------------------------
+
+
+def cap(name: str, n: int, m: int | None = None, alpha: float = 1.0) -> float:
+    """The largest value a bound can take on an ``n x m`` score matrix.
+
+    Parameters
+    ----------
+    name : str
+        A bound from :data:`BOUNDS`.
+    n : int
+        Rows (positives) per evaluation.
+    m : int or None, default=None
+        Samples per row; ``None`` means ``m = n`` (batch layout).
+    alpha : float, default=1.0
+        Positive weight for ``"alpha_cpc"`` and ``"ml_cpc"``.
+
+    Returns
+    -------
+    cap : float
+        ``log m`` for CPC, ``log(m / alpha)`` for alpha-CPC and ML-CPC, ``inf`` for the
+        uncapped bounds and estimators.
+
+    Examples
+    --------
+    >>> from sk_mlcpc.bounds import cap
+    >>> round(cap("cpc", 128), 3), round(cap("ml_cpc", 128, alpha=0.01), 3)
+    (4.852, 9.457)
+    >>> cap("nwj", 128)
+    inf
+    """
+    objective = get_objective(name)
+    n, m = _check_sizes(n, m)
+    return objective.cap(n, m, alpha)
+
+
 def valid_alpha_range(n: int, m: int | None = None, *, objective: str = "ml_cpc") -> AlphaRange:
     """Range of ``alpha`` in which alpha-(ML-)CPC is a lower bound on MI.
 
@@ -732,23 +793,12 @@ def valid_alpha_range(n: int, m: int | None = None, *, objective: str = "ml_cpc"
     >>> round(valid_alpha_range(128, objective="alpha_cpc").invalid_below, 3)
     0.501
     """
-    if objective not in ALPHA_OBJECTIVES:
-        raise ValueError(f"objective must be one of {ALPHA_OBJECTIVES}, got {objective!r}.")
+    record = OBJECTIVES.get(objective) if isinstance(objective, str) else None
+    if record is None or record.alpha_range is None:
+        choices = tuple(name for name, entry in OBJECTIVES.items() if entry.takes_alpha)
+        raise ValueError(f"objective must be one of {choices}, got {objective!r}.")
     n, m = _check_sizes(n, m)
-    rows = n if objective == "ml_cpc" else 1
-    c = rows * (m - 1) + 1
-    # c - sqrt(c^2 - m) written as m / (c + sqrt(c^2 - m)) to avoid cancellation.
-    invalid_below = m / (c + math.sqrt(c * c - m))
-    alpha_star = m / c
-    ratio = _auto_ratio(n, m) if objective == "ml_cpc" else 1.0
-    low = min(1.0, ratio * alpha_star)
-    return AlphaRange(
-        low=low,
-        high=float(m),
-        proven_low=1.0,
-        invalid_below=invalid_below,
-        alpha_star=alpha_star,
-    )
+    return record.alpha_range(n, m)
 
 
 def bound_validity(name: str, n: int, m: int | None = None, alpha: float = 1.0) -> Validity:
@@ -790,14 +840,12 @@ def bound_validity(name: str, n: int, m: int | None = None, alpha: float = 1.0) 
     >>> bound_validity("dv", 128)
     'invalid'
     """
-    get_bound(name)
+    objective = get_objective(name)
     n, m = _check_sizes(n, m)
-    if name in ("cpc", "nwj", "tuba", "js"):
-        return "proven"
-    if name in ("dv", "mine", "smile"):
-        return "invalid"
+    if objective.alpha_range is None or objective.validity == "invalid":
+        return objective.validity
     _alpha_weights(alpha, m)
-    limits = valid_alpha_range(n, m, objective=name)
+    limits = objective.alpha_range(n, m)
     if alpha >= limits.proven_low:
         return "proven"
     # A relative tolerance keeps alpha="auto" (exactly the limit, up to rounding) claimed.
@@ -831,13 +879,13 @@ def resolve_alpha(alpha: float | str, objective: str, n: int, m: int | None = No
     >>> resolve_alpha("auto", "alpha_cpc", 128)
     1.0
     """
-    get_bound(objective)
+    record = get_objective(objective)
     n, m = _check_sizes(n, m)
     if isinstance(alpha, str):
         if alpha != "auto":
             raise ValueError(f"alpha must be a positive number or 'auto', got {alpha!r}.")
-        if objective in ALPHA_OBJECTIVES:
-            return valid_alpha_range(n, m, objective=objective).low
+        if record.alpha_range is not None:
+            return record.alpha_range(n, m).low
         return 1.0
     _alpha_weights(alpha, m)
     return float(alpha)

@@ -2,7 +2,9 @@
 
 Input checks and the pieces every bound is assembled from: positives and negatives of a
 score matrix in either layout, log-mean-exp over the negatives, alpha's two weights,
-the straight-through value/gradient split, and MINE's moving log-partition.
+the straight-through value/gradient split, and MINE's moving log-partition. Also the
+dense provider of the formulas' parts (:class:`DenseScores`), see
+:mod:`sk_mlcpc._math.objectives`.
 """
 
 from __future__ import annotations
@@ -77,15 +79,6 @@ def _alpha_weights(alpha: float, m: int) -> tuple[float, float]:
     return math.log(alpha), (math.log(beta) if beta > 0 else -math.inf)
 
 
-def _row_log_normalisers(scores: torch.Tensor, layout: str, alpha: float) -> torch.Tensor:
-    """``log(alpha e^{S_ii} + beta sum_{j != i} e^{S_ij})`` for every row."""
-    m = scores.shape[1]
-    log_alpha, log_beta = _alpha_weights(alpha, m)
-    negatives, _ = _negatives(scores, layout)
-    negative_lse = torch.logsumexp(negatives, dim=1)
-    return torch.logaddexp(_positives(scores, layout) + log_alpha, negative_lse + log_beta)
-
-
 def _value_with_gradient_of(value: torch.Tensor, objective: torch.Tensor) -> torch.Tensor:
     """A tensor equal to ``value`` whose gradient is the gradient of ``objective``.
 
@@ -103,13 +96,6 @@ def _value_with_gradient_of(value: torch.Tensor, objective: torch.Tensor) -> tor
         torch.isfinite(objective), straight_through, torch.zeros_like(straight_through)
     )
     return value.detach() + straight_through
-
-
-def _js_objective(scores: torch.Tensor, layout: str) -> torch.Tensor:
-    negatives, count = _negatives(scores, layout)
-    # softplus(-inf) = 0, so the masked diagonal contributes nothing to the sum.
-    negative_term = F.softplus(negatives).sum() / count
-    return -F.softplus(-_positives(scores, layout)).mean() - negative_term
 
 
 def _moving_log_partition(
@@ -131,3 +117,106 @@ def _moving_log_partition(
         previous + math.log(momentum), batch_log_partition + math.log1p(-momentum)
     )
     return torch.where(torch.isfinite(previous), blended, batch_log_partition)
+
+
+# ---------------------------------------------------------------------------------------
+# The dense provider of the formulas' parts
+# ---------------------------------------------------------------------------------------
+
+
+class DenseNegatives:
+    """The negative reductions of a materialised score matrix, computed when asked.
+
+    Each reduction is computed as the dense bounds always have (a global log-sum-exp
+    over the flattened negatives for the partition, a sum over the masked matrix for the
+    softplus mean), so the dense values do not depend on how the blockwise path splits
+    its sums.
+
+    Parameters
+    ----------
+    scores : torch.Tensor of shape (n, m)
+        Checked scores in the working dtype.
+    layout : {"batch", "anchored"}
+    clip : float or None, default=None
+        Threshold of :meth:`clipped_log_mean_exp`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> negatives = DenseNegatives(torch.zeros(3, 3), "batch")
+    >>> round(negatives.log_mean_exp().item(), 6), round(negatives.mean_softplus().item(), 4)
+    (0.0, 0.6931)
+    """
+
+    def __init__(self, scores: torch.Tensor, layout: str, clip: float | None = None) -> None:
+        self._scores = scores
+        self._layout = layout
+        self._clip = clip
+
+    def row_log_sum_exp(self) -> torch.Tensor:
+        """``R_i = log sum_{j in N(i)} e^{S_ij}``, shape ``(n,)``."""
+        negatives, _ = _negatives(self._scores, self._layout)
+        return torch.logsumexp(negatives, dim=1)
+
+    def row_log_sum_exp_with_positive(self) -> torch.Tensor:
+        """``log sum_j e^{S_ij}`` over the whole row, shape ``(n,)``."""
+        return torch.logsumexp(self._scores, dim=1)
+
+    def log_mean_exp(self) -> torch.Tensor:
+        """``log mean e^{S_ij}`` over every negative, 0-d."""
+        return _log_mean_exp_negatives(self._scores, self._layout)
+
+    def mean_softplus(self) -> torch.Tensor:
+        """``mean softplus(S_ij)`` over every negative, 0-d."""
+        negatives, count = _negatives(self._scores, self._layout)
+        # softplus(-inf) = 0, so the masked diagonal contributes nothing to the sum.
+        return F.softplus(negatives).sum() / count
+
+    def clipped_log_mean_exp(self) -> torch.Tensor:
+        """``log mean e^{clamp(S_ij, -clip, clip)}`` over every negative, 0-d."""
+        # Clip first, then mask: the masked diagonal stays -inf.
+        clipped = self._scores.clamp(-self._clip, self._clip)
+        return _log_mean_exp_negatives(clipped, self._layout)
+
+
+class DenseScores:
+    """A materialised score matrix as the formulas of :mod:`sk_mlcpc._math.objectives` see it.
+
+    Parameters
+    ----------
+    scores : torch.Tensor of shape (n, m)
+        Scores checked by :func:`_check_scores` (in the working dtype).
+    layout : {"batch", "anchored"}
+        Where the positives are.
+
+    Examples
+    --------
+    >>> import torch
+    >>> parts = DenseScores(torch.eye(3), "batch")
+    >>> parts.positives.tolist(), parts.n, parts.m
+    ([1.0, 1.0, 1.0], 3, 3)
+    """
+
+    def __init__(self, scores: torch.Tensor, layout: str) -> None:
+        self._scores = scores
+        self._layout = layout
+        self.n, self.m = scores.shape
+        self.positives = _positives(scores, layout)
+
+    def negatives(self, *, softplus: bool = False, clip: float | None = None) -> DenseNegatives:
+        """The reductions over the negatives (each computed when it is read)."""
+        return DenseNegatives(self._scores, self._layout, clip)
+
+    def minus_baseline(self, baseline: torch.Tensor | float) -> DenseScores:
+        """``S - a``: a scalar, one value per column ``(m,)`` (batch layout) or per pair."""
+        n, m = self.n, self.m
+        work = self._scores
+        base = torch.as_tensor(baseline, dtype=work.dtype, device=work.device)
+        if base.ndim == 1 and self._layout == "batch" and base.shape[0] == m:
+            base = base.unsqueeze(0)
+        elif base.ndim not in (0,) and tuple(base.shape) != (n, m):
+            raise ValueError(
+                f"baseline must be a scalar, shape ({m},) (batch layout) or the scores' shape "
+                f"{(n, m)}, got shape {tuple(base.shape)}."
+            )
+        return DenseScores(work - base, self._layout)
