@@ -1,8 +1,8 @@
 """ContrastiveEncoder: API contract, schedules, views, pipelines and errors."""
 
 import math
-import warnings
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
