@@ -28,7 +28,7 @@ import torch
 from scipy import stats
 
 from sk_mlcpc._engine.net import TensorBatches
-from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, valid_alpha_range
+from sk_mlcpc._math.bounds import OBJECTIVES, valid_alpha_range
 
 __all__ = [
     "AUTO_EVAL_MAX_JOINT",
@@ -76,7 +76,8 @@ def warn_if_alpha_is_invalid(
     ``bound_validity_`` already says "invalid"; a warning makes sure the user sees it
     before reading an estimate that may exceed the true MI.
     """
-    if objective not in ALPHA_OBJECTIVES or validity != "invalid":
+    record = OBJECTIVES.get(objective)  # None for objectives outside the registry (CRD)
+    if validity != "invalid" or record is None or not record.takes_alpha:
         return
     low = valid_alpha_range(n, m, objective=objective).low
     warnings.warn(

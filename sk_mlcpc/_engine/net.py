@@ -34,7 +34,7 @@ from sk_mlcpc._math.blockwise import (
     chunked_scores,
     separable_parts,
 )
-from sk_mlcpc._math.bounds import get_bound
+from sk_mlcpc._math.bounds import get_bound, get_objective
 from sk_mlcpc._nn.devices import to_device
 
 __all__ = [
@@ -185,7 +185,8 @@ class BoundLoss(nn.Module):
         self.alpha = float(alpha)
         self.eval_alpha = None if eval_alpha is None else float(eval_alpha)
         self.layout = layout
-        # MINE's moving average of the log partition; NaN marks "not started yet".
+        # The state of a stateful objective (MINE's moving average of the log partition,
+        # see the registry's ``Objective.state``); NaN marks "not started yet".
         self.register_buffer("log_partition_ema", torch.tensor(math.nan))
 
     def estimate(
@@ -217,16 +218,21 @@ class BoundLoss(nn.Module):
             def bound(matrix, **options):
                 return self.bound(matrix, layout=layout, **options)
 
-        if self.objective in ("alpha_cpc", "ml_cpc"):
-            alpha = self.alpha if training or self.eval_alpha is None else self.eval_alpha
-            return bound(scores, alpha=alpha)
-        if self.objective == "mine":
-            previous = self.log_partition_ema  # NaN until the first step: starts the average
-            value, new_state = bound(scores, log_partition_ema=previous)
-            if update_state:
-                self.log_partition_ema = new_state.to(previous.dtype)
-            return value
-        return bound(scores)
+        objective = get_objective(self.objective)
+        options = {}
+        if objective.takes_alpha:
+            options["alpha"] = (
+                self.alpha if training or self.eval_alpha is None else self.eval_alpha
+            )
+        if not objective.stateful:
+            return bound(scores, **options)
+        # The carried state (MINE's moving log-partition) lives in one buffer; NaN until
+        # the first step, which starts the average.
+        previous = self.log_partition_ema
+        value, new_state = bound(scores, **options, **{objective.state: previous})
+        if update_state:
+            self.log_partition_ema = new_state.to(previous.dtype)
+        return value
 
     def forward(self, scores: torch.Tensor, training: bool = True) -> torch.Tensor:
         return -self.estimate(scores, update_state=training, training=training)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from sk_mlcpc._engine.net import BoundLoss, ContrastiveNet, SeededBatches, _at_least_fp32
-from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES
+from sk_mlcpc._math.bounds import get_objective
 from sk_mlcpc._nn.devices import to_device
 from sk_mlcpc._nn.encoders import ACTIVATIONS
 
@@ -207,11 +207,13 @@ class PredictiveBoundLoss(BoundLoss):
         scores = _at_least_fp32(scores)
         n_steps, n_draws = scores.shape[:2]
         flat = scores.reshape(n_steps * n_draws, *scores.shape[2:])
-        if self.objective == "mine":
-            # MINE carries a moving average between matrices: evaluate them in order.
+        objective = get_objective(self.objective)
+        if objective.stateful:
+            # A stateful objective (MINE's moving average) carries its state from one
+            # matrix to the next: evaluate them in order.
             values = torch.stack([self.estimate(s, update_state=update_state) for s in flat])
         else:
-            kwargs = {"alpha": self.alpha} if self.objective in ALPHA_OBJECTIVES else {}
+            kwargs = {"alpha": self.alpha} if objective.takes_alpha else {}
             bound = functools.partial(self.bound, layout="batch", **kwargs)
             values = torch.func.vmap(bound)(flat)
         return values.reshape(n_steps, n_draws).mean(dim=1)
