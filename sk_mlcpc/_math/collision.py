@@ -421,6 +421,10 @@ def expected_alpha_cpc(
     return float(out) if out.ndim == 0 else out
 
 
+#: The exact expectation of each alpha bound under the collision family.
+_EXPECTATIONS = {"ml_cpc": expected_ml_cpc, "alpha_cpc": expected_alpha_cpc}
+
+
 def _default_grids(
     n_symbols_grid: np.ndarray | list[int] | None,
     strength_grid: np.ndarray | list[float] | None,
@@ -469,11 +473,11 @@ def excess_table(
     ...                                       strength_grid=[np.inf], copy_prob_grid=[1.0])]
     [0.0411, -0.0577]
     """
-    if objective not in ("ml_cpc", "alpha_cpc"):
+    expect = _EXPECTATIONS.get(objective) if isinstance(objective, str) else None
+    if expect is None:
         raise ValueError(f"objective must be 'ml_cpc' or 'alpha_cpc', got {objective!r}.")
     symbols, strengths, copy_probs = _default_grids(n_symbols_grid, strength_grid, copy_prob_grid)
     alphas = np.asarray(alphas, dtype=np.float64).ravel()
-    expect = expected_ml_cpc if objective == "ml_cpc" else expected_alpha_cpc
     best: list[tuple[float, dict[str, float]]] = [(-math.inf, {}) for _ in alphas]
     for n_symbols, copy_prob in product(symbols, copy_probs):
         values = expect(n, int(n_symbols), copy_prob, strengths[:, None], alphas[None, :])
