@@ -1,6 +1,7 @@
 """Layer 1, the mathematics.
 
-Bounds, their blockwise evaluation, and the alpha-validity computations.
+The bounds' registry and formulas, their dense and blockwise evaluation, and the
+alpha-validity computations.
 
 Imports nothing from the rest of the package; only torch, numpy and scipy.
 """

@@ -16,10 +16,13 @@ storing it. Peak memory is ``O((n + m) d + block_size^2)`` instead of ``O(n m)``
 forward *and* the backward pass; values and gradients equal those of the dense functions
 up to float rounding (the sums run in a different order).
 
-Conventions follow :mod:`sk_mlcpc.bounds` exactly: same formulas, same ``alpha`` / ``beta``
-weighting, same MINE moving average, same value-versus-gradient split for JS and SMILE,
-half-precision inputs accumulated in float32 and the result cast back to the input dtype,
-inputs never modified, NaN propagated (not checked), as in the dense functions.
+Conventions follow :mod:`sk_mlcpc.bounds` exactly: each bound's formula is the one its
+registry record holds (:mod:`sk_mlcpc._math.objectives`), evaluated here on tiled
+reductions instead of a score matrix, so the ``alpha`` / ``beta`` weighting, MINE's moving
+average and the value-versus-gradient split of JS and SMILE are the dense ones;
+half-precision inputs are accumulated in float32 and the result cast back to the input
+dtype, inputs are never modified, NaN is propagated (not checked), as in the dense
+functions.
 
 Joint (concat) critics are not separable; :func:`chunked_scores` evaluates them over row
 chunks under activation checkpointing, which bounds their memory to the ``n x m`` scores
