@@ -28,14 +28,17 @@ the saturation warning.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from sk_mlcpc._engine.evaluation import (
     HeldOutEstimate,
@@ -52,10 +55,44 @@ from sk_mlcpc._engine.fitting import (
 )
 from sk_mlcpc._engine.net import DivergenceError
 from sk_mlcpc._engine.persistence import PersistenceMixin
-from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, bound_validity, cap, resolve_alpha
+from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
 from sk_mlcpc._nn.devices import resolve_device
+from sk_mlcpc._nn.encoders import ACTIVATIONS
 
-__all__ = ["ContrastiveEstimator", "FitSplit", "MIEstimate"]
+__all__ = ["SHARED_CONSTRAINTS", "ContrastiveEstimator", "FitSplit", "MIEstimate"]
+
+_POSITIVE = Interval(Real, 0, None, closed="neither")
+_NON_NEGATIVE = Interval(Real, 0, None, closed="left")
+#: The constraints of the parameters several estimators share, spelled once. A subclass
+#: lists only its own parameters and the shared ones it constrains differently, in
+#: ``_own_parameter_constraints``; ``_parameter_constraints`` is assembled from both.
+SHARED_CONSTRAINTS: dict[str, list] = {
+    "objective": [StrOptions(set(BOUNDS))],
+    "alpha": [_POSITIVE, StrOptions({"auto"})],
+    "hidden_layer_sizes": ["array-like"],
+    "n_components": [Interval(Integral, 1, None, closed="left")],
+    "activation": [StrOptions(set(ACTIVATIONS))],
+    "batch_size": [Interval(Integral, 2, None, closed="left")],
+    "eval_batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"}), None],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "learning_rate": [_POSITIVE],
+    "weight_decay": [_NON_NEGATIVE],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "early_stopping": ["boolean"],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [_NON_NEGATIVE],
+    "preprocessing": [StrOptions({"quantile", "standard"}), None],
+    "device": [str, torch.device],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "blockwise": ["boolean", StrOptions({"auto"})],
+    "precision": [StrOptions({"fp32", "bf16", "fp16"})],
+    "compile": ["boolean"],
+    "warm_start": ["boolean"],
+    "checkpoint_dir": [str, os.PathLike, None],
+    "on_divergence": [StrOptions({"raise", "restore"})],
+    "callbacks": [list, None],
+}
 
 
 class MIEstimate(NamedTuple):
@@ -106,6 +143,21 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
     :class:`~sk_mlcpc.ContrastiveEncoder`, :class:`~sk_mlcpc.ContrastivePredictiveCoding`
     and :class:`~sk_mlcpc.ContrastiveDistillationClassifier`.
     """
+
+    _own_parameter_constraints: ClassVar[dict[str, list]] = {}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls._own_parameter_constraints
+        cls._parameter_constraints = {
+            name: own[name] if name in own else SHARED_CONSTRAINTS[name]
+            for name in cls._get_param_names()
+        }
+
+    def _store_init_arguments(self, arguments: dict[str, Any]) -> None:
+        """Keep the constructor's arguments unchanged, as scikit-learn requires."""
+        for name in self._get_param_names():
+            setattr(self, name, arguments[name])
 
     #: Names of the seeds drawn from ``random_state`` at each fit, in drawing order
     #: (the order is part of the reproducibility contract: changing it changes fits).

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import ClassifierMixin, clone
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -54,13 +54,12 @@ from sk_mlcpc._engine.fitting import (
 )
 from sk_mlcpc._engine.inputs import INPUT_DTYPES
 from sk_mlcpc._engine.net import DivergenceError
-from sk_mlcpc._engine.persistence import PersistenceMixin
+from sk_mlcpc._estimators.base import ContrastiveEstimator
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._estimators.students import StudentMixin
 from sk_mlcpc._estimators.teachers import TeacherMixin
 from sk_mlcpc._math.bounds import bound_validity, resolve_alpha
 from sk_mlcpc._nn.devices import resolve_device
-from sk_mlcpc._nn.encoders import ACTIVATIONS
 
 __all__ = ["ContrastiveDistillationClassifier"]
 
@@ -94,7 +93,7 @@ def _unlabelled_rows(y: np.ndarray, value) -> np.ndarray:
 
 @shared_parameter_docs
 class ContrastiveDistillationClassifier(
-    PersistenceMixin, TeacherMixin, StudentMixin, ClassifierMixin, BaseEstimator
+    TeacherMixin, StudentMixin, ClassifierMixin, ContrastiveEstimator
 ):
     """Distil a fitted teacher classifier into a small student network.
 
@@ -330,39 +329,21 @@ None, default=None
     True
     """
 
-    _parameter_constraints: ClassVar[dict] = {
+    _own_parameter_constraints: ClassVar[dict] = {
         "teacher": "no_validation",  # checked in fit, with a specific message
         "teacher_features": [StrOptions(set(_TEACHER_METHODS)), callable, None],
         "teacher_params": [dict, None],
         "unlabeled_value": [Real, str, None],
         "student": [nn.Module, None],
-        "hidden_layer_sizes": ["array-like"],
-        "activation": [StrOptions(set(ACTIVATIONS))],
         "objective": [StrOptions(set(DISTILLATION_OBJECTIVES))],
-        "alpha": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "kd_weight": [Interval(Real, 0, None, closed="left")],
         "contrastive_weight": [Interval(Real, 0, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "contrastive_temperature": [Interval(Real, 0, None, closed="neither")],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
         "n_negatives": [Interval(Integral, 1, None, closed="left")],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "early_stopping": ["boolean"],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
         "preprocessing": [StrOptions({"standard"}), None],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "checkpoint_dir": [str, os.PathLike, None],
-        "on_divergence": [StrOptions({"raise", "restore"})],
-        "callbacks": [list, None],
     }
 
     def __init__(
@@ -401,38 +382,7 @@ None, default=None
         on_divergence: str = "raise",
         callbacks: list | None = None,
     ) -> None:
-        self.teacher = teacher
-        self.teacher_features = teacher_features
-        self.teacher_params = teacher_params
-        self.unlabeled_value = unlabeled_value
-        self.student = student
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.objective = objective
-        self.alpha = alpha
-        self.kd_weight = kd_weight
-        self.contrastive_weight = contrastive_weight
-        self.temperature = temperature
-        self.contrastive_temperature = contrastive_temperature
-        self.n_components = n_components
-        self.n_negatives = n_negatives
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.preprocessing = preprocessing
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.on_divergence = on_divergence
-        self.callbacks = callbacks
+        self._store_init_arguments(locals())
 
     # ------------------------------------------------------------------ sklearn protocol
 

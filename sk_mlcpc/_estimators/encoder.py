@@ -40,8 +40,8 @@ from sk_mlcpc._engine.net import (
 )
 from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit, MIEstimate
 from sk_mlcpc._estimators.docs import shared_parameter_docs
-from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
-from sk_mlcpc._nn.encoders import ACTIVATIONS, make_mlp
+from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, bound_validity, cap, resolve_alpha
+from sk_mlcpc._nn.encoders import make_mlp
 from sk_mlcpc._nn.views import VIEWS, make_view
 
 __all__ = ["ContrastiveEncoder"]
@@ -242,10 +242,7 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cont
     ['contrastiveencoder0', 'contrastiveencoder1']
     """
 
-    _parameter_constraints: ClassVar[dict] = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "objective": [StrOptions(set(BOUNDS))],
-        "alpha": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    _own_parameter_constraints: ClassVar[dict] = {
         "alpha_schedule": [StrOptions({"geometric", "cosine"}), None],
         "alpha_final": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "temperature": [Interval(Real, 0, None, closed="neither")],
@@ -253,29 +250,8 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cont
         "corruption_rate": [Interval(Real, 0, 1, closed="both")],
         "noise_scale": [Interval(Real, 0, None, closed="left")],
         "encoder": [nn.Module, type, None],
-        "hidden_layer_sizes": ["array-like"],
         "projection_dim": [Interval(Integral, 1, None, closed="left"), None],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
-        "eval_batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"}), None],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "early_stopping": ["boolean"],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "preprocessing": [StrOptions({"quantile", "standard"}), None],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "blockwise": ["boolean", StrOptions({"auto"})],
-        "precision": [StrOptions({"fp32", "bf16", "fp16"})],
-        "compile": ["boolean"],
-        "warm_start": ["boolean"],
-        "checkpoint_dir": [str, os.PathLike, None],
-        "on_divergence": [StrOptions({"raise", "restore"})],
-        "callbacks": [list, None],
     }
 
     def __init__(
@@ -315,39 +291,7 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cont
         on_divergence: str = "raise",
         callbacks: list | None = None,
     ) -> None:
-        self.n_components = n_components
-        self.objective = objective
-        self.alpha = alpha
-        self.alpha_schedule = alpha_schedule
-        self.alpha_final = alpha_final
-        self.temperature = temperature
-        self.augmentation = augmentation
-        self.corruption_rate = corruption_rate
-        self.noise_scale = noise_scale
-        self.encoder = encoder
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.projection_dim = projection_dim
-        self.activation = activation
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.max_epochs = max_epochs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.preprocessing = preprocessing
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.blockwise = blockwise
-        self.precision = precision
-        self.compile = compile
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.on_divergence = on_divergence
-        self.callbacks = callbacks
+        self._store_init_arguments(locals())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 from typing import ClassVar
 
 import numpy as np
@@ -33,12 +33,8 @@ from sk_mlcpc._engine.net import (
 )
 from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit, MIEstimate
 from sk_mlcpc._estimators.docs import shared_parameter_docs
-from sk_mlcpc._math.bounds import (
-    BOUNDS,
-)
 from sk_mlcpc._nn.critics import CRITICS, make_critic
 from sk_mlcpc._nn.devices import resolve_device
-from sk_mlcpc._nn.encoders import ACTIVATIONS
 
 __all__ = ["MIEstimate", "MutualInformationEstimator", "estimate_mi"]
 
@@ -252,34 +248,9 @@ class MutualInformationEstimator(
     'claimed'
     """
 
-    _parameter_constraints: ClassVar[dict] = {
-        "objective": [StrOptions(set(BOUNDS))],
-        "alpha": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    _own_parameter_constraints: ClassVar[dict] = {
         "critic": [StrOptions(set(CRITICS))],
-        "hidden_layer_sizes": ["array-like"],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
-        "eval_batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"}), None],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "test_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "early_stopping": ["boolean"],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "preprocessing": [StrOptions({"quantile", "standard"}), None],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "blockwise": ["boolean", StrOptions({"auto"})],
-        "precision": [StrOptions({"fp32", "bf16", "fp16"})],
-        "compile": ["boolean"],
-        "warm_start": ["boolean"],
-        "checkpoint_dir": [str, os.PathLike, None],
-        "on_divergence": [StrOptions({"raise", "restore"})],
-        "callbacks": [list, None],
         "accelerator": [HasMethods(["prepare", "backward"]), None],
     }
 
@@ -315,34 +286,7 @@ class MutualInformationEstimator(
         callbacks: list | None = None,
         accelerator=None,
     ) -> None:
-        self.objective = objective
-        self.alpha = alpha
-        self.critic = critic
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.n_components = n_components
-        self.activation = activation
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.max_epochs = max_epochs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.test_fraction = test_fraction
-        self.early_stopping = early_stopping
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.preprocessing = preprocessing
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.blockwise = blockwise
-        self.precision = precision
-        self.compile = compile
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.on_divergence = on_divergence
-        self.callbacks = callbacks
-        self.accelerator = accelerator
+        self._store_init_arguments(locals())
 
     def __getstate__(self):
         state = super().__getstate__()

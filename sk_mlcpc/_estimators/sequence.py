@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
@@ -61,8 +61,7 @@ from sk_mlcpc._engine.sequence_net import (
 )
 from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit
 from sk_mlcpc._estimators.docs import shared_parameter_docs
-from sk_mlcpc._math.bounds import BOUNDS, bound_validity, cap
-from sk_mlcpc._nn.encoders import ACTIVATIONS
+from sk_mlcpc._math.bounds import bound_validity, cap
 
 __all__ = ["ContrastivePredictiveCoding"]
 
@@ -241,37 +240,15 @@ class ContrastivePredictiveCoding(
     (2,)
     """
 
-    _parameter_constraints: ClassVar[dict] = {
+    _own_parameter_constraints: ClassVar[dict] = {
         "n_channels": [Interval(Integral, 1, None, closed="left")],
         "window": [Interval(Integral, 1, None, closed="left")],
         "stride": [Interval(Integral, 1, None, closed="left")],
         "prediction_steps": [Interval(Integral, 1, None, closed="left")],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like"],
-        "activation": [StrOptions(set(ACTIVATIONS))],
         "pooling": [StrOptions({"last", "mean"})],
-        "objective": [StrOptions(set(BOUNDS))],
-        "alpha": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
         "eval_batch_size": [Interval(Integral, 2, None, closed="left"), None],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "early_stopping": ["boolean"],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
         "preprocessing": [StrOptions({"standard"}), None],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "precision": [StrOptions({"fp32", "bf16", "fp16"})],
-        "compile": ["boolean"],
-        "warm_start": ["boolean"],
-        "checkpoint_dir": [str, os.PathLike, None],
-        "on_divergence": [StrOptions({"raise", "restore"})],
-        "callbacks": [list, None],
     }
 
     def __init__(
@@ -308,36 +285,7 @@ class ContrastivePredictiveCoding(
         on_divergence: str = "raise",
         callbacks: list | None = None,
     ) -> None:
-        self.n_channels = n_channels
-        self.window = window
-        self.stride = stride
-        self.prediction_steps = prediction_steps
-        self.n_components = n_components
-        self.latent_dim = latent_dim
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.pooling = pooling
-        self.objective = objective
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.max_epochs = max_epochs
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.preprocessing = preprocessing
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.precision = precision
-        self.compile = compile
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.on_divergence = on_divergence
-        self.callbacks = callbacks
+        self._store_init_arguments(locals())
 
     _seed_names = ("split", "init", "shuffle", "eval")
     _sample_noun = _row_noun = "sequences"
