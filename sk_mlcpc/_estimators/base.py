@@ -165,6 +165,7 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
     #: What the rows are called in error messages ("Too few samples: 5 rows leave ...").
     _sample_noun: ClassVar[str] = "samples"
     _row_noun: ClassVar[str] = "rows"
+    _too_few_advice: ClassVar[str] = ""
     #: Whether ``evaluate`` scores a separable critic (large batches then go blockwise).
     _separable_scores: ClassVar[bool] = True
 
@@ -257,7 +258,7 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
             raise ValueError(
                 f"Too few {self._sample_noun}: {n_samples} {self._row_noun} leave {n_train} "
                 f"for training after holding out {held}; at least {n_valid + n_test + 2} "
-                "are needed, and hundreds for a useful model."
+                f"are needed, and hundreds for a useful model.{self._too_few_advice}"
             )
         rng = check_random_state(self.random_state)
         drawn = rng.randint(0, 2**31 - 1, size=len(self._seed_names))

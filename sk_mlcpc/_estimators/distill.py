@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, clone
 from sklearn.preprocessing import LabelEncoder, StandardScaler
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -48,18 +48,15 @@ from sk_mlcpc._engine.evaluation import warn_if_alpha_is_invalid
 from sk_mlcpc._engine.fitting import (
     check_has_features,
     check_hidden_layer_sizes,
-    data_fingerprint,
-    run_training,
     standard_callbacks,
 )
 from sk_mlcpc._engine.inputs import INPUT_DTYPES
 from sk_mlcpc._engine.net import DivergenceError
-from sk_mlcpc._estimators.base import ContrastiveEstimator
+from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._estimators.students import StudentMixin
 from sk_mlcpc._estimators.teachers import TeacherMixin
 from sk_mlcpc._math.bounds import bound_validity, resolve_alpha
-from sk_mlcpc._nn.devices import resolve_device
 
 __all__ = ["ContrastiveDistillationClassifier"]
 
@@ -480,17 +477,20 @@ None, default=None
         self : ContrastiveDistillationClassifier
             The fitted estimator.
         """
-        if fit_params:
-            raise TypeError(
-                f"{type(self).__name__}.fit() does not support the fit parameters "
-                f"{sorted(fit_params)}."
-            )
-        self._validate_params()
+        return self._fit(X, y, fit_params, X_transfer=X_transfer)
+
+    _seed_names = ("teacher", "split", "init", "shuffle")
+    _too_few_advice = " Pass more rows or early_stopping=False."
+
+    def _held_out_sizes(self, n_samples: int) -> tuple[int, int]:
+        # Rows are held out exactly when early stopping is on.
+        return (super()._held_out_sizes(n_samples)[0] if self.early_stopping else 0), 0
+
+    def _validate_fit_data(self, X, y, *, warm: bool, X_transfer=None) -> dict:
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        warm = bool(self.warm_start) and hasattr(self, "net_")
         X_raw, transfer_raw = X, X_transfer
         check_has_features(X)
         X, y = validate_data(self, X, y, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
@@ -502,17 +502,26 @@ None, default=None
             check_classification_targets(labelled_y)
         codes, new_classes = self._encode_labels(labelled_y, warm=warm)
         self._check_hidden_layer_sizes()
+        n_samples = len(X) + (0 if X_transfer is None else len(X_transfer))
+        return {
+            "raw": (X_raw, transfer_raw),
+            "X": X,
+            "transfer": X_transfer,
+            "unlabelled": unlabelled,
+            "labelled_y": labelled_y,
+            "codes": codes,
+            "new_classes": new_classes,
+            "n_samples": n_samples,
+            "warm": warm,
+        }
 
-        rng = check_random_state(self.random_state)
-        teacher_seed, split_seed, init_seed, shuffle_seed = (
-            int(seed) for seed in rng.randint(0, 2**31 - 1, size=4)
-        )
-        if not warm:
-            self.device_ = resolve_device(self.device)
-
-        # --- the teacher: validated, used read-only, outputs computed once (in batches)
+    def _teacher_targets(self, data: dict, teacher_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The teacher (validated, used read-only) and its outputs on every row, once."""
+        X, X_transfer, warm = data["X"], data["transfer"], data["warm"]
+        X_raw, transfer_raw = data["raw"]
+        unlabelled, labelled_y = data["unlabelled"], data["labelled_y"]
         if self.teacher is not None:
-            classes = self.classes_ if warm else new_classes
+            classes = self.classes_ if warm else data["new_classes"]
             self._check_teacher(self.teacher, classes)
             self.teacher_ = self.teacher
             torch_teacher = isinstance(self.teacher, nn.Module)
@@ -530,150 +539,119 @@ None, default=None
                 # A loaded model has no teacher_: the same data and seed refit the same one.
                 self.teacher_ = self._fit_default_teacher(X[~unlabelled], labelled_y, teacher_seed)
             X_teacher, transfer_teacher = X, X_transfer
-        teacher_logits, teacher_features = self._teacher_outputs(self.teacher_, X_teacher, X)
+        logits, features = self._teacher_outputs(self.teacher_, X_teacher, X)
         if X_transfer is not None:
             # The transfer rows follow X: unlabelled rows like any other.
             more_logits, more_features = self._teacher_outputs(
                 self.teacher_, transfer_teacher, X_transfer
             )
-            teacher_logits = np.concatenate([teacher_logits, more_logits])
-            teacher_features = np.concatenate([teacher_features, more_features])
-            del more_logits, more_features
-            X = np.concatenate([X, X_transfer])
-            unlabelled = np.concatenate([unlabelled, np.ones(len(X_transfer), dtype=bool)])
-        if not warm:
+            logits = np.concatenate([logits, more_logits])
+            features = np.concatenate([features, more_features])
+            data["X"] = np.concatenate([X, X_transfer])
+            data["unlabelled"] = np.concatenate([unlabelled, np.ones(len(X_transfer), dtype=bool)])
+        return logits, features
+
+    def _labels_and_classes(self, data: dict, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class indices of every row (-1 where unlabelled) and the teacher's logits in the
+        order of ``classes_`` (set here for a new fit)."""
+        if not data["warm"]:
+            new_classes = data["new_classes"]
             if new_classes is None:
                 # No labelled row: the teacher's classes (a torch teacher's logit columns).
                 new_classes = (
-                    np.arange(teacher_logits.shape[1])
+                    np.arange(logits.shape[1])
                     if isinstance(self.teacher_, nn.Module)
                     else np.unique(np.asarray(self.teacher_.classes_))
                 )
             self.classes_ = new_classes
-        n_samples, n_classes = len(X), len(self.classes_)
-        labels = np.full(n_samples, -1, dtype=np.int64)
-        labels[~unlabelled] = codes
+        labels = np.full(data["n_samples"], -1, dtype=np.int64)
+        labels[~data["unlabelled"]] = data["codes"]
         order = self._teacher_column_order(self.teacher_)
         if order is not None:
-            teacher_logits = teacher_logits[:, order]
-        elif teacher_logits.shape[1] != n_classes:
+            logits = logits[:, order]
+        elif logits.shape[1] != len(self.classes_):
             raise ValueError(
-                f"The torch teacher returns {teacher_logits.shape[1]} logits per row, but y has "
-                f"{n_classes} classes."
+                f"The torch teacher returns {logits.shape[1]} logits per row, but y has "
+                f"{len(self.classes_)} classes."
             )
-        if warm and teacher_features.shape[1] != self.n_teacher_features_:
+        return labels, logits
+
+    def _prepare_data(self, data: dict, split: FitSplit, *, warm: bool):
+        logits, features = self._teacher_targets(data, split.seeds["teacher"])
+        labels, logits = self._labels_and_classes(data, logits)
+        if warm and features.shape[1] != self.n_teacher_features_:
             raise ValueError(
                 f"warm_start continues with the fitted embedding of {self.n_teacher_features_} "
-                f"teacher features, but the teacher now gives {teacher_features.shape[1]}."
+                f"teacher features, but the teacher now gives {features.shape[1]}."
             )
-        self.n_teacher_features_ = teacher_features.shape[1]
-
-        # --- the split
-        if self.early_stopping:
-            n_valid = max(1, math.ceil(self.validation_fraction * n_samples))
-            n_train = n_samples - n_valid
-            if n_train < 2:
-                raise ValueError(
-                    f"Too few samples: {n_samples} rows leave {n_train} for training after "
-                    f"holding out {n_valid} (validation_fraction={self.validation_fraction}). "
-                    "Pass more rows or early_stopping=False."
-                )
-            permutation = np.random.default_rng(split_seed).permutation(n_samples)
-            train_rows, valid_rows = permutation[:n_train], permutation[n_train:]
-        else:
-            train_rows, valid_rows = np.arange(n_samples), None
-            n_train = n_samples
-
+        self.n_teacher_features_ = features.shape[1]
+        X, n_train = data["X"], len(split.train)
+        # The teacher's outputs identify the teacher better than its repr does (the
+        # checkpoint fingerprint; the features are standardised in place below).
+        data["arrays"] = (X, labels, logits, features)
         if not warm:
             self.preprocessor_ = StandardScaler() if self.preprocessing == "standard" else None
             if self.preprocessor_ is not None:
-                self.preprocessor_.fit(X[train_rows])
+                self.preprocessor_.fit(X[split.train])
             # Kept (and saved) so that a warm start embeds the teacher's features alike.
-            self._teacher_scaler = StandardScaler().fit(teacher_features[train_rows])
+            self._teacher_scaler = StandardScaler().fit(features[split.train])
         # Standardised in place, in float32 (the array is ours): no float64 copy of it.
-        scaled_features = teacher_features
-        scaled_features -= self._teacher_scaler.mean_.astype(np.float32)
-        scaled_features /= self._teacher_scaler.scale_.astype(np.float32)
-
+        features -= self._teacher_scaler.mean_.astype(np.float32)
+        features /= self._teacher_scaler.scale_.astype(np.float32)
         device = self._data_device if warm else self.device_
-        x_all = self._student_input(X, device=device)
-        label_all = torch.as_tensor(labels, dtype=torch.long, device=device)
-        logits_all = torch.as_tensor(
-            np.maximum(teacher_logits, _MIN_LOG_PROBA), dtype=torch.float32, device=device
+        tensors = (
+            self._student_input(X, device=device),
+            torch.as_tensor(labels, dtype=torch.long, device=device),
+            torch.as_tensor(np.maximum(logits, _MIN_LOG_PROBA), dtype=torch.float32, device=device),
+            torch.as_tensor(features, device=device),
         )
-        features_all = torch.as_tensor(scaled_features, device=device)
 
         def subset(rows: np.ndarray) -> _DistillationData:
             index = torch.as_tensor(rows, device=device)
-            return _DistillationData(
-                x_all[index], label_all[index], logits_all[index], features_all[index]
-            )
-
-        train_set = subset(train_rows)
-        valid_set = subset(valid_rows) if valid_rows is not None else None
+            return _DistillationData(*(tensor[index] for tensor in tensors))
 
         if warm:
-            if n_train < self.batch_size_:
-                raise ValueError(
-                    f"warm_start continues with the fitted batch size ({self.batch_size_}); "
-                    f"{n_samples} rows leave {n_train} for training, too few for it."
-                )
-            self._prepare_warm_start(n_train, init_seed)
+            self._check_warm_sizes({"batch_size_": n_train}, split.n_samples)
+            self._prepare_warm_start(n_train, split.seeds["init"])
         else:
-            self._n_train = n_train
-            self.batch_size_ = min(self.batch_size, n_train)
-            # Each anchor draws its negatives from the other training rows: more than there
-            # are would only repeat rows, and inflate m (and the cap) for nothing.
-            self.n_negatives_ = min(self.n_negatives, n_train - 1)
-            if self.contrastive_weight > 0 and self.n_negatives_ < self.n_negatives:
-                warnings.warn(
-                    f"n_negatives={self.n_negatives} exceeds the {n_train - 1} other training "
-                    f"rows; using {self.n_negatives_} negatives per anchor. Pass "
-                    f"n_negatives <= {n_train - 1}, or more rows.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            m = self.n_negatives_ + 1
-            alpha = self.alpha if self.objective == "ml_cpc" else "auto"
-            self.alpha_ = resolve_alpha(
-                alpha, self.objective if self.objective != "crd" else "cpc", self.batch_size_, m
-            )
-            self.bound_validity_ = (
-                None
-                if self.objective == "crd"
-                else bound_validity(self.objective, self.batch_size_, m, alpha=self.alpha_)
-            )
-            warn_if_alpha_is_invalid(
-                self.objective, self.alpha_, self.bound_validity_, self.batch_size_, m
-            )
+            self._set_fitted_sizes(n_train)
+        return subset(split.train), subset(split.valid) if len(split.valid) else None
 
-        def make_net(valid_set):
-            return self._make_net(shuffle_seed=shuffle_seed, valid_set=valid_set)
-
-        fingerprint = ""
-        if self.checkpoint_dir:
-            # The teacher's outputs identify the teacher better than its repr does.
-            fingerprint = data_fingerprint(self, X, labels, teacher_logits, teacher_features)
-        net = run_training(
-            self,
-            make_net,
-            train_set,
-            valid_set,
-            init_seed=init_seed,
-            device=self.device_,
-            fingerprint=fingerprint,
+    def _set_fitted_sizes(self, n_train: int) -> None:
+        """Batch size, negatives, alpha and validity of a new fit."""
+        self._n_train = n_train
+        self.batch_size_ = min(self.batch_size, n_train)
+        # Each anchor draws its negatives from the other training rows: more than there
+        # are would only repeat rows, and inflate m (and the cap) for nothing.
+        self.n_negatives_ = min(self.n_negatives, n_train - 1)
+        if self.contrastive_weight > 0 and self.n_negatives_ < self.n_negatives:
+            warnings.warn(
+                f"n_negatives={self.n_negatives} exceeds the {n_train - 1} other training "
+                f"rows; using {self.n_negatives_} negatives per anchor. Pass "
+                f"n_negatives <= {n_train - 1}, or more rows.",
+                UserWarning,
+                stacklevel=5,
+            )
+        m = self.n_negatives_ + 1
+        alpha = self.alpha if self.objective == "ml_cpc" else "auto"
+        self.alpha_ = resolve_alpha(
+            alpha, self.objective if self.objective != "crd" else "cpc", self.batch_size_, m
         )
-        # Training-only state: the held-out tensors and (unless training is to continue)
-        # the memory banks.
-        net.train_split = None
+        self.bound_validity_ = (
+            None
+            if self.objective == "crd"
+            else bound_validity(self.objective, self.batch_size_, m, alpha=self.alpha_)
+        )
+        warn_if_alpha_is_invalid(
+            self.objective, self.alpha_, self.bound_validity_, self.batch_size_, m
+        )
+
+    def _finish_fit(self, data: dict, split: FitSplit) -> None:
+        # Training-only state: unless training is to continue, the memory banks.
         self._memory_released = not self.warm_start
         if self._memory_released:
-            net.module_.release_memory()
-        self.net_ = net
-        net.module_.student.eval()
-        self.history_ = net.history
-        self.n_epochs_ = len(net.history)
-        return self
+            self.net_.module_.release_memory()
+        self.net_.module_.student.eval()
 
     def _encode_labels(self, y: np.ndarray, *, warm: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Class indices of the labelled rows ``y``, and their classes.
