@@ -137,7 +137,8 @@ def _subset(scores, rows: torch.Tensor):
     """
     if isinstance(scores, tuple):
         return tuple(None if part is None else part.index_select(0, rows) for part in scores)
-    return scores.index_select(0, rows).index_select(1, rows)
+    # The last two axes are the batch's rows and columns (a stack of matrices for CPC).
+    return scores.index_select(-2, rows).index_select(-1, rows)
 
 
 def _batches(net, dataset, batch_size: int) -> Iterator[dict]:

@@ -201,8 +201,13 @@ class PredictiveBoundLoss(BoundLoss):
     def __init__(self, objective: str, alpha: float = 1.0) -> None:
         super().__init__(objective, alpha=alpha, layout="batch")
 
-    def per_step(self, scores: torch.Tensor, *, update_state: bool = False) -> torch.Tensor:
-        """The bound of every matrix averaged over draws: a ``(K,)`` tensor in nats."""
+    def per_step(
+        self, scores: torch.Tensor, *, update_state: bool = False, alpha: float | None = None
+    ) -> torch.Tensor:
+        """The bound of every matrix averaged over draws: a ``(K,)`` tensor in nats.
+
+        ``alpha`` overrides the criterion's (training) alpha for alpha objectives.
+        """
         # Half-precision scores (autocast) are evaluated and reported in float32.
         scores = _at_least_fp32(scores)
         n_steps, n_draws = scores.shape[:2]
@@ -213,10 +218,22 @@ class PredictiveBoundLoss(BoundLoss):
             # matrix to the next: evaluate them in order.
             values = torch.stack([self.estimate(s, update_state=update_state) for s in flat])
         else:
-            kwargs = {"alpha": self.alpha} if objective.takes_alpha else {}
+            alpha = self.alpha if alpha is None else alpha
+            kwargs = {"alpha": alpha} if objective.takes_alpha else {}
             bound = functools.partial(self.bound, layout="batch", **kwargs)
             values = torch.func.vmap(bound)(flat)
         return values.reshape(n_steps, n_draws).mean(dim=1)
+
+    def estimate(
+        self, scores: torch.Tensor, *, update_state: bool = False, training: bool = False
+    ) -> torch.Tensor:
+        """The bound averaged over steps ahead and draws for a ``(K, P, B, B)`` stack (one
+        matrix is evaluated as :meth:`BoundLoss.estimate` does); ``training=False`` uses
+        ``eval_alpha`` when it is set."""
+        if scores.ndim != 4:
+            return super().estimate(scores, update_state=update_state, training=training)
+        alpha = self.alpha if training or self.eval_alpha is None else self.eval_alpha
+        return self.per_step(scores, update_state=update_state, alpha=alpha).mean()
 
     def forward(self, scores: torch.Tensor, training: bool = True) -> torch.Tensor:
         return -self.per_step(scores, update_state=training).mean()
@@ -236,6 +253,13 @@ class PredictiveCodingNet(ContrastiveNet):
                 dataset, self.batch_size, shuffle=True, generator_factory=self.epoch_generator
             )
         batch_size = self.eval_batch_size or self.batch_size
+        return SequenceBatches(dataset, batch_size, shuffle=False, seed=self.eval_seed)
+
+    def evaluation_batches(self, dataset: SequenceDataset, batch_size: int) -> SequenceBatches:
+        """Full batches of ``dataset``'s sequences and anchor times, in a fixed order.
+
+        :func:`~sk_mlcpc._engine.evaluation.evaluate_held_out` scores these.
+        """
         return SequenceBatches(dataset, batch_size, shuffle=False, seed=self.eval_seed)
 
     def step_estimates(self, dataset: SequenceDataset, batch_size: int) -> np.ndarray:

@@ -51,9 +51,11 @@ from sk_mlcpc._engine.fitting import (
     check_hidden_layer_sizes,
     data_fingerprint,
     make_preprocessor,
+    net_parameters,
     run_training,
+    standard_callbacks,
 )
-from sk_mlcpc._engine.net import DivergenceError
+from sk_mlcpc._engine.net import DivergenceError, DivergenceGuard, MutualInformationLog
 from sk_mlcpc._engine.persistence import PersistenceMixin
 from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
 from sk_mlcpc._nn.devices import resolve_device
@@ -284,6 +286,31 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
         return check_hidden_layer_sizes(self.hidden_layer_sizes)
 
+    def _own_callbacks(self) -> list:
+        """The estimator's callbacks before the shared ones (early stopping, progress bar
+        and the user's): a divergence guard and the per-epoch ``valid_mi``."""
+        return [
+            ("divergence_guard", DivergenceGuard(on_divergence=self.on_divergence)),
+            ("mutual_information", MutualInformationLog()),
+        ]
+
+    def _net_arguments(
+        self, *, shuffle_seed: int, eval_seed: int, valid_set, eval_batch_size: int | None
+    ) -> dict[str, Any]:
+        """The skorch net arguments every estimator's net takes from the estimator."""
+        arguments = net_parameters(
+            self,
+            shuffle_seed=shuffle_seed,
+            eval_seed=eval_seed,
+            valid_set=valid_set,
+            callbacks=standard_callbacks(self, self._own_callbacks()),
+        )
+        if eval_batch_size is not None:
+            arguments["eval_batch_size"] = eval_batch_size
+        if hasattr(self, "precision"):
+            arguments.update(precision=self.precision, compile=self.compile)
+        return arguments
+
     def _make_preprocessor(self, n_rows: int, seed: int):
         return make_preprocessor(self.preprocessing, n_rows, seed)
 
@@ -356,7 +383,7 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
                 "for an uncertainty: mi_std_ and mi_ci_ are undefined (NaN). Use more rows "
                 "or a larger held-out fraction.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,  # the user's call of fit
             )
         if self.saturated_:
             warnings.warn(
@@ -367,7 +394,7 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
                 "above it. Use more rows or a larger held-out fraction "
                 "(eval_batch_size='auto' takes them all, up to 4,096 per batch).",
                 SaturationWarning,
-                stacklevel=4,
+                stacklevel=5,  # the user's call of fit
             )
 
     def _evaluate_rows(self, dataset, n_rows: int) -> MIEstimate:
@@ -385,7 +412,7 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
                     f"instead of {self.eval_batch_size_}; the bound's cap and bias change "
                     f"with the batch size (validity at this size: {validity}).",
                     UserWarning,
-                    stacklevel=4,
+                    stacklevel=3,  # the user's call of evaluate
                 )
         estimate = self._evaluate(dataset, batch_size)
         bound_cap = cap(self.objective, batch_size, alpha=estimate.alpha)

@@ -48,7 +48,6 @@ from sk_mlcpc._engine.evaluation import warn_if_alpha_is_invalid
 from sk_mlcpc._engine.fitting import (
     check_has_features,
     check_hidden_layer_sizes,
-    standard_callbacks,
 )
 from sk_mlcpc._engine.inputs import INPUT_DTYPES
 from sk_mlcpc._engine.net import DivergenceError
@@ -244,14 +243,11 @@ None, default=None
         Per-epoch ``train_loss``, ``valid_loss`` (held-out cross-entropy), ``valid_acc``,
         ``divergence`` (repaired steps, with ``on_divergence="restore"``), and per-batch
         ``train_ce``, ``train_kd``, ``train_contrast``.
-    n_epochs_ : int
-        Epochs run.
-    device_ : torch.device
-        Training device.
+    .. shared-parameter:: n_epochs_
+    .. shared-parameter:: device_
     n_features_in_ : int
         Columns of ``X``.
-    feature_names_in_ : ndarray of str
-        Column names of ``X``, when it had string column names.
+    .. shared-parameter:: feature_names_in_
 
     See Also
     --------
@@ -445,12 +441,12 @@ None, default=None
         sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         return sizes
 
-    def _callbacks(self) -> list:
+    def _own_callbacks(self) -> list:
         callbacks: list = [("divergence_guard", _DivergenceGuard(on_divergence=self.on_divergence))]
         # Rows are held out exactly when early stopping is on.
         if self.early_stopping:
             callbacks.append(("valid_acc", _ValidAccuracy()))
-        return standard_callbacks(self, callbacks)
+        return callbacks
 
     # ------------------------------------------------------------------ fitting
 

@@ -68,6 +68,39 @@ early_stopping : bool, default=True
     "tol": """\
 tol : float, default=1e-3
     Minimum improvement of the held-out bound (nats) that resets the patience.""",
+    # Fitted attributes, in the Attributes sections.
+    "mi_std_": """\
+mi_std_ : float
+    Standard error of ``mi_``: the grouped jackknife over the held-out rows (20 groups
+    per batch), i.e. how much ``mi_`` would move with another draw of held-out rows
+    for this model. NaN with fewer than 4 held-out rows.""",
+    "mi_ci_": """\
+mi_ci_ : tuple of float
+    95% interval for the *bound's* expectation at this batch size for the fitted
+    model, ``mi_ +- t * mi_std_``. It is not an interval for the MI: a valid bound
+    lies below the MI, by a gap that the interval does not measure.""",
+    "mi_cap_": """\
+mi_cap_ : float
+    Largest value the bound can take at ``eval_batch_size_`` and ``eval_alpha_``.""",
+    "saturated_": """\
+saturated_ : bool
+    True when the estimate is limited by the evaluation batch rather than by the
+    model: it rose by more than 0.05 nats from batches of half the size to
+    ``eval_batch_size_`` (``saturation_gain_``), or lies within 0.1 nats of
+    ``mi_cap_``. More rows per evaluation batch would then raise it, and the MI is
+    likely well above it. A :class:`~sk_mlcpc.SaturationWarning` says so at ``fit``.""",
+    "saturation_gain_": """\
+saturation_gain_ : float
+    ``mi_`` minus the same bound on half-size batches of the same rows, nats.""",
+    "n_epochs_": """\
+n_epochs_ : int
+    Epochs run.""",
+    "device_": """\
+device_ : torch.device
+    Training device.""",
+    "feature_names_in_": """\
+feature_names_in_ : ndarray of str
+    Column names of ``X``, when it had string column names.""",
 }
 
 

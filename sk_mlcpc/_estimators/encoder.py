@@ -28,15 +28,11 @@ from sk_mlcpc._engine.evaluation import warn_if_alpha_is_invalid
 from sk_mlcpc._engine.fitting import (
     BLOCKWISE_FROM,
     check_has_features,
-    net_parameters,
-    standard_callbacks,
 )
 from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32
 from sk_mlcpc._engine.net import (
     AlphaSchedule,
     BoundLoss,
-    DivergenceGuard,
-    MutualInformationLog,
 )
 from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit, MIEstimate
 from sk_mlcpc._estimators.docs import shared_parameter_docs
@@ -170,22 +166,14 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cont
         Alpha of the first epoch.
     mi_ : float
         Held-out bound between two views, nats (only when ``validation_fraction > 0``).
-    mi_std_ : float
-        Its standard error: a grouped jackknife over the held-out rows (NaN below 4
-        rows), as for :class:`~sk_mlcpc.MutualInformationEstimator`.
-    mi_ci_ : tuple of float
-        95% interval for the bound's expectation at this batch size.
+    .. shared-parameter:: mi_std_
+    .. shared-parameter:: mi_ci_
     eval_alpha_ : float
         Alpha of the held-out bound (``alpha_final``, or ``alpha`` without a schedule,
         with ``"auto"`` resolved at ``eval_batch_size_``).
-    saturated_ : bool
-        Whether the evaluation batch limits ``mi_`` (it rose by more than 0.05 nats
-        from half-size batches, or lies within 0.1 nat of ``mi_cap_``); a
-        :class:`~sk_mlcpc.SaturationWarning` says so at fit.
-    saturation_gain_ : float
-        How much ``mi_`` rose from half-size batches of the same rows.
-    mi_cap_ : float
-        Largest value the bound can take at ``eval_batch_size_`` and ``eval_alpha_``.
+    .. shared-parameter:: saturated_
+    .. shared-parameter:: saturation_gain_
+    .. shared-parameter:: mi_cap_
     bound_validity_ : {"proven", "claimed", "invalid"}
         Whether the evaluated bound is a lower bound on the views' MI, see
         :func:`sk_mlcpc.bounds.bound_validity`.
@@ -201,14 +189,11 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cont
     history_ : skorch.History
         Per epoch: ``train_loss``, ``train_mi``, ``valid_loss``, ``valid_mi`` (nats),
         ``alpha`` (alpha objectives); and per-batch losses.
-    n_epochs_ : int
-        Epochs run.
-    device_ : torch.device
-        Training device.
+    .. shared-parameter:: n_epochs_
+    .. shared-parameter:: device_
     n_features_in_ : int
         Columns of ``X``.
-    feature_names_in_ : ndarray of str
-        Column names of ``X``, when it had string column names.
+    .. shared-parameter:: feature_names_in_
 
     See Also
     --------
@@ -352,17 +337,13 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cont
             X = self.preprocessor_.transform(X)
         return torch.as_tensor(as_float32(X, "X"), device=device)
 
-    def _callbacks(self, alpha_start: float, alpha_end: float) -> list:
-        callbacks: list = [
-            ("divergence_guard", DivergenceGuard(on_divergence=self.on_divergence)),
-            ("mutual_information", MutualInformationLog()),
-        ]
+    def _own_callbacks(self) -> list:
+        callbacks = super()._own_callbacks()
         if self.objective in ALPHA_OBJECTIVES:
             kind = self.alpha_schedule or "constant"
-            callbacks.append(
-                ("alpha_schedule", AlphaSchedule(kind, alpha_start, alpha_end, self.max_epochs))
-            )
-        return standard_callbacks(self, callbacks)
+            schedule = AlphaSchedule(kind, self.alpha_initial_, self.alpha_, self.max_epochs)
+            callbacks.append(("alpha_schedule", schedule))
+        return callbacks
 
     # ------------------------------------------------------------------ fitting
 
@@ -475,16 +456,12 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cont
             criterion__objective=self.objective,
             criterion__alpha=self.alpha_initial_,
             criterion__eval_alpha=self.eval_alpha_,
-            eval_batch_size=self.eval_batch_size_,
-            precision=self.precision,
-            compile=self.compile,
             blockwise=self.blockwise_,
-            **net_parameters(
-                self,
+            **self._net_arguments(
                 shuffle_seed=shuffle_seed,
                 eval_seed=eval_seed,
                 valid_set=valid_set,
-                callbacks=self._callbacks(self.alpha_initial_, self.alpha_),
+                eval_batch_size=self.eval_batch_size_,
             ),
         )
         net.view = self._make_view(self._view_reference.to(self.device_))

@@ -20,15 +20,11 @@ from torch import nn
 from sk_mlcpc._engine.fitting import (
     BLOCKWISE_FROM,
     check_has_features,
-    net_parameters,
-    standard_callbacks,
 )
 from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32
 from sk_mlcpc._engine.net import (
     BoundLoss,
     ContrastiveNet,
-    DivergenceGuard,
-    MutualInformationLog,
     PairedTensorDataset,
 )
 from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit, MIEstimate
@@ -161,16 +157,9 @@ class MutualInformationEstimator(
     mi_ : float
         The bound evaluated on the test rows (``test_fraction``), nats: the mean over
         evaluation batches of ``eval_batch_size_`` rows.
-    mi_std_ : float
-        Standard error of ``mi_``: the grouped jackknife over the test rows (20 groups
-        per batch), i.e. how much ``mi_`` would move with another draw of test rows
-        for this critic. NaN with fewer than 4 test rows.
-    mi_ci_ : tuple of float
-        95% interval for the *bound's* expectation at this batch size for the fitted
-        critic, ``mi_ +- t * mi_std_``. It is not an interval for the MI: a valid bound
-        lies below the MI, by a gap that the interval does not measure.
-    mi_cap_ : float
-        Largest value the bound can take at ``eval_batch_size_``.
+    .. shared-parameter:: mi_std_
+    .. shared-parameter:: mi_ci_
+    .. shared-parameter:: mi_cap_
     bound_validity_ : {"proven", "claimed", "invalid"}
         Whether the configured bound is a lower bound on the MI at ``eval_batch_size_``
         and ``eval_alpha_``, see :func:`sk_mlcpc.bounds.bound_validity`.
@@ -180,14 +169,8 @@ class MutualInformationEstimator(
         The alpha of ``mi_`` (``"auto"`` resolved at ``eval_batch_size_``).
     batch_size_, eval_batch_size_ : int
         Batch sizes used for training and for ``mi_`` (capped by the rows available).
-    saturated_ : bool
-        True when the estimate is limited by the evaluation batch rather than by the
-        critic: it rose by more than 0.05 nats from batches of half the size to
-        ``eval_batch_size_`` (``saturation_gain_``), or lies within 0.1 nats of
-        ``mi_cap_``. More rows per evaluation batch would then raise it, and the MI is
-        likely well above it. A :class:`SaturationWarning` says so at ``fit``.
-    saturation_gain_ : float
-        ``mi_`` minus the same bound on half-size batches of the same rows, nats.
+    .. shared-parameter:: saturated_
+    .. shared-parameter:: saturation_gain_
     converged_ : bool
         False when the held-out bound (``valid_mi``) still improved by more than ``tol``
         within the last ``n_iter_no_change`` epochs (training stopped at ``max_epochs``
@@ -199,10 +182,8 @@ class MutualInformationEstimator(
     history_ : skorch.History
         Per-epoch ``train_loss``, ``valid_loss``, ``train_mi``, ``valid_mi`` (nats), and
         per-batch losses.
-    n_epochs_ : int
-        Epochs run.
-    device_ : torch.device
-        Training device.
+    .. shared-parameter:: n_epochs_
+    .. shared-parameter:: device_
     blockwise_ : bool
         Whether the bound was evaluated blockwise.
     reference_y_ : torch.Tensor
@@ -212,8 +193,7 @@ class MutualInformationEstimator(
         Columns of ``X``.
     n_features_y_ : int
         Columns of ``Y``.
-    feature_names_in_ : ndarray of str
-        Column names of ``X``, when it had string column names.
+    .. shared-parameter:: feature_names_in_
 
     See Also
     --------
@@ -342,13 +322,6 @@ class MutualInformationEstimator(
         Y = Y if self.preprocessor_y_ is None else self.preprocessor_y_.transform(Y)
         return X, torch.as_tensor(as_float32(Y, "Y"), device=device)
 
-    def _callbacks(self) -> list:
-        callbacks: list = [
-            ("divergence_guard", DivergenceGuard(on_divergence=self.on_divergence)),
-            ("mutual_information", MutualInformationLog()),
-        ]
-        return standard_callbacks(self, callbacks)
-
     def _make_net(self, *, shuffle_seed: int, eval_seed: int, valid_set=None) -> ContrastiveNet:
         """The (untrained) skorch net of the fitted architecture and batch sizes."""
         critic = make_critic(
@@ -365,12 +338,11 @@ class MutualInformationEstimator(
 
             net_class = AcceleratedContrastiveNet
             placement = {"accelerator": self.accelerator, "device": None}
-        shared = net_parameters(
-            self,
+        shared = self._net_arguments(
             shuffle_seed=shuffle_seed,
             eval_seed=eval_seed,
             valid_set=valid_set,
-            callbacks=self._callbacks(),
+            eval_batch_size=self.validation_batch_size_,
         )
         return net_class(
             critic,
@@ -378,9 +350,6 @@ class MutualInformationEstimator(
             criterion__objective=self.objective,
             criterion__alpha=self.alpha_,
             criterion__eval_alpha=self._alpha_at(self.validation_batch_size_),
-            eval_batch_size=self.validation_batch_size_,
-            precision=self.precision,
-            compile=self.compile,
             blockwise=self.blockwise_ and self._separable_scores,
             chunk_pairs=self.blockwise_ and not self._separable_scores,
             **{**shared, **placement},

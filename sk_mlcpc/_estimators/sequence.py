@@ -42,16 +42,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from sk_mlcpc._engine.evaluation import warn_if_alpha_is_invalid
 from sk_mlcpc._engine.fitting import (
     check_has_features,
-    net_parameters,
-    standard_callbacks,
-)
-from sk_mlcpc._engine.net import (
-    DivergenceError,
-    DivergenceGuard,
-    MutualInformationLog,
 )
 from sk_mlcpc._engine.sequence_net import (
     PredictiveBoundLoss,
@@ -59,9 +51,9 @@ from sk_mlcpc._engine.sequence_net import (
     PredictiveCodingNet,
     SequenceDataset,
 )
-from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit
+from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit, MIEstimate
 from sk_mlcpc._estimators.docs import shared_parameter_docs
-from sk_mlcpc._math.bounds import bound_validity, cap
+from sk_mlcpc._math.bounds import bound_validity
 
 __all__ = ["ContrastivePredictiveCoding"]
 
@@ -165,8 +157,13 @@ class ContrastivePredictiveCoding(
         times and evaluation batches.
     mi_per_step_ : ndarray of shape (prediction_steps,)
         Held-out bound for each step ahead ``k = 1 .. K``, nats.
-    mi_cap_ : float
-        Largest value the bound can take at ``eval_batch_size_``.
+    .. shared-parameter:: mi_std_
+    .. shared-parameter:: mi_ci_
+    .. shared-parameter:: mi_cap_
+    .. shared-parameter:: saturated_
+    .. shared-parameter:: saturation_gain_
+    eval_alpha_ : float
+        The alpha of ``mi_`` (``"auto"`` resolved at ``eval_batch_size_``).
     bound_validity_ : {"proven", "claimed", "invalid"}
         Whether the configured bound is a lower bound, see
         :func:`sk_mlcpc.bounds.bound_validity`.
@@ -189,14 +186,11 @@ class ContrastivePredictiveCoding(
         The trained encoder, context network and predictors.
     history_ : skorch.History
         Per-epoch ``train_loss``, ``valid_loss``, ``train_mi``, ``valid_mi`` (nats).
-    n_epochs_ : int
-        Epochs run.
-    device_ : torch.device
-        Training device.
+    .. shared-parameter:: n_epochs_
+    .. shared-parameter:: device_
     n_features_in_ : int
         Columns of ``X``, ``n_timesteps * n_channels``.
-    feature_names_in_ : ndarray of str
-        Column names of ``X``, when it had string column names.
+    .. shared-parameter:: feature_names_in_
 
     See Also
     --------
@@ -288,6 +282,7 @@ class ContrastivePredictiveCoding(
         self._store_init_arguments(locals())
 
     _seed_names = ("split", "init", "shuffle", "eval")
+    _separable_scores = False  # a stack of score matrices per batch, never blockwise
     _sample_noun = _row_noun = "sequences"
 
     def __sklearn_tags__(self):
@@ -325,13 +320,6 @@ class ContrastivePredictiveCoding(
         x = (x - self.channel_mean_) / self.channel_scale_
         x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
         return x.transpose(1, 2).contiguous()
-
-    def _callbacks(self) -> list:
-        callbacks: list = [
-            ("divergence_guard", DivergenceGuard(on_divergence=self.on_divergence)),
-            ("mutual_information", MutualInformationLog()),
-        ]
-        return standard_callbacks(self, callbacks)
 
     # ------------------------------------------------------------------ fitting
 
@@ -396,22 +384,14 @@ class ContrastivePredictiveCoding(
         self.alpha_ = self._alpha_at(min(self.batch_size_, self.eval_batch_size_))
 
     def _finish_fit(self, data: dict, split: FitSplit) -> None:
-        estimates = self.net_.step_estimates(data["valid_set"], self.eval_batch_size_)
-        if not np.all(np.isfinite(estimates)) or estimates.mean() < -1e4:
-            raise DivergenceError(
-                "The fitted model gives a non-finite held-out estimate. Lower learning_rate, "
-                "keep preprocessing='standard', or use a lower-variance objective such as "
-                "'ml_cpc'."
-            )
-        self.mi_per_step_ = estimates.mean(axis=0)
-        self.mi_ = float(self.mi_per_step_.mean())
-        self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.alpha_)
-        self.bound_validity_ = bound_validity(
-            self.objective, self.eval_batch_size_, alpha=self.alpha_
+        valid_set = data["valid_set"]
+        estimate = self._evaluate(valid_set, self.eval_batch_size_)
+        self._record_held_out(
+            estimate,
+            advice="Lower learning_rate, keep preprocessing='standard', or use a "
+            "lower-variance objective such as 'ml_cpc'.",
         )
-        warn_if_alpha_is_invalid(
-            self.objective, self.alpha_, self.bound_validity_, self.eval_batch_size_
-        )
+        self.mi_per_step_ = self.net_.step_estimates(valid_set, self.eval_batch_size_).mean(axis=0)
 
     def _make_net(
         self, *, shuffle_seed: int, eval_seed: int, valid_set: SequenceDataset | None = None
@@ -432,21 +412,22 @@ class ContrastivePredictiveCoding(
             criterion=PredictiveBoundLoss,
             criterion__objective=self.objective,
             criterion__alpha=self.alpha_,
-            eval_batch_size=self.eval_batch_size_,
-            precision=self.precision,
-            compile=self.compile,
-            **net_parameters(
-                self,
+            **self._net_arguments(
                 shuffle_seed=shuffle_seed,
                 eval_seed=eval_seed,
                 valid_set=valid_set,
-                callbacks=self._callbacks(),
+                eval_batch_size=self.eval_batch_size_,
             ),
         )
 
     # persistence (sk_mlcpc._engine.persistence.PersistenceMixin)
     _saved_attributes = (
         "mi_",
+        "mi_std_",
+        "mi_ci_",
+        "eval_alpha_",
+        "saturated_",
+        "saturation_gain_",
         "mi_cap_",
         "bound_validity_",
         "alpha_",
@@ -522,6 +503,12 @@ class ContrastivePredictiveCoding(
     def score(self, X, y=None) -> float:
         """The held-out predictive bound in nats, averaged over steps ahead (higher is better).
 
+        Sequences are shuffled with a fixed seed, each gets a fixed random permutation of
+        anchor times, and full batches of ``eval_batch_size_`` sequences are scored (fewer
+        if fewer sequences are given; a last partial batch is dropped), with alpha
+        resolved for the batch size. :meth:`evaluate` gives the uncertainty and
+        diagnostics too.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_timesteps * n_channels)
@@ -532,9 +519,43 @@ class ContrastivePredictiveCoding(
         Returns
         -------
         score : float
-            Mean of :meth:`score_per_step`.
+            The bound averaged over steps ahead, anchor times and batches.
         """
-        return float(self.score_per_step(X).mean())
+        return self.evaluate(X).mi
+
+    def evaluate(self, X, y=None) -> MIEstimate:
+        """The held-out predictive bound with its uncertainty and diagnostics.
+
+        Batches and alpha as in :meth:`score`; the interval is the grouped jackknife over
+        the sequences of each batch, as for
+        :meth:`MutualInformationEstimator.evaluate <sk_mlcpc.MutualInformationEstimator.evaluate>`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps * n_channels)
+            At least 2 sequences.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        MIEstimate
+            ``(mi, std_error, ci, cap, validity, batch_size, alpha, saturated)``.
+
+        Examples
+        --------
+        >>> from sk_mlcpc import ContrastivePredictiveCoding
+        >>> from sk_mlcpc.datasets import make_switching_ar
+        >>> X = make_switching_ar(300, random_state=0)[0]
+        >>> cpc = ContrastivePredictiveCoding(max_epochs=2, random_state=0).fit(X[:200])
+        >>> result = cpc.evaluate(X[200:])
+        >>> result.batch_size == cpc.eval_batch_size_  # 10% of 200 sequences were held out
+        True
+        >>> bool(result.ci[0] <= result.mi <= result.ci[1])
+        True
+        """
+        x = self._validated_sequences(X, min_samples=2)
+        return self._evaluate_rows(SequenceDataset(x, self.n_anchor_times_), len(x))
 
     def transform(self, X) -> np.ndarray:
         """One context vector per sequence.

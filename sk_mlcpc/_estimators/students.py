@@ -21,7 +21,6 @@ from sk_mlcpc._engine.distill_net import (
     _DistillationModule,
     _MLPStudent,
 )
-from sk_mlcpc._engine.fitting import net_parameters
 from sk_mlcpc._engine.inputs import as_float32
 
 __all__ = ["StudentMixin"]
@@ -101,11 +100,10 @@ class StudentMixin:
             criterion__contrastive_weight=self.contrastive_weight,
             criterion__temperature=self.temperature,
             criterion__n_samples=self._n_train,
-            **net_parameters(
-                self,
+            **self._net_arguments(
                 shuffle_seed=shuffle_seed,
                 eval_seed=eval_seed,
                 valid_set=valid_set,
-                callbacks=self._callbacks(),
+                eval_batch_size=None,
             ),
         )
