@@ -165,12 +165,13 @@ def _evaluation_mode(net, *, blockwise: bool):
         net.blockwise = previous
 
 
-def _estimate(net, scores, alpha: float) -> float:
+def _estimate(net, scores, alpha: float) -> torch.Tensor:
+    """The bound at ``alpha``, left on the device (all values are read back at once)."""
     criterion = net.criterion_
     previous = criterion.eval_alpha
     criterion.eval_alpha = alpha
     try:
-        return float(criterion.estimate(scores, training=False))
+        return criterion.estimate(scores, training=False).detach().reshape(())
     finally:
         criterion.eval_alpha = previous
 
@@ -214,9 +215,9 @@ def evaluate_held_out(
     half = batch_size // 2
     half_alpha = alpha_at(half) if half >= 2 else math.nan
     n_groups = min(groups, batch_size // 2)
-    values: list[float] = []
-    half_values: list[float] = []
-    variances: list[float] = []
+    values: list[torch.Tensor] = []
+    half_values: list[torch.Tensor] = []
+    replicates: list[torch.Tensor] = []
     blockwise = separable and batch_size > _DENSE_EVAL_MAX
     with _evaluation_mode(net, blockwise=blockwise):
         for batch in _batches(net, dataset, batch_size):
@@ -231,22 +232,28 @@ def evaluate_held_out(
                 )
             if n_groups >= 2:
                 group_of_row = rows % n_groups
-                replicates = np.array(
-                    [
-                        _estimate(net, _subset(scores, rows[group_of_row != group]), alpha)
-                        for group in range(n_groups)
-                    ]
-                )
-                variances.append(
-                    (n_groups - 1) / n_groups * float(np.sum((replicates - replicates.mean()) ** 2))
+                replicates.extend(
+                    _estimate(net, _subset(scores, rows[group_of_row != group]), alpha)
+                    for group in range(n_groups)
                 )
     if not values:
         raise ValueError(
             f"No full evaluation batch of {batch_size} rows in {len(dataset)} held-out rows."
         )
-    value = float(np.mean(values))
-    if len(variances) == len(values):
-        std_error = math.sqrt(sum(variances)) / len(values)
+    # One read from the device for the whole evaluation, not one per replicate.
+    read = torch.stack([*values, *half_values, *replicates]).double().cpu().numpy()
+    batch_values = read[: len(values)]
+    half_mean = (
+        float(read[len(values) : len(values) + len(half_values)].mean())
+        if half_values
+        else math.nan
+    )
+    value = float(np.mean(batch_values))
+    if replicates:
+        per_batch = read[len(values) + len(half_values) :].reshape(len(values), n_groups)
+        deviations = per_batch - per_batch.mean(axis=1, keepdims=True)
+        variances = (n_groups - 1) / n_groups * np.sum(deviations**2, axis=1)
+        std_error = math.sqrt(float(np.sum(variances))) / len(values)
         quantile = float(stats.t.ppf(0.975, len(values) * (n_groups - 1)))
         interval = (value - quantile * std_error, value + quantile * std_error)
     else:
@@ -258,5 +265,5 @@ def evaluate_held_out(
         batch_size=batch_size,
         n_batches=len(values),
         alpha=alpha,
-        half_batch_value=float(np.mean(half_values)) if half_values else math.nan,
+        half_batch_value=half_mean,
     )
