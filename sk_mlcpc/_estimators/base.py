@@ -57,7 +57,7 @@ from sk_mlcpc._engine.fitting import (
 )
 from sk_mlcpc._engine.net import DivergenceError, DivergenceGuard, MutualInformationLog
 from sk_mlcpc._engine.persistence import PersistenceMixin
-from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, BOUNDS, bound_validity, cap, resolve_alpha
+from sk_mlcpc._math.bounds import BOUNDS, bound_validity, cap, get_objective, resolve_alpha
 from sk_mlcpc._nn.devices import resolve_device
 from sk_mlcpc._nn.encoders import ACTIVATIONS
 
@@ -69,7 +69,8 @@ _NON_NEGATIVE = Interval(Real, 0, None, closed="left")
 #: lists only its own parameters and the shared ones it constrains differently, in
 #: ``_own_parameter_constraints``; ``_parameter_constraints`` is assembled from both.
 SHARED_CONSTRAINTS: dict[str, list] = {
-    "objective": [StrOptions(set(BOUNDS))],
+    # The registry's live key view: a bound registered later is accepted too.
+    "objective": [StrOptions(BOUNDS.keys())],
     "alpha": [_POSITIVE, StrOptions({"auto"})],
     "hidden_layer_sizes": ["array-like"],
     "n_components": [Interval(Integral, 1, None, closed="left")],
@@ -333,10 +334,14 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ held-out bound
 
+    @property
+    def _takes_alpha(self) -> bool:
+        return get_objective(self.objective).takes_alpha
+
     def _alpha_at(self, n_rows: int) -> float:
         """The alpha of the bound on batches of ``n_rows`` (``"auto"`` resolved there)."""
         # Objectives without alpha ignore it, as documented: do not validate it for them.
-        alpha = self.alpha if self.objective in ALPHA_OBJECTIVES else "auto"
+        alpha = self.alpha if self._takes_alpha else "auto"
         return resolve_alpha(alpha, self.objective, n_rows)
 
     def _evaluation_batch_size(self, n_rows: int) -> int:

@@ -36,7 +36,7 @@ from sk_mlcpc._engine.net import (
 )
 from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit, MIEstimate
 from sk_mlcpc._estimators.docs import shared_parameter_docs
-from sk_mlcpc._math.bounds import ALPHA_OBJECTIVES, bound_validity, cap, resolve_alpha
+from sk_mlcpc._math.bounds import bound_validity, cap, resolve_alpha
 from sk_mlcpc._nn.encoders import make_mlp
 from sk_mlcpc._nn.views import VIEWS, make_view
 
@@ -339,7 +339,7 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cont
 
     def _own_callbacks(self) -> list:
         callbacks = super()._own_callbacks()
-        if self.objective in ALPHA_OBJECTIVES:
+        if self._takes_alpha:
             kind = self.alpha_schedule or "constant"
             schedule = AlphaSchedule(kind, self.alpha_initial_, self.alpha_, self.max_epochs)
             callbacks.append(("alpha_schedule", schedule))
@@ -417,7 +417,7 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cont
                 else (self.eval_batch_size or self.batch_size_)
             )
         n_negatives_per_row = min(self.batch_size_, self.eval_batch_size_)
-        if self.objective in ALPHA_OBJECTIVES:
+        if self._takes_alpha:
             self.alpha_initial_ = self._resolve_alpha(self.alpha, "alpha", n_negatives_per_row)
             self.alpha_ = self._resolve_alpha(self._final_alpha, "alpha_final", n_negatives_per_row)
         else:
@@ -518,7 +518,7 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cont
         return self.alpha_final if self.alpha_schedule else self.alpha
 
     def _alpha_at(self, n_rows: int) -> float:
-        if self.objective not in ALPHA_OBJECTIVES:
+        if not self._takes_alpha:
             return 1.0
         name = "alpha_final" if self.alpha_schedule else "alpha"
         return self._resolve_alpha(self._final_alpha, name, n_rows)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from sk_mlcpc._engine.net import BoundLoss, ContrastiveNet, PairedTensorDataset
-from sk_mlcpc._math.bounds import bound_validity, cap, resolve_alpha
+from sk_mlcpc._math.bounds import bound_validity, cap, get_objective, resolve_alpha
 from sk_mlcpc._nn.critics import make_critic
 from sk_mlcpc._nn.devices import forked_cuda_devices, resolve_device
 from sk_mlcpc.datasets import mi_staircase
@@ -36,7 +36,7 @@ class StaircaseConfig:
 
     @property
     def label(self) -> str:
-        if self.objective in ("ml_cpc", "alpha_cpc"):
+        if get_objective(self.objective).takes_alpha:
             alpha = self.alpha if isinstance(self.alpha, str) else f"{self.alpha:g}"
             return f"{self.critic} {self.objective} a={alpha}"
         return f"{self.critic} {self.objective}"

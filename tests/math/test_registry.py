@@ -271,6 +271,22 @@ def test_an_added_record_reaches_the_training_losses(extra_records):
     torch.testing.assert_close(predictive.per_step(stack), expected.mean(dim=1))
 
 
+def test_an_added_record_reaches_the_estimators(extra_records):
+    from sk_mlcpc import ContrastiveEncoder, MutualInformationEstimator
+    from sk_mlcpc.datasets import make_correlated_gaussians
+
+    X, Y, _ = make_correlated_gaussians(300, 2, mi=0.5, random_state=0)
+    small = {"hidden_layer_sizes": (8,), "max_epochs": 2, "random_state": 0}
+    # Accepted by the parameter checks (read from the registry when fit runs), trained
+    # with the record's formula and capped by the record's cap.
+    estimator = MutualInformationEstimator(objective="half_cpc", **small).fit(X, Y)
+    assert estimator.mi_cap_ == 0.5 and estimator.mi_ <= 0.5
+    # The record's alpha option is resolved like ML-CPC's ("auto": the record's range).
+    encoder = ContrastiveEncoder(objective="counting", **small).fit(X)
+    assert encoder.eval_alpha_ == resolve_alpha("auto", "counting", encoder.eval_batch_size_)
+    assert encoder.bound_validity_ == "invalid"
+
+
 # ---------------------------------------------------------------------------------------
 # The docs read the registry
 # ---------------------------------------------------------------------------------------
