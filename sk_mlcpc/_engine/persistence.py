@@ -101,7 +101,7 @@ def _from_json(value: Any) -> Any:
 # ------------------------------------------------------------------ what load() accepts
 #
 # A model file is data, not a program: load() sets only the attributes a class declares
-# (``_saved_attributes``, ``_saved_preprocessors``, the constructor's parameters), and
+# (annotated fitted attributes, ``_saved_preprocessors``, the constructor's parameters), and
 # each with a value of the declared kind. A crafted file cannot shadow a method, add an
 # attribute or smuggle in a value that fails later in an unrelated place.
 
@@ -152,7 +152,7 @@ _COUNTS = (
     "n_teacher_features_", "n_negatives_", "_n_train",
 )  # fmt: skip
 #: The kind of every fitted attribute any estimator saves, by name. A name a class
-#: declares in ``_saved_attributes`` without an entry here must be a plain JSON scalar.
+#: declares (annotates) without an entry here must be a plain JSON scalar.
 FITTED_ATTRIBUTE_TYPES: dict[str, _Check] = {
     **dict.fromkeys(("mi_", "mi_std_", "mi_cap_", "alpha_", "eval_alpha_"), _NUMBER),
     "alpha_initial_": _NUMBER,
@@ -321,16 +321,40 @@ def _restore_preprocessor(state: Any, prefix: str, tensors: dict):
     return preprocessor
 
 
+class _AnnotatedFittedAttributes:
+    """The fitted attributes a class saves: every name annotated (not as a ``ClassVar``)
+    in its class body and its bases' (the package's and subclasses'), bases first.
+
+    Declaring a fitted attribute (``mi_: float`` in the class body) is what makes
+    :meth:`PersistenceMixin.save` write it and :meth:`PersistenceMixin.load` accept it, so
+    the list cannot fall behind the class.
+    """
+
+    def __get__(self, instance, owner) -> tuple[str, ...]:
+        names: list[str] = []
+        for klass in reversed(owner.__mro__):
+            # The estimators, their mixins here, and a user's subclass; not scikit-learn's.
+            if not (
+                issubclass(klass, PersistenceMixin) or klass.__module__.startswith("sk_mlcpc.")
+            ):
+                continue
+            for name, annotation in vars(klass).get("__annotations__", {}).items():
+                if "ClassVar" not in str(annotation) and name not in names:
+                    names.append(name)
+        return tuple(names)
+
+
 class PersistenceMixin:
     """``save(path)`` / ``load(path)`` for estimators that hold a skorch net as ``net_``.
 
-    Subclasses list their JSON-able fitted attributes in ``_saved_attributes``, their
-    preprocessors in ``_saved_preprocessors``, and implement ``_rebuild_net()`` (an
+    Subclasses declare their JSON-able fitted attributes as annotations in the class
+    body (``_saved_attributes`` is derived from them), list their preprocessors in
+    ``_saved_preprocessors``, and implement ``_rebuild_net()`` (an
     initialised net of the fitted architecture, from the fitted attributes) and, where
     needed, ``_saved_tensors()`` / ``_restore_tensors(tensors)`` and ``_after_load()``.
     """
 
-    _saved_attributes: ClassVar[tuple[str, ...]] = ()
+    _saved_attributes = _AnnotatedFittedAttributes()
     _saved_preprocessors: ClassVar[tuple[str, ...]] = ()
 
     def _saved_tensors(self) -> dict[str, torch.Tensor]:

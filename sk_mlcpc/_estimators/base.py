@@ -61,7 +61,13 @@ from sk_mlcpc._math.bounds import BOUNDS, bound_validity, cap, get_objective, re
 from sk_mlcpc._nn.devices import resolve_device
 from sk_mlcpc._nn.encoders import ACTIVATIONS
 
-__all__ = ["SHARED_CONSTRAINTS", "ContrastiveEstimator", "FitSplit", "MIEstimate"]
+__all__ = [
+    "SHARED_CONSTRAINTS",
+    "ContrastiveEstimator",
+    "FitSplit",
+    "MIEstimate",
+    "ReportsHeldOutBound",
+]
 
 _POSITIVE = Interval(Real, 0, None, closed="neither")
 _NON_NEGATIVE = Interval(Real, 0, None, closed="left")
@@ -139,6 +145,22 @@ class FitSplit:
     n_samples: int
 
 
+class ReportsHeldOutBound:
+    """The fitted attributes of an estimator that reports a held-out bound
+    (:meth:`ContrastiveEstimator._record_held_out` sets them; ``save`` writes them)."""
+
+    mi_: float
+    mi_std_: float
+    mi_ci_: tuple[float, float]
+    mi_cap_: float
+    bound_validity_: str
+    alpha_: float
+    eval_alpha_: float
+    eval_batch_size_: int
+    saturated_: bool
+    saturation_gain_: float
+
+
 class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
     """Private base of the estimators: the fit skeleton and the held-out evaluation.
 
@@ -146,6 +168,13 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
     :class:`~sk_mlcpc.ContrastiveEncoder`, :class:`~sk_mlcpc.ContrastivePredictiveCoding`
     and :class:`~sk_mlcpc.ContrastiveDistillationClassifier`.
     """
+
+    # Fitted attributes every estimator saves: save() writes each annotated name and
+    # load() accepts only these, each of its kind (persistence.FITTED_ATTRIBUTE_TYPES).
+    batch_size_: int
+    n_epochs_: int
+    n_features_in_: int
+    feature_names_in_: np.ndarray
 
     _own_parameter_constraints: ClassVar[dict[str, list]] = {}
 

@@ -715,19 +715,14 @@ None, default=None
 
     # sk_mlcpc._engine.persistence.PersistenceMixin: what prediction needs, and what lets a
     # loaded model continue training (the teacher excepted, see Notes).
-    _saved_attributes = (
-        "_classes_record",
-        "alpha_",
-        "bound_validity_",
-        "batch_size_",
-        "n_teacher_features_",
-        "n_negatives_",
-        "n_epochs_",
-        "n_features_in_",
-        "feature_names_in_",
-        "_n_train",
-        "_memory_released",
-    )
+    # (the fitted attributes every estimator saves are declared on ContrastiveEstimator).
+    _classes_record: dict
+    alpha_: float
+    bound_validity_: str | None
+    n_teacher_features_: int
+    n_negatives_: int
+    _n_train: int
+    _memory_released: bool
     _saved_preprocessors = ("preprocessor_", "_teacher_scaler")
 
     @property

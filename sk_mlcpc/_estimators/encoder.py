@@ -34,7 +34,12 @@ from sk_mlcpc._engine.net import (
     AlphaSchedule,
     BoundLoss,
 )
-from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit, MIEstimate
+from sk_mlcpc._estimators.base import (
+    ContrastiveEstimator,
+    FitSplit,
+    MIEstimate,
+    ReportsHeldOutBound,
+)
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._math.bounds import bound_validity, cap, resolve_alpha
 from sk_mlcpc._nn.encoders import make_mlp
@@ -49,7 +54,9 @@ _TRANSFORM_CHUNK = 8192
 
 
 @shared_parameter_docs
-class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ContrastiveEstimator):
+class ContrastiveEncoder(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ReportsHeldOutBound, ContrastiveEstimator
+):
     """Learn embeddings of unlabelled rows with a contrastive bound between two views.
 
     Each training batch of ``n`` rows is turned into two random views (by default: a share
@@ -467,26 +474,10 @@ class ContrastiveEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cont
         net.view = self._make_view(self._view_reference.to(self.device_))
         return net
 
-    # persistence (sk_mlcpc._engine.persistence.PersistenceMixin)
-    _saved_attributes = (
-        "n_components_",
-        "alpha_",
-        "alpha_initial_",
-        "mi_",
-        "mi_std_",
-        "mi_ci_",
-        "eval_alpha_",
-        "saturated_",
-        "saturation_gain_",
-        "mi_cap_",
-        "bound_validity_",
-        "blockwise_",
-        "batch_size_",
-        "eval_batch_size_",
-        "n_epochs_",
-        "n_features_in_",
-        "feature_names_in_",
-    )
+    # Fitted attributes of its own that save() writes (see ContrastiveEstimator).
+    n_components_: int
+    alpha_initial_: float
+    blockwise_: bool
     _saved_preprocessors = ("preprocessor_",)
 
     def _saved_tensors(self) -> dict[str, torch.Tensor]:

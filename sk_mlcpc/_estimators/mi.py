@@ -27,7 +27,12 @@ from sk_mlcpc._engine.net import (
     ContrastiveNet,
     PairedTensorDataset,
 )
-from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit, MIEstimate
+from sk_mlcpc._estimators.base import (
+    ContrastiveEstimator,
+    FitSplit,
+    MIEstimate,
+    ReportsHeldOutBound,
+)
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._nn.critics import CRITICS, make_critic
 from sk_mlcpc._nn.devices import resolve_device
@@ -55,7 +60,7 @@ def _has_embedding(estimator: MutualInformationEstimator) -> bool:
 
 @shared_parameter_docs
 class MutualInformationEstimator(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ContrastiveEstimator
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ReportsHeldOutBound, ContrastiveEstimator
 ):
     """Estimate the mutual information ``I(X; Y)`` with a trained contrastive critic.
 
@@ -361,27 +366,11 @@ class MutualInformationEstimator(
             return max(self.batch_size_, self.validation_batch_size_) >= threshold
         return bool(self.blockwise)
 
-    # persistence (sk_mlcpc._engine.persistence.PersistenceMixin)
-    _saved_attributes = (
-        "mi_",
-        "mi_std_",
-        "mi_ci_",
-        "mi_cap_",
-        "bound_validity_",
-        "alpha_",
-        "eval_alpha_",
-        "blockwise_",
-        "batch_size_",
-        "validation_batch_size_",
-        "eval_batch_size_",
-        "saturated_",
-        "saturation_gain_",
-        "converged_",
-        "n_epochs_",
-        "n_features_in_",
-        "n_features_y_",
-        "feature_names_in_",
-    )
+    # Fitted attributes of its own that save() writes (see ContrastiveEstimator).
+    validation_batch_size_: int
+    blockwise_: bool
+    converged_: bool
+    n_features_y_: int
     _saved_preprocessors = ("preprocessor_x_", "preprocessor_y_")
 
     def _saved_tensors(self) -> dict[str, torch.Tensor]:

@@ -51,7 +51,12 @@ from sk_mlcpc._engine.sequence_net import (
     PredictiveCodingNet,
     SequenceDataset,
 )
-from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit, MIEstimate
+from sk_mlcpc._estimators.base import (
+    ContrastiveEstimator,
+    FitSplit,
+    MIEstimate,
+    ReportsHeldOutBound,
+)
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._math.bounds import bound_validity
 
@@ -74,7 +79,7 @@ def _n_windows(n_timesteps: int, window: int, stride: int) -> int:
 
 @shared_parameter_docs
 class ContrastivePredictiveCoding(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ContrastiveEstimator
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ReportsHeldOutBound, ContrastiveEstimator
 ):
     """Contrastive Predictive Coding of sequences, trained with ML-CPC (or any bound).
 
@@ -420,26 +425,10 @@ class ContrastivePredictiveCoding(
             ),
         )
 
-    # persistence (sk_mlcpc._engine.persistence.PersistenceMixin)
-    _saved_attributes = (
-        "mi_",
-        "mi_std_",
-        "mi_ci_",
-        "eval_alpha_",
-        "saturated_",
-        "saturation_gain_",
-        "mi_cap_",
-        "bound_validity_",
-        "alpha_",
-        "batch_size_",
-        "eval_batch_size_",
-        "n_timesteps_",
-        "n_windows_",
-        "n_anchor_times_",
-        "n_epochs_",
-        "n_features_in_",
-        "feature_names_in_",
-    )
+    # Fitted attributes of its own that save() writes (see ContrastiveEstimator).
+    n_timesteps_: int
+    n_windows_: int
+    n_anchor_times_: int
     _saved_arrays: ClassVar[tuple[str, ...]] = ("mi_per_step_", "channel_mean_", "channel_scale_")
 
     def _saved_tensors(self) -> dict[str, torch.Tensor]:

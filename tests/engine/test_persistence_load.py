@@ -170,6 +170,24 @@ def test_every_saved_attribute_has_a_declared_kind(cls):
     assert missing == [], f"add {missing} to sk_mlcpc._engine.persistence.FITTED_ATTRIBUTE_TYPES"
 
 
+def test_saved_attributes_are_the_annotated_ones():
+    # A fitted attribute is saved because the class declares it: an annotation added in a
+    # subclass is saved (and accepted by load) with no list to update; ClassVars are not.
+    from typing import ClassVar
+
+    class Extended(MutualInformationEstimator):
+        extra_: float
+        _table: ClassVar[dict] = {}
+
+    assert Extended._saved_attributes == (*MutualInformationEstimator._saved_attributes, "extra_")
+    assert "_table" not in Extended._saved_attributes
+    # Shared declarations come from the base classes, the estimator's own from its body.
+    assert {"n_epochs_", "mi_ci_", "converged_"} <= set(
+        MutualInformationEstimator._saved_attributes
+    )
+    assert "mi_" not in ContrastiveDistillationClassifier._saved_attributes
+
+
 def test_declared_kinds_are_checks_not_pass_throughs():
     # The checks are not looser than they look: each rejects a string.
     for name, (test, _) in FITTED_ATTRIBUTE_TYPES.items():
