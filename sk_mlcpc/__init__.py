@@ -11,8 +11,8 @@ from sk_mlcpc._engine.net import DivergenceError
 from sk_mlcpc._engine.persistence import ModelFileError
 from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
 from sk_mlcpc._estimators.encoder import ContrastiveEncoder
-from sk_mlcpc._estimators.mi import MIEstimate, MutualInformationEstimator, estimate_mi
-from sk_mlcpc._estimators.search import MISearchResult, search_mi
+from sk_mlcpc._estimators.mi import MIEstimate, MutualInformationEstimator
+from sk_mlcpc._estimators.search import MISearchResult, estimate_mi, search_mi
 from sk_mlcpc._estimators.sequence import ContrastivePredictiveCoding
 from sk_mlcpc._version import __version__
 

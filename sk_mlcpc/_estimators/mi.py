@@ -37,7 +37,7 @@ from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._nn.critics import CRITICS, make_critic
 from sk_mlcpc._nn.devices import resolve_device
 
-__all__ = ["MIEstimate", "MutualInformationEstimator", "estimate_mi"]
+__all__ = ["MIEstimate", "MutualInformationEstimator"]
 
 _SEPARABLE_CRITICS = ("separable", "separable_additive", "bilinear")
 _MAX_REFERENCE = 2048
@@ -662,57 +662,3 @@ def _still_improving(history, patience: int, tol: float) -> int | None:
     if np.nanmax(valid_mi[-patience:]) > earlier_best + tol:
         return best + 1
     return None
-
-
-def estimate_mi(
-    X,
-    Y,
-    *,
-    random_state=None,
-    search: dict | list[dict] | None = None,
-    search_cv: int = 3,
-    **params,
-) -> float:
-    """Estimate the mutual information between ``X`` and ``Y`` in nats, in one call.
-
-    Fits a :class:`MutualInformationEstimator` with the given parameters and returns its
-    held-out estimate ``mi_``. Use the estimator directly for the uncertainty
-    (``mi_std_``, ``mi_ci_``), the training history or scoring new data.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features)
-    Y : array-like of shape (n_samples,) or (n_samples, n_features_y)
-    random_state : int, RandomState instance or None, default=None
-        Seed for a reproducible estimate.
-    search : dict, list of dict or None, default=None
-        A parameter grid: choose the settings with the highest held-out bound by
-        cross-validation and report the bound on rows the search never saw
-        (:func:`search_mi`, ``len(grid) * search_cv + 1`` fits). ``None`` fits once.
-    search_cv : int, default=3
-        Folds of the search.
-    **params : dict
-        Any :class:`MutualInformationEstimator` parameter.
-
-    Returns
-    -------
-    mi : float
-        Held-out lower-bound estimate, nats.
-
-    Examples
-    --------
-    >>> from sk_mlcpc import estimate_mi
-    >>> from sk_mlcpc.datasets import make_correlated_gaussians
-    >>> X, Y, true_mi = make_correlated_gaussians(2000, 2, mi=1.0, random_state=0)
-    >>> mi = estimate_mi(X, Y, critic="separable", hidden_layer_sizes=(64,), max_epochs=20,
-    ...                  random_state=0)
-    >>> bool(0.6 < mi < true_mi + 0.1)
-    True
-    """
-    if search is not None:
-        from sk_mlcpc._estimators.search import search_mi
-
-        result = search_mi(X, Y, search, cv=search_cv, random_state=random_state, **params)
-        return result.estimate.mi
-    estimator = MutualInformationEstimator(random_state=random_state, **params)
-    return estimator.fit(X, Y).mi_
