@@ -30,11 +30,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, clone
-from sklearn.preprocessing import LabelEncoder, StandardScaler
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from sk_mlcpc._engine.distill_net import (
@@ -53,6 +53,7 @@ from sk_mlcpc._engine.inputs import INPUT_DTYPES
 from sk_mlcpc._engine.net import DivergenceError
 from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit
 from sk_mlcpc._estimators.docs import shared_parameter_docs
+from sk_mlcpc._estimators.labels import LabelsMixin, unlabelled_rows
 from sk_mlcpc._estimators.students import StudentMixin
 from sk_mlcpc._estimators.teachers import TeacherMixin
 from sk_mlcpc._math.bounds import bound_validity, resolve_alpha
@@ -64,32 +65,9 @@ _TEACHER_METHODS = ("transform", "decision_function", "predict_proba")
 _MIN_LOG_PROBA = math.log(1e-12)
 
 
-def _unlabelled_rows(y: np.ndarray, value) -> np.ndarray:
-    """Boolean mask of the rows of ``y`` whose label is ``value`` (none when ``None``).
-
-    A number matches numeric labels and numbers in an ``object`` array, a string matches
-    string labels; a number never matches a string array or vice versa.
-    """
-    if value is None:
-        return np.zeros(len(y), dtype=bool)
-    if y.dtype == object:
-        return np.fromiter((label == value for label in y), dtype=bool, count=len(y))
-    numeric_value = isinstance(value, Real) and not isinstance(value, str)
-    if y.dtype.kind in "biuf" and numeric_value:
-        return np.asarray(y == value, dtype=bool)
-    if y.dtype.kind in "US" and isinstance(value, str):
-        return np.asarray(y == value, dtype=bool)
-    return np.zeros(len(y), dtype=bool)
-
-
-# ---------------------------------------------------------------------------------------
-# The estimator
-# ---------------------------------------------------------------------------------------
-
-
 @shared_parameter_docs
 class ContrastiveDistillationClassifier(
-    TeacherMixin, StudentMixin, ClassifierMixin, ContrastiveEstimator
+    LabelsMixin, TeacherMixin, StudentMixin, ClassifierMixin, ContrastiveEstimator
 ):
     """Distil a fitted teacher classifier into a small student network.
 
@@ -492,7 +470,7 @@ None, default=None
         X, y = validate_data(self, X, y, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
         if X_transfer is not None:
             X_transfer = self._check_transfer(X_transfer)
-        unlabelled = _unlabelled_rows(y, self.unlabeled_value)
+        unlabelled = unlabelled_rows(y, self.unlabeled_value)
         labelled_y = y[~unlabelled]
         if len(labelled_y):
             check_classification_targets(labelled_y)
@@ -510,67 +488,6 @@ None, default=None
             "n_samples": n_samples,
             "warm": warm,
         }
-
-    def _teacher_targets(self, data: dict, teacher_seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """The teacher (validated, used read-only) and its outputs on every row, once."""
-        X, X_transfer, warm = data["X"], data["transfer"], data["warm"]
-        X_raw, transfer_raw = data["raw"]
-        unlabelled, labelled_y = data["unlabelled"], data["labelled_y"]
-        if self.teacher is not None:
-            classes = self.classes_ if warm else data["new_classes"]
-            self._check_teacher(self.teacher, classes)
-            self.teacher_ = self.teacher
-            torch_teacher = isinstance(self.teacher, nn.Module)
-            X_teacher = X if torch_teacher else X_raw
-            transfer_teacher = X_transfer if torch_teacher else transfer_raw
-        else:
-            if not (warm and hasattr(self, "teacher_")):
-                if not len(labelled_y):
-                    raise ValueError(
-                        "teacher=None fits a default MLP teacher on the labelled rows, but no "
-                        f"row of y is labelled (every value is unlabeled_value="
-                        f"{self.unlabeled_value!r}). Pass a fitted teacher to distil from "
-                        "unlabelled rows alone, or label some rows."
-                    )
-                # A loaded model has no teacher_: the same data and seed refit the same one.
-                self.teacher_ = self._fit_default_teacher(X[~unlabelled], labelled_y, teacher_seed)
-            X_teacher, transfer_teacher = X, X_transfer
-        logits, features = self._teacher_outputs(self.teacher_, X_teacher, X)
-        if X_transfer is not None:
-            # The transfer rows follow X: unlabelled rows like any other.
-            more_logits, more_features = self._teacher_outputs(
-                self.teacher_, transfer_teacher, X_transfer
-            )
-            logits = np.concatenate([logits, more_logits])
-            features = np.concatenate([features, more_features])
-            data["X"] = np.concatenate([X, X_transfer])
-            data["unlabelled"] = np.concatenate([unlabelled, np.ones(len(X_transfer), dtype=bool)])
-        return logits, features
-
-    def _labels_and_classes(self, data: dict, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Class indices of every row (-1 where unlabelled) and the teacher's logits in the
-        order of ``classes_`` (set here for a new fit)."""
-        if not data["warm"]:
-            new_classes = data["new_classes"]
-            if new_classes is None:
-                # No labelled row: the teacher's classes (a torch teacher's logit columns).
-                new_classes = (
-                    np.arange(logits.shape[1])
-                    if isinstance(self.teacher_, nn.Module)
-                    else np.unique(np.asarray(self.teacher_.classes_))
-                )
-            self.classes_ = new_classes
-        labels = np.full(data["n_samples"], -1, dtype=np.int64)
-        labels[~data["unlabelled"]] = data["codes"]
-        order = self._teacher_column_order(self.teacher_)
-        if order is not None:
-            logits = logits[:, order]
-        elif logits.shape[1] != len(self.classes_):
-            raise ValueError(
-                f"The torch teacher returns {logits.shape[1]} logits per row, but y has "
-                f"{len(self.classes_)} classes."
-            )
-        return labels, logits
 
     def _prepare_data(self, data: dict, split: FitSplit, *, warm: bool):
         logits, features = self._teacher_targets(data, split.seeds["teacher"])
@@ -649,55 +566,6 @@ None, default=None
             self.net_.module_.release_memory()
         self.net_.module_.student.eval()
 
-    def _encode_labels(self, y: np.ndarray, *, warm: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Class indices of the labelled rows ``y``, and their classes.
-
-        The classes are the sorted labels of ``y`` for a new fit, ``None`` when no row is
-        labelled (``fit`` then takes the teacher's) or when continuing a fit (whose
-        ``classes_`` ``y`` must hold).
-        """
-        encoder = LabelEncoder()
-        empty = np.empty(0, dtype=np.int64)
-        if not warm:
-            if not len(y):
-                return empty, None
-            classes = encoder.fit(y).classes_
-            if len(classes) < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs at least 2 classes in y, got 1 class "
-                    f"({classes[0]!r})."
-                )
-            return encoder.transform(y), classes
-        if not len(y):
-            return empty, None
-        present = np.unique(y)
-        if not np.array_equal(present, self.classes_):
-            raise ValueError(
-                f"warm_start continues with the fitted classes {self.classes_.tolist()!r}, "
-                f"but y holds the classes {present.tolist()!r}."
-            )
-        encoder.classes_ = self.classes_
-        return encoder.transform(y), None
-
-    def _check_transfer(self, X_transfer) -> np.ndarray:
-        """``X_transfer`` as float rows with the columns of ``X``, or a clear error."""
-        check_has_features(X_transfer, "X_transfer")
-        names = getattr(X_transfer, "columns", None)
-        X_transfer = check_array(X_transfer, dtype=INPUT_DTYPES, input_name="X_transfer")
-        if X_transfer.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X_transfer has {X_transfer.shape[1]} features, but X has "
-                f"{self.n_features_in_}: transfer rows must have the columns of X."
-            )
-        fitted_names = getattr(self, "feature_names_in_", None)
-        if fitted_names is not None and names is not None:
-            if [str(name) for name in names] != fitted_names.tolist():
-                raise ValueError(
-                    "X_transfer's columns differ from X's: "
-                    f"{[str(name) for name in names]!r} != {fitted_names.tolist()!r}."
-                )
-        return X_transfer
-
     def _prepare_warm_start(self, n_train: int, seed: int) -> None:
         """Fit the memory banks and the NCE constant to continuing on ``n_train`` rows."""
         net = self.net_
@@ -724,15 +592,6 @@ None, default=None
     _n_train: int
     _memory_released: bool
     _saved_preprocessors = ("preprocessor_", "_teacher_scaler")
-
-    @property
-    def _classes_record(self) -> dict:
-        # classes_ as JSON: its values and its dtype (labels may be numbers or strings).
-        return {"dtype": self.classes_.dtype.str, "values": self.classes_.tolist()}
-
-    @_classes_record.setter
-    def _classes_record(self, record: dict) -> None:
-        self.classes_ = np.asarray(record["values"], dtype=np.dtype(record["dtype"]))
 
     def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int) -> DistillationNet:
         net = self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
@@ -805,7 +664,7 @@ None, default=None
         """
         if self.unlabeled_value is not None:
             labels = np.asarray(y)
-            keep = ~_unlabelled_rows(labels.ravel(), self.unlabeled_value)
+            keep = ~unlabelled_rows(labels.ravel(), self.unlabeled_value)
             if not keep.any():
                 raise ValueError(
                     "score needs labelled rows, but every label of y is unlabeled_value="

@@ -557,7 +557,7 @@ class ContrastiveEncoder(
         y : None
             Ignored.
         **fit_params : dict
-            Not used.
+            Must be empty (refused, as by :meth:`fit`).
 
         Returns
         -------

@@ -626,7 +626,7 @@ class MutualInformationEstimator(
         y : array-like of shape (n_samples,) or (n_samples, n_features_y)
             The paired variable ``Y``.
         **fit_params : dict
-            Not used.
+            Must be empty (refused, as by :meth:`fit`).
 
         Returns
         -------

@@ -538,7 +538,7 @@ class ContrastivePredictiveCoding(
         >>> X = make_switching_ar(300, random_state=0)[0]
         >>> cpc = ContrastivePredictiveCoding(max_epochs=2, random_state=0).fit(X[:200])
         >>> result = cpc.evaluate(X[200:])
-        >>> result.batch_size == cpc.eval_batch_size_  # 10% of 200 sequences were held out
+        >>> result.batch_size == cpc.eval_batch_size_  # the held-out size of the fit
         True
         >>> bool(result.ci[0] <= result.mi <= result.ci[1])
         True

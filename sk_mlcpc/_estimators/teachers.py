@@ -219,3 +219,39 @@ class TeacherMixin:
             return None
         positions = {label: column for column, label in enumerate(np.asarray(teacher.classes_))}
         return np.array([positions[label] for label in self.classes_.tolist()])
+
+    def _teacher_targets(self, data: dict, teacher_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The teacher (validated, used read-only) and its outputs on every row, once."""
+        X, X_transfer, warm = data["X"], data["transfer"], data["warm"]
+        X_raw, transfer_raw = data["raw"]
+        unlabelled, labelled_y = data["unlabelled"], data["labelled_y"]
+        if self.teacher is not None:
+            classes = self.classes_ if warm else data["new_classes"]
+            self._check_teacher(self.teacher, classes)
+            self.teacher_ = self.teacher
+            torch_teacher = isinstance(self.teacher, nn.Module)
+            X_teacher = X if torch_teacher else X_raw
+            transfer_teacher = X_transfer if torch_teacher else transfer_raw
+        else:
+            if not (warm and hasattr(self, "teacher_")):
+                if not len(labelled_y):
+                    raise ValueError(
+                        "teacher=None fits a default MLP teacher on the labelled rows, but no "
+                        f"row of y is labelled (every value is unlabeled_value="
+                        f"{self.unlabeled_value!r}). Pass a fitted teacher to distil from "
+                        "unlabelled rows alone, or label some rows."
+                    )
+                # A loaded model has no teacher_: the same data and seed refit the same one.
+                self.teacher_ = self._fit_default_teacher(X[~unlabelled], labelled_y, teacher_seed)
+            X_teacher, transfer_teacher = X, X_transfer
+        logits, features = self._teacher_outputs(self.teacher_, X_teacher, X)
+        if X_transfer is not None:
+            # The transfer rows follow X: unlabelled rows like any other.
+            more_logits, more_features = self._teacher_outputs(
+                self.teacher_, transfer_teacher, X_transfer
+            )
+            logits = np.concatenate([logits, more_logits])
+            features = np.concatenate([features, more_features])
+            data["X"] = np.concatenate([X, X_transfer])
+            data["unlabelled"] = np.concatenate([unlabelled, np.ones(len(X_transfer), dtype=bool)])
+        return logits, features

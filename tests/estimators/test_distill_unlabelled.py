@@ -13,7 +13,8 @@ from torch import nn
 
 from sk_mlcpc._engine.distill_net import DistillationLoss
 from sk_mlcpc._estimators import teachers as _teachers
-from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier, _unlabelled_rows
+from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
+from sk_mlcpc._estimators.labels import unlabelled_rows as _unlabelled_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
