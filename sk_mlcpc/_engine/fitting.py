@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
-from skorch.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
+from skorch.callbacks import Callback, Checkpoint, EarlyStopping, LRScheduler, ProgressBar
 from skorch.helper import predefined_split
 
 from sk_mlcpc._nn.devices import forked_cuda_devices
@@ -175,6 +175,56 @@ class ResumableEarlyStopping(EarlyStopping):
             _write_atomically(
                 Path(self.best_weights_file), lambda temporary: torch.save(state, temporary)
             )
+
+
+class PlateauLearningRate(LRScheduler):
+    """Multiply the learning rate by ``factor`` when the held-out loss has not improved
+    for ``patience`` epochs (PyTorch's ``ReduceLROnPlateau`` through skorch), resumably.
+
+    The learning rate itself travels with the optimiser's state; what a resumed
+    checkpoint would lose is the scheduler's count of epochs without improvement and its
+    best loss. When :func:`run_training` resumes a fit it sets ``resuming``: the next
+    ``on_train_begin`` replays the history's losses through the new scheduler and puts
+    the saved learning rates back, so that the resumed fit cuts the rate where an
+    uninterrupted one would. A warm start starts a new count, as early stopping does.
+    Each epoch's rate is in the history as ``event_lr``.
+
+    Examples
+    --------
+    >>> from sk_mlcpc._engine.fitting import PlateauLearningRate
+    >>> schedule = PlateauLearningRate(patience=2, factor=0.5)
+    >>> schedule.kwargs
+    {'patience': 2, 'factor': 0.5}
+    """
+
+    def __init__(self, monitor: str = "valid_loss", patience: int = 2, factor: float = 0.5) -> None:
+        super().__init__(
+            policy="ReduceLROnPlateau", monitor=monitor, patience=patience, factor=factor
+        )
+        self.resuming = False
+
+    @property
+    def kwargs(self) -> dict:
+        return {name: value for name, value in super().kwargs.items() if name != "resuming"}
+
+    def __getstate__(self) -> dict:
+        # The scheduler holds the optimiser, whose state skorch pickles (and maps across
+        # devices) itself; the next on_train_begin builds a new scheduler.
+        state = dict(self.__dict__)
+        state["lr_scheduler_"] = None
+        return state
+
+    def on_train_begin(self, net, **kwargs):
+        super().on_train_begin(net, **kwargs)
+        if not self.resuming:
+            return
+        self.resuming = False
+        rates = [group["lr"] for group in net.optimizer_.param_groups]
+        for row in net.history:
+            if self.monitor in row:
+                self.lr_scheduler_.step(row[self.monitor])
+        for group, rate in zip(net.optimizer_.param_groups, rates, strict=True):
+            group["lr"] = rate
 
 
 def check_has_features(X, name: str = "X") -> None:
@@ -452,9 +502,10 @@ def run_training(
                 )
             net.initialize()
             _load_checkpoint(net, checkpoint, directory)
-            stopping = dict(net.callbacks_).get("early_stopping")
-            if stopping is not None:
-                stopping.resuming = True  # continue the patience count, see the class
+            for _, callback in net.callbacks_:
+                if hasattr(callback, "resuming"):
+                    # Continue the patience counts from the history, see the classes.
+                    callback.resuming = True
             remaining = estimator.max_epochs - len(net.history)
             if not state.get("completed") and remaining > 0:
                 net.partial_fit(train_set, None, epochs=remaining)

@@ -19,6 +19,7 @@ from torch import nn
 
 from sk_mlcpc._engine.fitting import (
     BLOCKWISE_FROM,
+    PlateauLearningRate,
     check_has_features,
 )
 from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32
@@ -86,9 +87,10 @@ class MutualInformationEstimator(
         :meth:`transform`.
     hidden_layer_sizes : tuple of int, default=(256, 256)
         Hidden widths of the critic's MLP(s).
-    n_components : int, default=32
+    n_components : int, default=64
         Embedding width of separable and bilinear critics (ignored by ``"concat"``).
-    .. shared-parameter:: activation
+    activation : str, default="gelu"
+        Hidden activation, one of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
     batch_size : int, default=128
         Pairs per training batch; each batch yields ``batch_size - 1`` negatives per
         positive.
@@ -105,6 +107,10 @@ class MutualInformationEstimator(
     learning_rate : float, default=5e-4
         Adam learning rate.
     .. shared-parameter:: weight_decay
+    lr_schedule : {"plateau"} or None, default="plateau"
+        ``"plateau"`` halves the learning rate when the validation bound has not
+        improved for 2 epochs (PyTorch's ``ReduceLROnPlateau``; each epoch's rate is in
+        ``history_`` as ``event_lr``); ``None`` keeps ``learning_rate`` throughout.
     validation_fraction : float, default=0.1
         Share of the rows held out to choose the epoch: early stopping and the restored
         weights, and the ``valid_mi`` trace in ``history_``. These rows never produce
@@ -234,6 +240,7 @@ class MutualInformationEstimator(
     """
 
     _own_parameter_constraints: ClassVar[dict] = {
+        "lr_schedule": [StrOptions({"plateau"}), None],
         "critic": [StrOptions(set(CRITICS))],
         "test_fraction": [Interval(Real, 0, 1, closed="neither")],
         "accelerator": [HasMethods(["prepare", "backward"]), None],
@@ -246,13 +253,14 @@ class MutualInformationEstimator(
         alpha: float | str = "auto",
         critic: str = "separable_additive",
         hidden_layer_sizes: tuple[int, ...] = (256, 256),
-        n_components: int = 32,
-        activation: str = "relu",
+        n_components: int = 64,
+        activation: str = "gelu",
         batch_size: int = 128,
         eval_batch_size: int | str | None = "auto",
         max_epochs: int = 100,
         learning_rate: float = 5e-4,
         weight_decay: float = 0.0,
+        lr_schedule: str | None = "plateau",
         validation_fraction: float = 0.1,
         test_fraction: float = 0.2,
         early_stopping: bool = True,
@@ -359,6 +367,12 @@ class MutualInformationEstimator(
             chunk_pairs=self.blockwise_ and not self._separable_scores,
             **{**shared, **placement},
         )
+
+    def _own_callbacks(self) -> list:
+        callbacks = super()._own_callbacks()
+        if self.lr_schedule == "plateau":
+            callbacks.append(("lr_schedule", PlateauLearningRate(patience=2, factor=0.5)))
+        return callbacks
 
     def _resolve_blockwise(self) -> bool:
         if self.blockwise == "auto":

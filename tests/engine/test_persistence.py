@@ -235,8 +235,12 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(gaussians, tmp_path
 
 def test_a_resumed_fit_stops_early_where_the_uninterrupted_one_does(gaussians, tmp_path):
     X, Y = gaussians
-    # This fit stops after epoch 6: the best held-out loss is at epoch 3, then 3 misses.
-    params = dict(max_epochs=40, learning_rate=1e-2, n_iter_no_change=3)
+    # This fit stops after epoch 6: the best held-out loss is at epoch 3, then 3 misses
+    # (the critic and learning-rate settings of 0.1.0, whose trajectory does that).
+    params = dict(
+        max_epochs=40, learning_rate=1e-2, n_iter_no_change=3,
+        activation="relu", n_components=32, lr_schedule=None,
+    )  # fmt: skip
     uninterrupted = _mi(**params).fit(X, Y)
     valid = uninterrupted.history_[:, "valid_loss"]
     assert uninterrupted.n_epochs_ == 6 and int(np.argmin(valid)) == 2
@@ -249,6 +253,25 @@ def test_a_resumed_fit_stops_early_where_the_uninterrupted_one_does(gaussians, t
     # Patience continues (a restarted count would run to epoch 7 at least) and the
     # epoch-3 weights are restored from the checkpoint directory.
     assert resumed.n_epochs_ == 6
+    assert resumed.history_[:, "valid_loss"] == uninterrupted.history_[:, "valid_loss"]
+    _same_model(uninterrupted, resumed, X, Y)
+
+
+def test_a_resumed_fit_cuts_the_learning_rate_where_the_uninterrupted_one_does(gaussians, tmp_path):
+    X, Y = gaussians
+    # lr_schedule="plateau" (the default): the held-out loss is best at epoch 8 and misses
+    # at epochs 9, 10 and 11, so the rate is halved after epoch 11 (event_lr of epoch 12).
+    params = dict(max_epochs=12, learning_rate=1e-2, n_iter_no_change=20)
+    uninterrupted = _mi(**params).fit(X, Y)
+    rates = uninterrupted.history_[:, "event_lr"]
+    assert rates[:11] == [1e-2] * 11 and rates[11] == 5e-3
+
+    # Crash after epoch 10, two misses into the count: a restarted count would not cut.
+    directory = tmp_path / "checkpoints"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _mi(**params, checkpoint_dir=directory, callbacks=[Interrupt(10)]).fit(X, Y)
+    resumed = _mi(**params, checkpoint_dir=directory).fit(X, Y)
+    assert resumed.history_[:, "event_lr"] == rates
     assert resumed.history_[:, "valid_loss"] == uninterrupted.history_[:, "valid_loss"]
     _same_model(uninterrupted, resumed, X, Y)
 

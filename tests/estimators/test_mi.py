@@ -32,6 +32,8 @@ from sk_mlcpc.datasets import make_correlated_gaussians
 FAST = {
     "hidden_layer_sizes": (16,),
     "n_components": 8,
+    "activation": "relu",  # the critic and schedule these tests were written with (0.1.0)
+    "lr_schedule": None,
     "batch_size": 32,
     "max_epochs": 3,
     "random_state": 0,
