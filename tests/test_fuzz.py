@@ -478,7 +478,7 @@ def _sequence_fuzz(x: Table, params: dict[str, Any]) -> None:
         n_windows = 0 if n_timesteps < _WINDOW else (n_timesteps - _WINDOW) // _STRIDE + 1
         if n_windows < steps + 1:
             reasons["short"] = r"Sequences are too short"
-    if x.n_rows < 4:
+    if x.n_rows < 6:  # 2 to train, 2 to validate, 2 for the estimate
         reasons["few"] = r"Too few sequences"
     error = _fit(estimator, x.data)
     unscaled = params["preprocessing"] is None

@@ -266,9 +266,13 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
         """Rows held out for validation and for the test estimate (at least 2 each, or 0)."""
         fraction = self.validation_fraction
         n_valid = 0 if fraction == 0 else max(2, math.ceil(fraction * n_samples))
-        fraction = getattr(self, "test_fraction", 0)
+        fraction = self._test_fraction_in_use()
         n_test = 0 if fraction == 0 else max(2, math.ceil(fraction * n_samples))
         return n_valid, n_test
+
+    def _test_fraction_in_use(self) -> float:
+        """Share of the rows held out for the reported estimate alone (0: none)."""
+        return getattr(self, "test_fraction", 0)
 
     # ------------------------------------------------------------------ shared steps
 

@@ -123,8 +123,14 @@ class ContrastiveEncoder(
     .. shared-parameter:: learning_rate
     .. shared-parameter:: weight_decay
     validation_fraction : float, default=0.1
-        Share of the rows held out to report ``valid_mi`` per epoch and ``mi_``. 0 trains
-        on every row (then ``early_stopping`` must be off and ``mi_`` is not set).
+        Share of the rows held out to report ``valid_mi`` per epoch and, without early
+        stopping, ``mi_``. 0 trains on every row (then ``early_stopping`` must be off and
+        ``mi_`` is not set).
+    test_fraction : float, default=0.1
+        With ``early_stopping=True`` only: share of the rows held out for ``mi_`` alone,
+        since the validation rows then choose the epoch. Without early stopping nothing
+        is chosen on the validation rows, ``mi_`` is read on them and no rows are held
+        out for it.
     early_stopping : bool, default=False
         Stop when the held-out bound has not improved by ``tol`` for
         ``n_iter_no_change`` epochs, and restore the best weights.
@@ -235,6 +241,7 @@ class ContrastiveEncoder(
     """
 
     _own_parameter_constraints: ClassVar[dict] = {
+        "test_fraction": [Interval(Real, 0, 1, closed="neither")],
         "alpha_schedule": [StrOptions({"geometric", "cosine"}), None],
         "alpha_final": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "temperature": [Interval(Real, 0, None, closed="neither")],
@@ -268,6 +275,7 @@ class ContrastiveEncoder(
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         validation_fraction: float = 0.1,
+        test_fraction: float = 0.1,
         early_stopping: bool = False,
         n_iter_no_change: int = 10,
         tol: float = 1e-3,
@@ -383,9 +391,14 @@ class ContrastiveEncoder(
             )
         return {"arrays": (X,), "n_samples": len(X)}
 
+    def _test_fraction_in_use(self) -> float:
+        return self.test_fraction if self.early_stopping else 0.0
+
     def _prepare_data(self, data: dict, split: FitSplit, *, warm: bool):
         (X,) = data["arrays"]
         n_train, n_valid = len(split.train), len(split.valid)
+        # The rows of mi_: the test rows when early stopping chooses on the validation ones.
+        n_held = min(n_valid, len(split.test)) if len(split.test) else n_valid
         if not warm:
             self.preprocessor_ = self._make_preprocessor(n_train, split.seeds["prep"])
             if self.preprocessor_ is not None:
@@ -398,13 +411,15 @@ class ContrastiveEncoder(
         valid_set = None
         if n_valid:
             valid_set = RowDataset(x_all[torch.as_tensor(split.valid, device=device)])
-        data["valid_set"] = valid_set
+        data["estimate_set"] = valid_set
+        if len(split.test):
+            data["estimate_set"] = RowDataset(x_all[torch.as_tensor(split.test, device=device)])
         if warm:
             self._check_warm_sizes(
-                {"batch_size_": n_train, "eval_batch_size_": n_valid}, split.n_samples
+                {"batch_size_": n_train, "eval_batch_size_": n_held}, split.n_samples
             )
         else:
-            self._set_fitted_sizes(x_train, n_train, n_valid, split.seeds["prep"])
+            self._set_fitted_sizes(x_train, n_train, n_held, split.seeds["prep"])
         return RowDataset(x_train), valid_set
 
     def _set_fitted_sizes(self, x_train, n_train: int, n_valid: int, seed: int) -> None:
@@ -433,7 +448,7 @@ class ContrastiveEncoder(
         self.blockwise_ = self._resolve_blockwise()
 
     def _finish_fit(self, data: dict, split: FitSplit) -> None:
-        if data["valid_set"] is None:
+        if data["estimate_set"] is None:
             self.mi_cap_ = cap(self.objective, self.eval_batch_size_, alpha=self.eval_alpha_)
             self.bound_validity_ = bound_validity(
                 self.objective, self.eval_batch_size_, alpha=self.eval_alpha_
@@ -442,7 +457,7 @@ class ContrastiveEncoder(
                 self.objective, self.eval_alpha_, self.bound_validity_, self.eval_batch_size_
             )
             return
-        estimate = self._evaluate(data["valid_set"], self.eval_batch_size_)
+        estimate = self._evaluate(data["estimate_set"], self.eval_batch_size_)
         self._record_held_out(
             estimate,
             advice="Lower learning_rate, raise temperature or keep preprocessing on.",

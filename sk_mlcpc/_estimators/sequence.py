@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
@@ -131,8 +131,12 @@ class ContrastivePredictiveCoding(
         Maximum passes over the training sequences.
     .. shared-parameter:: learning_rate
     .. shared-parameter:: weight_decay
-    validation_fraction : float, default=0.2
-        Share of the sequences held out for early stopping and ``mi_``.
+    validation_fraction : float, default=0.1
+        Share of the sequences held out for early stopping (the epoch kept) and the
+        ``valid_mi`` trace. These sequences never produce ``mi_``.
+    test_fraction : float, default=0.1
+        Share of the sequences held out for ``mi_`` alone: they choose nothing, so the
+        estimate is not selected on them.
     .. shared-parameter:: early_stopping
     .. shared-parameter:: n_iter_no_change
     .. shared-parameter:: tol
@@ -240,6 +244,7 @@ class ContrastivePredictiveCoding(
     """
 
     _own_parameter_constraints: ClassVar[dict] = {
+        "test_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_channels": [Interval(Integral, 1, None, closed="left")],
         "window": [Interval(Integral, 1, None, closed="left")],
         "stride": [Interval(Integral, 1, None, closed="left")],
@@ -269,7 +274,8 @@ class ContrastivePredictiveCoding(
         max_epochs: int = 50,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
-        validation_fraction: float = 0.2,
+        validation_fraction: float = 0.1,
+        test_fraction: float = 0.1,
         early_stopping: bool = True,
         n_iter_no_change: int = 10,
         tol: float = 1e-3,
@@ -359,17 +365,18 @@ class ContrastivePredictiveCoding(
         n_train, n_valid = len(split.train), len(split.valid)
         if warm:
             self._check_warm_sizes(
-                {"batch_size_": n_train, "eval_batch_size_": n_valid}, split.n_samples
+                {"batch_size_": n_train, "eval_batch_size_": min(n_valid, len(split.test))},
+                split.n_samples,
             )
         else:
-            self._set_fitted_sizes(X[split.train], *data["geometry"], n_valid)
+            self._set_fitted_sizes(X[split.train], *data["geometry"], n_valid, len(split.test))
         x_all = self._to_sequences(X, self._data_device if warm else self.device_)
         train_set = SequenceDataset(x_all[split.train], self.n_anchor_times_)
-        data["valid_set"] = SequenceDataset(x_all[split.valid], self.n_anchor_times_)
-        return train_set, data["valid_set"]
+        data["test_set"] = SequenceDataset(x_all[split.test], self.n_anchor_times_)
+        return train_set, SequenceDataset(x_all[split.valid], self.n_anchor_times_)
 
     def _set_fitted_sizes(
-        self, X_train: np.ndarray, n_timesteps: int, n_windows: int, n_valid: int
+        self, X_train: np.ndarray, n_timesteps: int, n_windows: int, n_valid: int, n_test: int
     ) -> None:
         """Geometry, channel scaling, batch sizes and alpha of a new fit."""
         self.n_timesteps_ = n_timesteps
@@ -384,19 +391,20 @@ class ContrastivePredictiveCoding(
             self.channel_mean_ = np.zeros(self.n_channels, dtype=np.float32)
             self.channel_scale_ = np.ones(self.n_channels, dtype=np.float32)
         self.batch_size_ = min(self.batch_size, len(X_train))
-        self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid)
+        # One size for the validation batches and the test batches of mi_.
+        self.eval_batch_size_ = min(self.eval_batch_size or self.batch_size, n_valid, n_test)
         # Square n x n matrices: n positives, n - 1 negatives each (module docstring).
         self.alpha_ = self._alpha_at(min(self.batch_size_, self.eval_batch_size_))
 
     def _finish_fit(self, data: dict, split: FitSplit) -> None:
-        valid_set = data["valid_set"]
-        estimate = self._evaluate(valid_set, self.eval_batch_size_)
+        test_set = data["test_set"]
+        estimate = self._evaluate(test_set, self.eval_batch_size_)
         self._record_held_out(
             estimate,
             advice="Lower learning_rate, keep preprocessing='standard', or use a "
             "lower-variance objective such as 'ml_cpc'.",
         )
-        self.mi_per_step_ = self.net_.step_estimates(valid_set, self.eval_batch_size_).mean(axis=0)
+        self.mi_per_step_ = self.net_.step_estimates(test_set, self.eval_batch_size_).mean(axis=0)
 
     def _make_net(
         self, *, shuffle_seed: int, eval_seed: int, valid_set: SequenceDataset | None = None

@@ -346,7 +346,13 @@ def test_early_stopping_restores_the_best_epoch(wine):
     ).fit(X)
     # A tolerance no improvement can meet stops after the patience runs out.
     assert encoder.n_epochs_ == 3
-    assert encoder.mi_ == pytest.approx(-encoder.history_[0, "valid_loss"], abs=1e-5)
+    # The first epoch's weights are restored: the validation rows give its valid_loss
+    # again. mi_ is read on the test rows, which chose nothing.
+    split = encoder._split(len(X))
+    assert len(split.valid) == len(split.test) == 18
+    valid = encoder.evaluate(X[split.valid])
+    assert valid.mi == pytest.approx(-encoder.history_[0, "valid_loss"], abs=1e-5)
+    assert encoder.mi_ == pytest.approx(encoder.evaluate(X[split.test]).mi, abs=1e-6)
 
 
 def test_float64_offsets_survive_preprocessing(wine):

@@ -124,7 +124,7 @@ CASES = [
         },
         _sequences,
         n_rows=60,
-        min_rows=4,
+        min_rows=6,  # 2 for training, 2 for validation, 2 for the estimate
     ),
     # Iris, early stopping on (the default): 135 rows for training, 15 held out.
     Case(
@@ -452,3 +452,23 @@ def test_feature_names_out_are_the_class_name_and_an_index(case, fitted):
     names = estimator.get_feature_names_out()
     prefix = case.name.lower()
     np.testing.assert_array_equal(names, [f"{prefix}{i}" for i in range(width)])
+
+
+@over_bound
+def test_the_estimate_rows_choose_nothing(case):
+    # With early stopping on, the rows that produce mi_ are disjoint from those that
+    # choose the epoch: replacing them with noise changes mi_ and nothing else.
+    estimator = case.make(early_stopping=True, n_iter_no_change=1, tol=0.0)
+    arguments = case.fit_data()
+    real = clone(estimator).fit(*arguments)
+    split = estimator._split(len(arguments[0]))
+    assert len(split.test) >= 2 and not set(split.test) & set(split.valid)
+    rng = np.random.default_rng(1)
+    noisy = tuple(np.array(argument, dtype=np.float64, copy=True) for argument in arguments)
+    for argument in noisy:
+        argument[split.test] = rng.standard_normal(argument[split.test].shape)
+    other = clone(estimator).fit(*noisy)
+    assert other.n_epochs_ == real.n_epochs_
+    assert other.history_[:, "valid_loss"] == real.history_[:, "valid_loss"]
+    np.testing.assert_array_equal(case.output(other, arguments), case.output(real, arguments))
+    assert other.mi_ != real.mi_
