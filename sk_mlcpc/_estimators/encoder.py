@@ -422,22 +422,23 @@ class ContrastiveEncoder(
             self._set_fitted_sizes(x_train, n_train, n_held, split.seeds["prep"])
         return RowDataset(x_train), valid_set
 
-    def _set_fitted_sizes(self, x_train, n_train: int, n_valid: int, seed: int) -> None:
-        """Batch sizes, alphas, blockwise and the views' reference rows of a new fit."""
+    def _set_fitted_sizes(self, x_train, n_train: int, n_held: int, seed: int) -> None:
+        """Batch sizes, alphas, blockwise and the views' reference rows of a new fit.
+
+        ``n_held`` is the number of rows each evaluation batch can draw from (0: none).
+        """
         reference_rows = np.sort(
             np.random.default_rng(seed).permutation(n_train)[:_MAX_REFERENCE_ROWS]
         )
         # Kept on the host (pickled plainly); the view gets a copy on the device.
         self._view_reference = x_train[torch.as_tensor(reference_rows, device=x_train.device)].cpu()
         self.batch_size_ = min(self.batch_size, n_train)
-        if n_valid:
-            self.eval_batch_size_ = self._evaluation_batch_size(n_valid)
+        if n_held:
+            self.eval_batch_size_ = self._evaluation_batch_size(n_held)
+        elif self.eval_batch_size == "auto":
+            self.eval_batch_size_ = self.batch_size_
         else:
-            self.eval_batch_size_ = (
-                self.batch_size_
-                if self.eval_batch_size == "auto"
-                else (self.eval_batch_size or self.batch_size_)
-            )
+            self.eval_batch_size_ = self.eval_batch_size or self.batch_size_
         n_negatives_per_row = min(self.batch_size_, self.eval_batch_size_)
         if self._takes_alpha:
             self.alpha_initial_ = self._resolve_alpha(self.alpha, "alpha", n_negatives_per_row)

@@ -482,17 +482,17 @@ class MutualInformationEstimator(
         estimate = self._evaluate(
             PairedTensorDataset(data["x"][rows], data["y"][rows]), self.eval_batch_size_
         )
-        self.converged_ = _still_improving(self.history_, self.n_iter_no_change, self.tol) is None
+        best_epoch = _still_improving(self.history_, self.n_iter_no_change, self.tol)
+        self.converged_ = best_epoch is None
         self._record_held_out(
             estimate,
             advice="Lower learning_rate, keep preprocessing on, or use a lower-variance "
             "objective such as 'ml_cpc'.",
         )
         if not self.converged_:
-            epoch = _still_improving(self.history_, self.n_iter_no_change, self.tol)
             warnings.warn(
                 f"The held-out bound was still improving at the end of training (best "
-                f"valid_mi at epoch {epoch} of {self.n_epochs_}), so mi_ is likely below "
+                f"valid_mi at epoch {best_epoch} of {self.n_epochs_}), so mi_ is likely below "
                 "what this critic can reach. Raise max_epochs or learning_rate, or continue "
                 "with warm_start=True.",
                 ConvergenceWarning,
