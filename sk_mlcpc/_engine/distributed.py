@@ -52,6 +52,7 @@ import torch
 import torch.distributed as dist
 from skorch.hf import AccelerateMixin
 from torch import nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from sk_mlcpc._engine.net import ContrastiveNet, PairedTensorDataset, TensorBatches
 from sk_mlcpc._math.blockwise import separable_parts
@@ -396,6 +397,13 @@ class AcceleratedContrastiveNet(AccelerateMixin, ContrastiveNet):
         super()._unwrap_accelerator()
         if isinstance(self.module_, _CriticForward):
             self.module_ = self.module_.critic
+            # Early stopping copied its best weights from the wrapped module, whose keys
+            # carry the wrappers' prefixes; it restores them into the critic itself.
+            for _, callback in self.callbacks_:
+                weights = getattr(callback, "best_model_weights_", None)
+                if isinstance(weights, dict):
+                    for prefix in ("module.", "critic."):
+                        consume_prefix_in_state_dict_if_present(weights, prefix)
 
     def __getstate__(self):
         state = super().__getstate__()

@@ -352,10 +352,14 @@ class PersistenceMixin:
     ``_saved_preprocessors``, and implement ``_rebuild_net()`` (an
     initialised net of the fitted architecture, from the fitted attributes) and, where
     needed, ``_saved_tensors()`` / ``_restore_tensors(tensors)`` and ``_after_load()``.
+    A parameter added after files were written lists, in ``_parameters_added``, the
+    value that reproduces the older behaviour: a file without it is loaded with that
+    value, not with today's default.
     """
 
     _saved_attributes = _AnnotatedFittedAttributes()
     _saved_preprocessors: ClassVar[tuple[str, ...]] = ()
+    _parameters_added: ClassVar[dict[str, Any]] = {}
 
     def _saved_tensors(self) -> dict[str, torch.Tensor]:
         return {}
@@ -549,8 +553,10 @@ class PersistenceMixin:
         for name in params:
             if name not in allowed:
                 raise _Malformed(f"params has {name!r}, which is not a parameter of {cls.__name__}")
+        missing = {k: v for k, v in cls._parameters_added.items() if k not in params}
         estimator = cls(
-            **{name: _decode(value, f"params[{name!r}]") for name, value in params.items()}
+            **missing,
+            **{name: _decode(value, f"params[{name!r}]") for name, value in params.items()},
         )
         try:
             estimator._validate_params()

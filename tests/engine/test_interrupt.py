@@ -124,6 +124,8 @@ def test_early_stopping_is_not_an_interruption(gaussians, tmp_path):
     assert estimator.n_epochs_ < 20
     assert json.loads((tmp_path / "sk_mlcpc_fit.json").read_text())["completed"] is True
     # skorch's own EarlyStopping among the user's callbacks stops without raising too.
-    stopping = EarlyStopping(monitor="valid_loss", patience=1, threshold=100.0)
+    stopping = EarlyStopping(
+        monitor="valid_loss", patience=1, threshold=100.0, threshold_mode="abs"
+    )
     estimator = _mi(max_epochs=20, early_stopping=False, callbacks=[stopping]).fit(X, Y)
     assert len(estimator.history_) < 20

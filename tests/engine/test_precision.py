@@ -78,7 +78,7 @@ def test_compile_covers_the_blockwise_factors_and_leaves_the_criterion(gaussians
     kinds = [type(target).__name__ for target in compiled]
     # The critic (its forward, for dense scoring) and the factor function of the
     # blockwise path; not the criterion, whose alpha a schedule changes every epoch.
-    assert "SeparableCritic" in kinds and "partial" in kinds
+    assert "GaussianBaselineCritic" in kinds and "partial" in kinds  # the default critic
     assert "BoundLoss" not in kinds
     eager = _mi(max_epochs=2, blockwise=True).fit(X[:600], Y[:600])
     assert estimator.mi_ == pytest.approx(eager.mi_, abs=1e-4)

@@ -32,8 +32,10 @@ from sk_mlcpc.datasets import make_correlated_gaussians
 FAST = {
     "hidden_layer_sizes": (16,),
     "n_components": 8,
-    "activation": "relu",  # the critic and schedule these tests were written with (0.1.0)
+    # The critic and schedule these tests were written with (0.1.0): a network alone.
+    "activation": "relu",
     "lr_schedule": None,
+    "baseline": None,
     "batch_size": 32,
     "max_epochs": 3,
     "random_state": 0,

@@ -1,0 +1,162 @@
+"""GaussianBaselineCritic: the closed-form Gaussian log density ratio plus a network."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sk_mlcpc import MutualInformationEstimator
+from sk_mlcpc._nn.critics import GaussianBaselineCritic
+from sk_mlcpc.blockwise import blockwise_bound, separable_parts
+from sk_mlcpc.bounds import ml_cpc
+from sk_mlcpc.critics import make_critic
+from sk_mlcpc.datasets import make_correlated_gaussians
+
+WRAPPED = ["separable", "separable_additive", "bilinear", "concat"]
+
+
+def _wrapped(name: str, p: int = 3, q: int = 2, **options) -> GaussianBaselineCritic:
+    torch.manual_seed(0)
+    critic = make_critic(name, p, q, embedding_dim=4, hidden_layer_sizes=(8,))
+    return GaussianBaselineCritic(critic, p, q, **options)
+
+
+def _log_ratio(x: torch.Tensor, y: torch.Tensor, covariance: np.ndarray) -> torch.Tensor:
+    """Exact ``log p(y | x) - log p(y)`` of a zero-mean Gaussian, every pair ``(x_i, y_j)``."""
+    p = x.shape[1]
+    c = torch.as_tensor(covariance, dtype=torch.float64)
+    c_xx, c_xy, c_yy = c[:p, :p], c[:p, p:], c[p:, p:]
+    regression = torch.linalg.solve(c_xx, c_xy)
+    residual = c_yy - c_xy.T @ regression
+    mean = x.double() @ regression  # (n, q): E[y | x_i]
+    diff = y.double()[None, :, :] - mean[:, None, :]  # (n, m, q)
+    conditional = -0.5 * torch.einsum("nmq,qr,nmr->nm", diff, torch.linalg.inv(residual), diff)
+    marginal = -0.5 * torch.einsum("mq,qr,mr->m", y.double(), torch.linalg.inv(c_yy), y.double())
+    log_det = torch.linalg.slogdet(c_yy)[1] - torch.linalg.slogdet(residual)[1]
+    return conditional - marginal[None, :] + 0.5 * log_det
+
+
+def test_fitted_without_shrinkage_it_is_the_gaussian_log_density_ratio():
+    rng = np.random.default_rng(0)
+    p, q = 3, 2
+    factor = rng.normal(size=(p + q, p + q))
+    covariance = factor @ factor.T / (p + q) + 0.5 * np.eye(p + q)
+    rows = torch.as_tensor(rng.multivariate_normal(np.zeros(p + q), covariance, 400_000))
+    critic = _wrapped("separable_additive", p, q, shrinkage=0.0).double()
+    critic.fit_baseline(rows[:, :p], rows[:, p:])
+    x, y = rows[:50, :p], rows[50:90, p:]
+    with torch.no_grad():  # the network's y side starts at zero: only a(x) is left
+        network = critic.critic(x, y)
+        expected = _log_ratio(x, y, covariance)
+        assert torch.allclose(critic(x, y) - network, expected, atol=0.03)
+
+
+@pytest.mark.parametrize("name", WRAPPED)
+def test_untrained_it_scores_the_baseline_plus_the_network_x_terms(name):
+    critic = _wrapped(name)
+    x, y = torch.randn(40, 3), torch.randn(40, 2)
+    critic.fit_baseline(x, y)
+    with torch.no_grad():
+        scores = critic(x, y[:7])
+        network = critic.critic(x, y[:7])
+    # The y side (or the joint head) ends in zeros: the network is constant in y.
+    assert torch.allclose(network, network[:, :1].expand_as(network))
+    if name in ("separable", "bilinear", "concat"):
+        assert torch.equal(network, torch.zeros_like(network))
+    assert torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", WRAPPED)
+def test_pointwise_is_the_diagonal_and_the_factors_give_the_scores(name):
+    critic = _wrapped(name)
+    x, y = torch.randn(30, 3), torch.randn(30, 2)
+    critic.fit_baseline(x, y)
+    with torch.no_grad():  # move the network off its zero start
+        for parameter in critic.critic.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+        critic.log_scale.fill_(0.4)
+        scores = critic(x, y)
+        assert torch.allclose(critic.pointwise(x, y), scores.diagonal(), atol=1e-5)
+        if name == "concat":
+            assert not critic.separable
+            with pytest.raises(TypeError):
+                separable_parts(critic, x, y)
+            return
+        assert critic.separable
+        g, h, a, b = separable_parts(critic, x, y)
+        assert torch.allclose(g @ h.T + a[:, None] + b[None, :], scores, atol=1e-5)
+        blockwise = blockwise_bound("ml_cpc", g, h, a=a, b=b, block_size=7, alpha=0.3)
+        assert torch.allclose(blockwise, ml_cpc(scores, alpha=0.3), atol=1e-5)
+
+
+def test_a_constant_column_drops_out_and_leaves_finite_scores():
+    critic = _wrapped("separable_additive", shrinkage=0.0)
+    x, y = torch.randn(200, 3), torch.randn(200, 2)
+    x[:, 1] = 7.0
+    critic.fit_baseline(x, y)
+    assert torch.isfinite(critic.cross).all() and torch.isfinite(critic.x_quadratic).all()
+    assert torch.equal(critic.cross[1], torch.zeros(2))
+    with torch.no_grad():
+        assert torch.isfinite(critic(x, y)).all()
+
+
+def test_the_scale_and_offset_are_trained_and_the_fitted_form_is_not():
+    critic = _wrapped("separable_additive")
+    x, y = torch.randn(64, 3), torch.randn(64, 2)
+    critic.fit_baseline(x, y)
+    trained = {name for name, _ in critic.named_parameters()}
+    assert {"log_scale", "offset"} <= trained
+    assert not trained & {"cross", "x_quadratic", "y_quadratic", "x_mean", "x_inv_std"}
+    assert {"cross", "x_quadratic", "y_quadratic"} <= set(critic.state_dict())
+
+
+# --------------------------------------------------------------------------- estimator
+
+
+@pytest.fixture(scope="module")
+def weak_gaussians():
+    X, Y, mi = make_correlated_gaussians(2000, 10, mi=1.0, random_state=0)
+    return X, Y, mi
+
+
+def test_the_estimator_fits_the_baseline_on_the_training_rows_only(weak_gaussians, monkeypatch):
+    X, Y, _ = weak_gaussians
+    seen = []
+    real_fit = GaussianBaselineCritic.fit_baseline
+
+    def spy(self, x, y):
+        seen.append(len(x))
+        return real_fit(self, x, y)
+
+    monkeypatch.setattr(GaussianBaselineCritic, "fit_baseline", spy)
+    estimator = MutualInformationEstimator(max_epochs=1, random_state=0).fit(X, Y)
+    n_valid = math.ceil(0.1 * 2000)
+    n_test = math.ceil(0.2 * 2000)
+    assert seen == [2000 - n_valid - n_test]
+    assert isinstance(estimator.critic_, GaussianBaselineCritic)
+    # None trains the network alone.
+    seen.clear()
+    alone = MutualInformationEstimator(baseline=None, max_epochs=1, random_state=0).fit(X, Y)
+    assert seen == [] and not isinstance(alone.critic_, GaussianBaselineCritic)
+
+
+def test_with_the_baseline_a_weak_10d_dependence_is_found_in_one_epoch(weak_gaussians):
+    X, Y, mi = weak_gaussians
+    # A network alone has learnt little of a dependence spread over 10 dimensions after
+    # one epoch; the fitted Gaussian critic is close to the optimal one from the start.
+    params = dict(max_epochs=1, early_stopping=False, random_state=0)
+    alone = MutualInformationEstimator(baseline=None, **params).fit(X, Y)
+    with_baseline = MutualInformationEstimator(**params).fit(X, Y)
+    assert alone.mi_ < 0.5 * mi
+    assert 0.75 * mi < with_baseline.mi_ < mi + 2 * with_baseline.mi_std_
+
+
+def test_a_saved_model_with_the_baseline_loads_identically(weak_gaussians, tmp_path):
+    X, Y, _ = weak_gaussians
+    estimator = MutualInformationEstimator(max_epochs=2, random_state=0).fit(X, Y)
+    estimator.save(tmp_path / "model")
+    loaded = MutualInformationEstimator.load(tmp_path / "model")
+    assert loaded.baseline == "gaussian"
+    assert torch.equal(loaded.critic_.cross, estimator.critic_.cross)
+    assert loaded.score(X[:300], Y[:300]) == estimator.score(X[:300], Y[:300])
