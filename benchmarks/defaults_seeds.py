@@ -1,8 +1,8 @@
 """The 20-d Gaussian task of ``benchmarks/defaults.py`` over several seeds, old and new defaults.
 
 Compares ``MutualInformationEstimator()`` with the critic settings of 0.1.0
-(``n_components=32, activation="relu", lr_schedule=None``) on the same data and seeds, so
-a change of defaults is judged on more than one draw. Run::
+(``n_components=32, activation="relu", lr_schedule=None, baseline=None``) on the same
+data and seeds, so a change of defaults is judged on more than one draw. Run::
 
     python benchmarks/defaults_seeds.py [--levels 2 10] [--seeds 0 1 2]
 """
@@ -17,7 +17,7 @@ import torch
 from sk_mlcpc import MutualInformationEstimator
 from sk_mlcpc.datasets import make_correlated_gaussians
 
-OLD = {"n_components": 32, "activation": "relu", "lr_schedule": None}
+OLD = {"n_components": 32, "activation": "relu", "lr_schedule": None, "baseline": None}
 
 
 def main() -> None:
