@@ -18,14 +18,20 @@ several threads per process time each other's contention, not the loop):
   batch of all of them, on its two halves, and on the 20 leave-a-group-out subsets of the
   jackknife).
 * ``MutualInformationEstimator.fit``: the estimator itself (``early_stopping=False``, so
-  that both run the same epochs). Its ratio is to the bare whole fit: the extra work of
-  the estimator is done by both, so the ratio is the cost of the engine alone.
+  that both run the same epochs, and ``lr_schedule=None``, the bare loop's constant rate).
+  Its ratio is to the bare whole fit: the extra work of the estimator is done by both, so
+  the ratio is the cost of the engine alone.
+
+Every row trains the estimator's default critic: ``critic`` with 64 components and GELU,
+and (unless ``--baseline none``) the Gaussian baseline, fitted in closed form on the
+training rows of each row's data before the first step.
 
 The columns give the median milliseconds per training step (the whole row's time divided
 by the training steps, so the rows with held-out passes include them) and the median of
 the ratios within each repeat. Run::
 
-    python benchmarks/overhead.py [--critic separable_additive] [--epochs 20] [--repeats 6]
+    python benchmarks/overhead.py [--critic separable_additive] [--baseline gaussian]
+        [--epochs 20] [--repeats 6]
 """
 
 import argparse
@@ -49,7 +55,7 @@ from sk_mlcpc._engine.net import (
     PairedTensorDataset,
 )
 from sk_mlcpc.bounds import ml_cpc, resolve_alpha
-from sk_mlcpc.critics import make_critic
+from sk_mlcpc.critics import GaussianBaselineCritic, make_critic
 from sk_mlcpc.datasets import make_correlated_gaussians
 
 BATCH_SIZE = 128
@@ -158,6 +164,8 @@ def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2
                 float(_held_out_bound(critic, x[valid], y[valid], valid_batch, valid_alpha))
             )
 
+    if isinstance(critic, GaussianBaselineCritic):
+        critic.fit_baseline(x[train], y[train])
     bare_loop(
         critic,
         x[train],
@@ -173,18 +181,34 @@ def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2
         )
 
 
-def estimator_fit(critic_name, X, Y, *, epochs):
+def estimator_fit(critic_name, baseline, X, Y, *, epochs):
     """The whole estimator: preprocessing, split, training, validation, evaluation."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "still improving": expected after few epochs
         MutualInformationEstimator(
-            critic=critic_name, max_epochs=epochs, early_stopping=False, random_state=0
+            critic=critic_name,
+            baseline=baseline,
+            lr_schedule=None,
+            max_epochs=epochs,
+            early_stopping=False,
+            random_state=0,
         ).fit(X, Y)
+
+
+def default_critic(critic_name, baseline, x=None, y=None):
+    """The estimator's default critic for 20 + 20 columns (baseline fitted on x, y if given)."""
+    critic = make_critic(critic_name, 20, 20, embedding_dim=64, activation="gelu")
+    if baseline == "gaussian":
+        critic = GaussianBaselineCritic(critic, 20, 20)
+        if x is not None:
+            critic.fit_baseline(x, y)
+    return critic
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--critic", default="separable_additive")
+    parser.add_argument("--baseline", default="gaussian", choices=["gaussian", "none"])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--n-samples", type=int, default=8000)
@@ -195,8 +219,11 @@ def main() -> None:
     X, Y, _ = make_correlated_gaussians(args.n_samples, 20, mi=6.0, random_state=0)
     x = torch.as_tensor(X, dtype=torch.float32)
     y = torch.as_tensor(Y, dtype=torch.float32)
+    baseline = None if args.baseline == "none" else args.baseline
     torch.manual_seed(0)
-    template = make_critic(args.critic, 20, 20)
+    template = default_critic(args.critic, baseline, x, y)  # for the two loops on x, y
+    torch.manual_seed(0)
+    fit_template = default_critic(args.critic, baseline)  # bare_fit fits it on its rows
     alpha = resolve_alpha("auto", "ml_cpc", BATCH_SIZE)
     steps = args.epochs * (args.n_samples // BATCH_SIZE)
     # The fits hold out 10% + 20%: give them 1 / 0.7 times the rows to train on as many.
@@ -211,13 +238,13 @@ def main() -> None:
             copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha
         ),
         "bare whole fit": lambda: bare_fit(
-            copy.deepcopy(template), X_full, Y_full, epochs=args.epochs
+            copy.deepcopy(fit_template), X_full, Y_full, epochs=args.epochs
         ),
         "MutualInformationEstimator.fit": lambda: estimator_fit(
-            args.critic, X_full, Y_full, epochs=args.epochs
+            args.critic, baseline, X_full, Y_full, epochs=args.epochs
         ),
     }
-    baseline = {
+    reference = {
         "bare PyTorch loop": "bare PyTorch loop",
         "skorch engine (ContrastiveNet)": "bare PyTorch loop",
         "bare whole fit": "bare whole fit",
@@ -231,13 +258,13 @@ def main() -> None:
             rows[name]()
             timings[name].append(time.perf_counter() - start)
     print(
-        f"critic={args.critic}, {steps} steps of batch {BATCH_SIZE}, "
+        f"critic={args.critic}, baseline={args.baseline}, {steps} steps of batch {BATCH_SIZE}, "
         f"{torch.get_num_threads()} threads, median of {args.repeats}"
     )
     # The ratio is the median of the ratios within each repeat: the machine's speed drifts
     # between repeats, less within one.
     for name, values in timings.items():
-        base = baseline[name]
+        base = reference[name]
         ratio = statistics.median(v / b for v, b in zip(values, timings[base], strict=True))
         print(
             f"{name:<32} {1000 * statistics.median(values) / steps:7.3f} ms/step   "
