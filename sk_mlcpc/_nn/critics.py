@@ -305,15 +305,16 @@ class GaussianBaselineCritic(nn.Module):
     def fit_baseline(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Fit the Gaussian model's mean, scale and quadratic form to rows ``(x, y)``.
 
-        Computed in float64 from the rows' means and (shrunk) correlation matrix; a
-        constant column gets unit scale and no correlation, so it drops out.
+        Computed in float64 on the CPU (not every accelerator has float64) from the
+        rows' means and (shrunk) correlation matrix; a constant column gets unit scale
+        and no correlation, so it drops out.
 
         Parameters
         ----------
         x : torch.Tensor of shape (n, p)
         y : torch.Tensor of shape (n, q)
         """
-        rows = torch.cat([x, y], dim=1).double()
+        rows = torch.cat([x, y], dim=1).to("cpu", torch.float64)
         n_x = x.shape[1]
         mean = rows.mean(dim=0)
         std = rows.std(dim=0)
