@@ -165,15 +165,16 @@ def _evaluation_mode(net, *, blockwise: bool):
         net.blockwise = previous
 
 
-def _estimate(net, scores, alpha: float) -> torch.Tensor:
-    """The bound at ``alpha``, left on the device (all values are read back at once)."""
+def _estimate(net, scores, alpha: float, ceiling: float | None = None) -> torch.Tensor:
+    """The bound at ``alpha`` (scores clamped at ``ceiling``), left on the device."""
     criterion = net.criterion_
-    previous = criterion.eval_alpha
+    previous = criterion.eval_alpha, getattr(criterion, "score_ceiling", None)
     criterion.eval_alpha = alpha
+    criterion.score_ceiling = ceiling
     try:
         return criterion.estimate(scores, training=False).detach().reshape(())
     finally:
-        criterion.eval_alpha = previous
+        criterion.eval_alpha, criterion.score_ceiling = previous
 
 
 def evaluate_held_out(
@@ -184,6 +185,7 @@ def evaluate_held_out(
     alpha_at: Callable[[int], float],
     separable: bool,
     groups: int = JACKKNIFE_GROUPS,
+    score_ceiling: float | None = None,
 ) -> HeldOutEstimate:
     """Evaluate ``net``'s bound on ``dataset`` in full batches of ``batch_size`` rows.
 
@@ -203,6 +205,10 @@ def evaluate_held_out(
     groups : int, default=20
         Groups of the jackknife in each batch (fewer when a batch has fewer than
         ``2 * groups`` rows; none below 4 rows, and the interval is then NaN).
+    score_ceiling : float or None, default=None
+        Scores above it are lowered to it before the bound is computed (dense matrices and
+        blockwise factors alike). The clamped critic is another fixed critic, so its bound
+        is as valid as the original's.
 
     Returns
     -------
@@ -222,18 +228,20 @@ def evaluate_held_out(
     with _evaluation_mode(net, blockwise=blockwise):
         for batch in _batches(net, dataset, batch_size):
             scores = net.infer(batch)
-            values.append(_estimate(net, scores, alpha))
+            values.append(_estimate(net, scores, alpha, score_ceiling))
             device = scores[0].device if isinstance(scores, tuple) else scores.device
             rows = torch.arange(batch_size, device=device)
             if half >= 2:
                 half_values.extend(
-                    _estimate(net, _subset(scores, part), half_alpha)
+                    _estimate(net, _subset(scores, part), half_alpha, score_ceiling)
                     for part in (rows[:half], rows[half : 2 * half])
                 )
             if n_groups >= 2:
                 group_of_row = rows % n_groups
                 replicates.extend(
-                    _estimate(net, _subset(scores, rows[group_of_row != group]), alpha)
+                    _estimate(
+                        net, _subset(scores, rows[group_of_row != group]), alpha, score_ceiling
+                    )
                     for group in range(n_groups)
                 )
     if not values:

@@ -184,6 +184,8 @@ class BoundLoss(nn.Module):
         self.objective = objective
         self.alpha = float(alpha)
         self.eval_alpha = None if eval_alpha is None else float(eval_alpha)
+        # Set by the evaluation of a fitted estimator (its score_ceiling_), never in training.
+        self.score_ceiling: float | None = None
         self.layout = layout
         # The state of a stateful objective (MINE's moving average of the log partition,
         # see the registry's ``Objective.state``); NaN marks "not started yet".
@@ -204,16 +206,26 @@ class BoundLoss(nn.Module):
             scores = tuple(None if part is None else _at_least_fp32(part) for part in scores)
         else:
             scores = _at_least_fp32(scores)
+        ceiling = None if training else self.score_ceiling
         if isinstance(scores, tuple):
             g, h, a, b = scores
 
             def bound(_, **options):
                 return blockwise_bound(
-                    self.objective, g, h, a=a, b=b, block_size=self.block_size, **options
+                    self.objective,
+                    g,
+                    h,
+                    a=a,
+                    b=b,
+                    block_size=self.block_size,
+                    max_score=ceiling,
+                    **options,
                 )
 
         else:
             layout = self.layout
+            if ceiling is not None:
+                scores = scores.clamp(max=ceiling)
 
             def bound(matrix, **options):
                 return self.bound(matrix, layout=layout, **options)

@@ -154,7 +154,9 @@ _COUNTS = (
 #: The kind of every fitted attribute any estimator saves, by name. A name a class
 #: declares (annotates) without an entry here must be a plain JSON scalar.
 FITTED_ATTRIBUTE_TYPES: dict[str, _Check] = {
-    **dict.fromkeys(("mi_", "mi_std_", "mi_cap_", "alpha_", "eval_alpha_"), _NUMBER),
+    **dict.fromkeys(
+        ("mi_", "mi_std_", "mi_cap_", "alpha_", "eval_alpha_", "score_ceiling_"), _NUMBER
+    ),
     "alpha_initial_": _NUMBER,
     "saturation_gain_": (lambda v: v is None or _is_number(v), "a number or null"),
     "mi_ci_": (

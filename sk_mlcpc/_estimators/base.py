@@ -394,7 +394,12 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
             batch_size=batch_size,
             alpha_at=self._alpha_at,
             separable=self._separable_scores,
+            score_ceiling=self._score_ceiling(),
         )
+
+    def _score_ceiling(self) -> float | None:
+        """Largest score an estimate uses (see ``evaluate_held_out``); None: no ceiling."""
+        return None
 
     def _record_held_out(self, estimate: HeldOutEstimate, *, advice: str) -> None:
         """Store the held-out estimate and its diagnostics as fitted attributes, and warn."""

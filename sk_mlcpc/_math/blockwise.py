@@ -121,6 +121,7 @@ class _NegativeReductions(torch.autograd.Function):
         block_size: int,
         with_softplus: bool,
         clip: float | None,
+        max_score: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         work_dtype = a.dtype
         n, m = g.shape[0], c.shape[0]
@@ -133,6 +134,8 @@ class _NegativeReductions(torch.autograd.Function):
             for c0 in range(0, m, block_size):
                 cols = slice(c0, min(c0 + block_size, m))
                 raw = _tile(g, c, a, b, rows, cols)
+                if max_score is not None:  # evaluation only: blockwise_bound refuses grads
+                    raw = raw.clamp_(max=max_score)
                 scores = _mask_diagonal(raw, r0, c0, copy=True) if diagonal else raw
                 row_lse = torch.logaddexp(row_lse, torch.logsumexp(scores, dim=1))
                 if with_softplus:
@@ -167,7 +170,7 @@ class _NegativeReductions(torch.autograd.Function):
     ) -> tuple[torch.Tensor | None, ...]:
         g, c, a, b, lse = ctx.saved_tensors
         need_g, need_c, need_a, need_b = ctx.needs_input_grad[:4]
-        nothing = (None,) * 8
+        nothing = (None,) * 9
         if not ctx.with_softplus:
             grad_softplus = None  # the output was a placeholder of zeros
         if grad_lse is None and grad_softplus is None:
@@ -195,7 +198,7 @@ class _NegativeReductions(torch.autograd.Function):
                 grad_a,
                 grad_b,
             )
-        return grad_g, grad_c, grad_a, grad_b, None, None, None, None
+        return grad_g, grad_c, grad_a, grad_b, None, None, None, None, None
 
 
 def _accumulate_gradients(
@@ -317,6 +320,7 @@ def blockwise_bound(
     negatives: torch.Tensor | None = None,
     b_negatives: torch.Tensor | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    max_score: float | None = None,
     **options: Any,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """A bound of :mod:`sk_mlcpc.bounds` for a separable critic, in memory-bounded tiles.
@@ -352,6 +356,11 @@ def blockwise_bound(
     block_size : int, default=1024
         Edge of a tile. Peak memory is about ``(n + m) d`` embedding-sized buffers plus a
         few ``block_size^2`` tiles, see :func:`blockwise_peak_bytes`.
+    max_score : float or None, default=None
+        Evaluate the bound of the scores clamped from above,
+        ``min(S_ij, max_score)`` (the dense equivalent is ``scores.clamp(max=max_score)``),
+        as the estimators do with their ``score_ceiling_``. For evaluation only: with
+        inputs that require gradients it raises a ``ValueError``.
     **options
         The dense bound's options, less ``layout``: ``alpha`` (``"alpha_cpc"``,
         ``"ml_cpc"``), ``baseline`` (``"tuba"``: a float, or in the batch layout a
@@ -417,6 +426,7 @@ def blockwise_bound(
     objective = get_objective(name)  # unknown names raise the registry's ValueError
     _check_options(name, options)
     block_size = _check_block_size(block_size)
+    max_score = _check_max_score(max_score, g, h, a, b, negatives, b_negatives)
     _check_embeddings(g, h)
     work_dtype = torch.float32 if g.dtype in (torch.float16, torch.bfloat16) else g.dtype
     a_work = _check_terms("a", a, g.shape[0], g, work_dtype)
@@ -428,12 +438,29 @@ def blockwise_bound(
     with torch.autocast(device_type=g.device.type, enabled=False):
         bank = None if negatives is None else negatives.to(work_dtype)
         parts = _TiledScores(
-            g.to(work_dtype), h.to(work_dtype), bank, a_work, b_work, b_bank, block_size
+            g.to(work_dtype), h.to(work_dtype), bank, a_work, b_work, b_bank, block_size, max_score
         )
         result = objective.formula(parts, **options)
     if isinstance(result, tuple):
         return result[0].to(g.dtype), result[1]
     return result.to(g.dtype)
+
+
+def _check_max_score(max_score: object, *inputs: torch.Tensor | None) -> float | None:
+    if max_score is None:
+        return None
+    if isinstance(max_score, bool) or not isinstance(max_score, Real):
+        raise TypeError(f"max_score must be a real number or None, got {max_score!r}.")
+    if not math.isfinite(max_score):
+        raise ValueError(f"max_score must be finite, got {max_score}.")
+    if torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in inputs
+    ):
+        raise ValueError(
+            "max_score is for evaluation: the clamped scores have no gradient above it. "
+            "Call blockwise_bound under torch.no_grad() or with detached inputs."
+        )
+    return float(max_score)
 
 
 def _check_embeddings(g: object, h: object) -> None:
@@ -545,8 +572,10 @@ class _TiledScores:
         b: torch.Tensor,
         b_bank: torch.Tensor | None,
         block_size: int,
+        max_score: float | None = None,
     ) -> None:
         self._g, self._h, self._a, self._b = g, h, a, b
+        self._max_score = max_score
         self._bank = bank
         self._b_bank = b_bank
         self._block_size = block_size
@@ -555,7 +584,8 @@ class _TiledScores:
 
     @functools.cached_property
     def positives(self) -> torch.Tensor:
-        return (self._g * self._h).sum(dim=1) + self._a + self._b
+        positives = (self._g * self._h).sum(dim=1) + self._a + self._b
+        return positives if self._max_score is None else positives.clamp(max=self._max_score)
 
     def negatives(self, *, softplus: bool = False, clip: float | None = None) -> _TiledNegatives:
         if clip is not None:
@@ -572,6 +602,7 @@ class _TiledScores:
             self._block_size,
             softplus,
             clip,
+            self._max_score,
         )
         count = self.n * (self.m - 1)
         return _TiledNegatives(self.positives, lse, softplus_sums, clipped, count)
@@ -579,8 +610,13 @@ class _TiledScores:
     def minus_baseline(self, baseline: object) -> _TiledScores:
         layout = "batch" if self._bank is None else "anchored"
         b_bank = self._b if self._bank is None else self._b_bank
+        if baseline is not None and self._max_score is not None:
+            # The ceiling bounds the critic's scores, not the scores less TUBA's baseline.
+            raise ValueError("max_score cannot be combined with a TUBA baseline.")
         b, b_bank = _apply_baseline(baseline, layout, self.n, self._b, b_bank)
-        return _TiledScores(self._g, self._h, self._bank, self._a, b, b_bank, self._block_size)
+        return _TiledScores(
+            self._g, self._h, self._bank, self._a, b, b_bank, self._block_size, self._max_score
+        )
 
 
 def _apply_baseline(
