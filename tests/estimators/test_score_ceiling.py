@@ -49,7 +49,7 @@ def test_mi_is_the_bound_of_the_clamped_scores_and_survives_the_spikes(spiky):
 
 
 def test_score_on_new_rows_uses_the_same_ceiling(spiky):
-    X, Y, _, estimator = spiky
+    estimator = spiky[3]
     X_new, Y_new, _ = make_correlated_gaussians(600, 2, mi=1.0, random_state=7)
     scores = _scores(estimator, X_new, Y_new, np.arange(600))
     alpha = resolve_alpha("auto", "ml_cpc", 600)
