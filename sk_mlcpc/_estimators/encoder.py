@@ -26,7 +26,7 @@ from sk_mlcpc._engine.encoder_net import (
 )
 from sk_mlcpc._engine.evaluation import warn_if_alpha_is_invalid
 from sk_mlcpc._engine.fitting import (
-    BLOCKWISE_FROM,
+    auto_blockwise,
     check_has_features,
 )
 from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32
@@ -151,8 +151,9 @@ class ContrastiveEncoder(
         both views, the temperature and the learnt offset) without storing the
         ``n x n`` score matrix (:mod:`sk_mlcpc.blockwise`): memory linear in the batch
         size, same values and gradients up to float rounding. ``"auto"`` turns it on
-        when a training or evaluation batch holds 2,048 rows or more. Every objective
-        is supported.
+        from 2,048 rows per training batch, or when an evaluation batch holds more than
+        4,096 rows (smaller ones are scored as one matrix, which is faster). Every
+        objective is supported.
     .. shared-parameter:: precision
     .. shared-parameter:: compile
     warm_start : bool, default=False
@@ -515,9 +516,8 @@ class ContrastiveEncoder(
         return self.net_.module_.encoder
 
     def _resolve_blockwise(self) -> bool:
-        # The pair module is always separable: only the batch size decides "auto".
-        if self.blockwise == "auto":
-            return max(self.batch_size_, self.eval_batch_size_) >= BLOCKWISE_FROM
+        if self.blockwise == "auto":  # the pair module is always separable
+            return auto_blockwise(self.batch_size_, self.eval_batch_size_)
         return bool(self.blockwise)
 
     @property

@@ -18,8 +18,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from sk_mlcpc._engine.fitting import (
-    BLOCKWISE_FROM,
     PlateauLearningRate,
+    auto_blockwise,
     check_has_features,
 )
 from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32
@@ -156,8 +156,10 @@ class MutualInformationEstimator(
         activation checkpointing (:func:`~sk_mlcpc.blockwise.chunked_scores`): the
         ``n x n`` scores are stored, but the critic's hidden activations only for one
         chunk of pairs at a time, at the cost of a second forward pass. ``"auto"`` turns
-        it on when a training or evaluation batch holds 2,048 rows or more (1,024 for the
-        joint critic, whose activations are ``n^2`` rows of its hidden layers).
+        it on for separable critics from 2,048 rows per training batch, or when a
+        validation batch holds more than 4,096 rows (smaller ones are scored as one
+        matrix, which is faster); for the joint critic, whose activations are ``n^2``
+        rows of its hidden layers, from 1,024 rows per training or validation batch.
     .. shared-parameter:: precision
     .. shared-parameter:: compile
     warm_start : bool, default=False
@@ -408,8 +410,10 @@ class MutualInformationEstimator(
 
     def _resolve_blockwise(self) -> bool:
         if self.blockwise == "auto":
-            threshold = BLOCKWISE_FROM if self._separable_scores else _CHUNK_PAIRS_FROM
-            return max(self.batch_size_, self.validation_batch_size_) >= threshold
+            if self._separable_scores:
+                return auto_blockwise(self.batch_size_, self.validation_batch_size_)
+            # A joint critic runs its network on every pair, validation included.
+            return max(self.batch_size_, self.validation_batch_size_) >= _CHUNK_PAIRS_FROM
         return bool(self.blockwise)
 
     # Fitted attributes of its own that save() writes (see ContrastiveEstimator).

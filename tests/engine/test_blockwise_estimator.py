@@ -48,6 +48,11 @@ def test_auto_turns_on_from_2048_rows_per_batch():
         hidden_layer_sizes=(8,), max_epochs=1, batch_size=2048, random_state=0
     )
     assert large.fit(X, Y).blockwise_ is True
+    # Many held-out rows alone do not: 22,000 rows hold out a validation batch of 2,200.
+    X_many, Y_many, _ = make_correlated_gaussians(22_000, 2, mi=1.0, random_state=0)
+    many = MutualInformationEstimator(hidden_layer_sizes=(8,), max_epochs=1, random_state=0)
+    assert many.fit(X_many, Y_many).validation_batch_size_ == 2200
+    assert many.blockwise_ is False
     joint = MutualInformationEstimator(critic="concat", batch_size=2048, max_epochs=1)
     assert joint.set_params(hidden_layer_sizes=(4,)).fit(X[:300], Y[:300]).blockwise_ is False
 

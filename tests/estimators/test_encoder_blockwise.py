@@ -11,6 +11,7 @@ from sklearn.base import clone
 
 from sk_mlcpc import ContrastiveEncoder
 from sk_mlcpc._engine.encoder_net import RowDataset, ViewBatches, ViewPairModule
+from sk_mlcpc._engine.fitting import auto_blockwise
 from sk_mlcpc.blockwise import blockwise_bound, separable_parts
 from sk_mlcpc.bounds import BOUNDS, get_bound
 from sk_mlcpc.datasets import make_correlated_gaussians
@@ -135,9 +136,12 @@ def test_auto_turns_on_from_2048_rows_per_batch():
     assert ContrastiveEncoder(batch_size=2047, **tiny).fit(X).blockwise_ is False
     large = ContrastiveEncoder(batch_size=2048, **tiny).fit(X)
     assert large.batch_size_ == 2048 and large.blockwise_ is True and large.net_.blockwise
-    # A large evaluation batch is enough; an explicit bool overrides the batch size.
+    # An evaluation batch of up to 4,096 rows is scored as one matrix and does not switch
+    # training to tiles (only a larger one does); an explicit bool overrides the sizes.
     no_holdout = {**tiny, "validation_fraction": 0.0, "batch_size": 512}
-    assert ContrastiveEncoder(eval_batch_size=2048, **no_holdout).fit(X).blockwise_ is True
+    assert ContrastiveEncoder(eval_batch_size=2048, **no_holdout).fit(X).blockwise_ is False
+    assert auto_blockwise(512, 4097) and not auto_blockwise(512, 4096)
+    assert auto_blockwise(2048, 0) and not auto_blockwise(2047, 0)
     assert ContrastiveEncoder(batch_size=2048, blockwise=False, **tiny).fit(X).blockwise_ is False
     assert ContrastiveEncoder(blockwise=True, **no_holdout).fit(X).blockwise_ is True
 
