@@ -228,20 +228,22 @@ def evaluate_held_out(
     with _evaluation_mode(net, blockwise=blockwise):
         for batch in _batches(net, dataset, batch_size):
             scores = net.infer(batch)
-            values.append(_estimate(net, scores, alpha, score_ceiling))
+            ceiling = score_ceiling
+            if ceiling is not None and not isinstance(scores, tuple):
+                # Once per batch, in place (a fresh tensor), not once per sub-matrix.
+                scores, ceiling = scores.clamp_(max=ceiling), None
+            values.append(_estimate(net, scores, alpha, ceiling))
             device = scores[0].device if isinstance(scores, tuple) else scores.device
             rows = torch.arange(batch_size, device=device)
             if half >= 2:
                 half_values.extend(
-                    _estimate(net, _subset(scores, part), half_alpha, score_ceiling)
+                    _estimate(net, _subset(scores, part), half_alpha, ceiling)
                     for part in (rows[:half], rows[half : 2 * half])
                 )
             if n_groups >= 2:
                 group_of_row = rows % n_groups
                 replicates.extend(
-                    _estimate(
-                        net, _subset(scores, rows[group_of_row != group]), alpha, score_ceiling
-                    )
+                    _estimate(net, _subset(scores, rows[group_of_row != group]), alpha, ceiling)
                     for group in range(n_groups)
                 )
     if not values:
