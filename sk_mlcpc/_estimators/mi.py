@@ -375,11 +375,11 @@ class MutualInformationEstimator(
             hidden_layer_sizes=self._check_hidden_layer_sizes(),
             activation=self.activation,
         )
+        # Set on a fresh fit only; a resumed or loaded net gets the fitted buffers from
+        # its saved state instead.
+        rows = self.__dict__.pop("_baseline_rows", None)
         if self.baseline == "gaussian":
             critic = GaussianBaselineCritic(critic, self.n_features_in_, self.n_features_y_)
-            # Set on a fresh fit only; a resumed or loaded net gets the fitted buffers
-            # from its saved state instead.
-            rows = self.__dict__.pop("_baseline_rows", None)
             if rows is not None:
                 critic.fit_baseline(*rows)
         net_class, placement = ContrastiveNet, {"device": self.device_}
@@ -517,8 +517,8 @@ class MutualInformationEstimator(
                 self._check_process_multiples()
         train_set = PairedTensorDataset(x_all[split.train], y_all[split.train])
         valid_set = PairedTensorDataset(x_all[split.valid], y_all[split.valid])
-        if not warm:
-            # Read by the next _make_net of this fit (the baseline is fitted on them).
+        if not warm and self.baseline is not None:
+            # Popped by the next _make_net of this fit, which fits the baseline on them.
             self._baseline_rows = (train_set.x, train_set.y)
         return train_set, valid_set
 

@@ -160,3 +160,11 @@ def test_a_saved_model_with_the_baseline_loads_identically(weak_gaussians, tmp_p
     assert loaded.baseline == "gaussian"
     assert torch.equal(loaded.critic_.cross, estimator.critic_.cross)
     assert loaded.score(X[:300], Y[:300]) == estimator.score(X[:300], Y[:300])
+
+
+@pytest.mark.parametrize("baseline", ["gaussian", None])
+def test_a_fitted_estimator_keeps_no_reference_to_the_training_rows(weak_gaussians, baseline):
+    X, Y, _ = weak_gaussians
+    estimator = MutualInformationEstimator(baseline=baseline, max_epochs=1, random_state=0)
+    estimator.fit(X, Y)
+    assert "_baseline_rows" not in vars(estimator)
