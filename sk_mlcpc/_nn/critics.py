@@ -16,6 +16,7 @@ marginal_terms=True)`` adds them explicitly: ``g(x) . h(y) + a(x) + b(y)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Real
 
 import torch
 from torch import nn
@@ -279,6 +280,10 @@ class GaussianBaselineCritic(nn.Module):
         self, critic: nn.Module, x_features: int, y_features: int, shrinkage: float = 0.1
     ) -> None:
         super().__init__()
+        if isinstance(shrinkage, bool) or not isinstance(shrinkage, Real):
+            raise TypeError(f"shrinkage must be a real number, got {shrinkage!r}.")
+        if not 0.0 <= shrinkage <= 1.0:
+            raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage}.")
         self.critic = critic
         self.shrinkage = float(shrinkage)
         self.register_buffer("x_mean", torch.zeros(x_features))
@@ -290,8 +295,14 @@ class GaussianBaselineCritic(nn.Module):
         self.register_buffer("y_quadratic", torch.zeros(y_features, y_features))
         self.log_scale = nn.Parameter(torch.zeros(()))
         self.offset = nn.Parameter(torch.zeros(()))
-        y_side = getattr(critic, "y_encoder", None)
-        last_layer = _last_linear(critic.head if y_side is None else y_side)
+        y_side = getattr(critic, "y_encoder", getattr(critic, "head", None))
+        if not isinstance(y_side, nn.Module) or not callable(getattr(critic, "pointwise", None)):
+            raise TypeError(
+                "GaussianBaselineCritic wraps a critic with pointwise() and a y_encoder (or a "
+                "joint head), such as SeparableCritic or ConcatCritic; got "
+                f"{type(critic).__name__}."
+            )
+        last_layer = _last_linear(y_side)
         with torch.no_grad():
             last_layer.weight.zero_()
             if last_layer.bias is not None:
@@ -314,6 +325,16 @@ class GaussianBaselineCritic(nn.Module):
         x : torch.Tensor of shape (n, p)
         y : torch.Tensor of shape (n, q)
         """
+        expected = (len(self.x_mean), len(self.y_mean))
+        if x.ndim != 2 or y.ndim != 2 or (x.shape[1], y.shape[1]) != expected:
+            raise ValueError(
+                f"fit_baseline needs x and y with {expected[0]} and {expected[1]} columns, "
+                f"got shapes {tuple(x.shape)} and {tuple(y.shape)}."
+            )
+        if len(x) != len(y) or len(x) < 2:
+            raise ValueError(
+                f"fit_baseline needs at least 2 paired rows, got {len(x)} and {len(y)}."
+            )
         rows = torch.cat([x, y], dim=1).to("cpu", torch.float64)
         n_x = x.shape[1]
         mean = rows.mean(dim=0)

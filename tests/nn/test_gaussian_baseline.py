@@ -168,3 +168,24 @@ def test_a_fitted_estimator_keeps_no_reference_to_the_training_rows(weak_gaussia
     estimator = MutualInformationEstimator(baseline=baseline, max_epochs=1, random_state=0)
     estimator.fit(X, Y)
     assert "_baseline_rows" not in vars(estimator)
+
+
+@pytest.mark.parametrize(
+    ("shrinkage", "error"), [(-0.1, ValueError), (1.5, ValueError), ("0.1", TypeError)]
+)
+def test_an_impossible_shrinkage_is_refused(shrinkage, error):
+    with pytest.raises(error, match="shrinkage"):
+        _wrapped("separable", shrinkage=shrinkage)
+
+
+def test_a_critic_it_cannot_wrap_is_refused():
+    with pytest.raises(TypeError, match="GaussianBaselineCritic wraps"):
+        GaussianBaselineCritic(torch.nn.Linear(3, 2), 3, 2)
+
+
+def test_rows_of_the_wrong_shape_are_refused():
+    critic = _wrapped("separable")
+    with pytest.raises(ValueError, match="3 and 2 columns"):
+        critic.fit_baseline(torch.randn(10, 4), torch.randn(10, 2))
+    with pytest.raises(ValueError, match="at least 2 paired rows"):
+        critic.fit_baseline(torch.randn(10, 3), torch.randn(9, 2))
