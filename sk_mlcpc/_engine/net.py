@@ -25,6 +25,7 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import get_len, unpack_data
+from skorch.history import History
 from skorch.utils import TeeGenerator
 from torch import nn
 
@@ -365,16 +366,26 @@ class HostSyncFreeLoop:
         batches = self.history[-1]["batches"]
         # What stays fixed for a pass is looked up once, not once per batch: the callbacks
         # that implement each per-batch hook, and the modules' training modes.
-        self._pass_cache = _PassCache(self)
-        notify, record_batch = self.notify, self.history.record_batch
+        self._pass_cache = cache = _PassCache(self, batches)
+        notify = self.notify
+        record_batch = self.history.record_batch if cache.batches is None else None
         loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
         try:
             for batch in iterator:
                 notify("on_batch_begin", batch=batch, training=training)
                 step = step_fn(batch, **fit_params)
-                record_batch(loss_key, step["loss"].detach())
+                loss = step["loss"].detach()
+                if cache.host_losses:
+                    loss = loss.item()  # on the CPU a read costs nothing: no settling later
                 inputs = batch[0] if isinstance(batch, tuple | list) else batch
-                record_batch(size_key, _batch_len(inputs))
+                if record_batch is None:
+                    # History.record_batch copies the list of epochs to find the last one.
+                    record = batches[-1]
+                    record[loss_key] = loss
+                    record[size_key] = _batch_len(inputs)
+                else:
+                    record_batch(loss_key, loss)
+                    record_batch(size_key, _batch_len(inputs))
                 notify("on_batch_end", batch=batch, training=training, **step)
                 batch_count += 1
             for _, callback in self.callbacks_:
@@ -385,6 +396,14 @@ class HostSyncFreeLoop:
             self.__dict__.pop("_pass_cache", None)
             settle_batch_records(batches)
         self.history.record(prefix + "_batch_count", batch_count)
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        """skorch's: a new batch record, appended to the pass's list when it is cached."""
+        cache = self.__dict__.get("_pass_cache")
+        if cache is None or cache.batches is None:
+            return super().on_batch_begin(net, batch=batch, training=training, **kwargs)
+        cache.batches.append({})
+        return None
 
     def notify(self, method_name, **cb_kwargs):
         """skorch's ``notify``; during a pass, per-batch hooks skip the callbacks without one.
@@ -447,7 +466,14 @@ class _PassCache:
     one of them overrides ``train`` (then ``train`` is always called, as skorch does).
     """
 
-    def __init__(self, net) -> None:
+    def __init__(self, net, batches: list[dict] | None = None) -> None:
+        # This pass's batch records, written directly when the history is skorch's plain
+        # History (a distributed history keeps them elsewhere: None).
+        self.batches = batches if type(net.history) is History else None
+        # Losses are read as they come where a host read costs nothing (the guard then
+        # checks every step: the CPU), and left on an accelerator's queue.
+        self.host_losses = _default_check_every(_training_device(net)) == 1
+        self.device = _as_device(net.device)
         callbacks = [callback for _, callback in net.callbacks_]
         self.hooks = {
             name: [getattr(callback, name) for callback in callbacks if _implements(callback, name)]
@@ -460,6 +486,42 @@ class _PassCache:
                 submodules = list(module.modules())
                 plain = all(type(sub).train is nn.Module.train for sub in submodules)
                 self.modes.append((module, submodules if plain else None))
+
+
+def _as_device(device) -> torch.device | None:
+    """``device`` as skorch's ``to_device`` reads it: None leaves tensors where they are.
+
+    An index-free accelerator name (``"cuda"``) means the current device of that type.
+    """
+    if device is None:
+        return None
+    device = torch.device(device)
+    if device.type != "cpu" and device.index is None:
+        module = getattr(torch, device.type, None)
+        if module is not None and hasattr(module, "current_device"):
+            device = torch.device(device.type, module.current_device())
+    return device
+
+
+def _current_batches(net) -> list[dict]:
+    """The batch records of the epoch under way (``net.history[-1]["batches"]``).
+
+    During a pass, the list is the pass cache's: skorch's ``History`` finds its last
+    epoch by copying the list of all epochs, several times a step otherwise.
+    """
+    cache = net.__dict__.get("_pass_cache")
+    if cache is not None and cache.batches is not None:
+        return cache.batches
+    return net.history[-1]["batches"]
+
+
+def _read_values(values: list) -> list[float]:
+    """Floats for a list of floats and 0-d tensors, the tensors read in one transfer."""
+    tensors = [value for value in values if isinstance(value, torch.Tensor)]
+    if not tensors:
+        return [float(value) for value in values]
+    read = iter(torch.stack([tensor.detach().reshape(()).float() for tensor in tensors]).tolist())
+    return [next(read) if isinstance(value, torch.Tensor) else float(value) for value in values]
 
 
 def _early_stopping_decided(net) -> bool:
@@ -622,7 +684,8 @@ class DivergenceGuard(Callback):
         self._interval = self.check_every or _default_check_every(_training_device(net))
 
     def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
-        index = len(net.history[-1]["batches"]) - 1
+        cache = net.__dict__.get("_pass_cache")
+        index = len(_current_batches(net)) - 1
         self._record_scale(net, index)
         if getattr(net, "precision", "fp32") == "fp16":
             # The gradient scaler skips steps whose gradients overflow and lowers the
@@ -638,6 +701,8 @@ class DivergenceGuard(Callback):
         # step instead of ~0.8 ms on the default critic), summed: the sum is finite when
         # every norm is (an overflowing norm, or sum, counts as non-finite too).
         total = torch.stack(torch._foreach_norm(gradients)).sum()
+        if cache is not None and cache.host_losses:
+            total = total.item()  # free on the CPU, and saves stacking the flags later
         self._gradient_flags.append((index, total))
 
     def _record_scale(self, net, index: int) -> None:
@@ -668,7 +733,7 @@ class DivergenceGuard(Callback):
             # scale it left on the last batch, before the held-out pass runs on it.
             inputs = batch[0] if isinstance(batch, tuple | list) else batch
             measure(**inputs) if isinstance(inputs, dict) else measure(inputs)
-            self._record_scale(net, len(net.history[-1]["batches"]) - 1)
+            self._record_scale(net, len(_current_batches(net)) - 1)
         self._check(net, training)
 
     def on_epoch_end(self, net, **kwargs):
@@ -680,7 +745,7 @@ class DivergenceGuard(Callback):
 
     def _check(self, net, training: bool) -> None:
         self._steps_since_check = 0
-        batches = net.history[-1]["batches"]
+        batches = _current_batches(net)
         settle_batch_records(batches)
         bad_gradients, bad_scales = self._read_flags()
         key = "train_loss" if training else "valid_loss"
@@ -712,12 +777,12 @@ class DivergenceGuard(Callback):
         """
         flags, scales = self._gradient_flags, self._output_scales
         self._gradient_flags, self._output_scales = [], []
-        pending = [flag.float() for _, flag in flags] + [scale.float() for _, scale in scales]
+        pending = [flag for _, flag in flags] + [scale for _, scale in scales]
         if not pending:
             return set(), {}
         if scales:
-            pending.append(self._reference_scale.float())
-        values = torch.stack(pending).tolist()  # all on the training device: one read
+            pending.append(self._reference_scale)
+        values = _read_values(pending)
         norms, measured = values[: len(flags)], values[len(flags) :]
         bad_gradients = {
             index for (index, _), norm in zip(flags, norms, strict=True) if not math.isfinite(norm)
@@ -930,7 +995,20 @@ class ContrastiveNet(HostSyncFreeLoop, NeuralNet):
             if self.chunk_pairs and isinstance(x, dict) and not fit_params:
                 rows = max(1, PAIRS_PER_CHUNK // len(x["y"]))
                 return chunked_scores(self.module_, x["x"], x["y"], chunk_size=rows)
+            if type(x) is dict and not fit_params and self._on_device(x):
+                # skorch's infer would convert and move each tensor (to_tensor), a no-op
+                # for the package's batches, which are sliced on the training device.
+                return self.module_(**x)
             return super().infer(x, **fit_params)
+
+    def _on_device(self, inputs: dict) -> bool:
+        """Whether ``inputs`` are tensors on ``self.device`` (where skorch would move them)."""
+        cache = self.__dict__.get("_pass_cache")
+        device = cache.device if cache is not None else _as_device(self.device)
+        return all(
+            isinstance(value, torch.Tensor) and (device is None or value.device == device)
+            for value in inputs.values()
+        )
 
     def train_step_single(self, batch, **fit_params):
         if self.precision != "fp16":
