@@ -38,12 +38,14 @@ import argparse
 import copy
 import math
 import statistics
+import threading
 import time
 import warnings
 
 import numpy as np
 import torch
 from sklearn.preprocessing import QuantileTransformer
+from skorch.callbacks import Callback
 
 from sk_mlcpc import MutualInformationEstimator
 from sk_mlcpc._engine.evaluation import JACKKNIFE_GROUPS, auto_eval_batch_size
@@ -54,12 +56,14 @@ from sk_mlcpc._engine.net import (
     MutualInformationLog,
     PairedTensorDataset,
 )
+from sk_mlcpc._estimators.mi import _CEILING_QUANTILE
 from sk_mlcpc.bounds import ml_cpc, resolve_alpha
 from sk_mlcpc.critics import GaussianBaselineCritic, make_critic
 from sk_mlcpc.datasets import make_correlated_gaussians
 
 BATCH_SIZE = 128
 LEARNING_RATE = 5e-4
+CEILING_QUANTILE = _CEILING_QUANTILE  # the estimator's score_ceiling_ percentile
 
 
 def bare_loop(critic, x, y, *, epochs, alpha, validate=None):
@@ -83,7 +87,25 @@ def bare_loop(critic, x, y, *, epochs, alpha, validate=None):
     return losses
 
 
-def engine_loop(critic, x, y, *, epochs, alpha):
+class EpochEnd(Callback):
+    """Calls ``function()`` at the end of every epoch (the lock-step's switch point).
+
+    Deep copies are the instance itself: the estimators copy the callbacks they are given,
+    and the copy must reach the same alternation.
+    """
+
+    def __init__(self, function=None):
+        self.function = function
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.function is not None:
+            self.function()
+
+
+def engine_loop(critic, x, y, *, epochs, alpha, epoch_end=None):
     """The same steps through the engine, with the estimators' training callbacks."""
     net = ContrastiveNet(
         critic,
@@ -98,6 +120,7 @@ def engine_loop(critic, x, y, *, epochs, alpha):
         callbacks=[
             ("divergence_guard", DivergenceGuard()),
             ("mutual_information", MutualInformationLog()),
+            ("epoch_end", EpochEnd(epoch_end)),
         ],
         verbose=0,
     )
@@ -111,13 +134,25 @@ def _held_out_bound(critic, x, y, batch_size, alpha):
     return ml_cpc(critic(x[order], y[order]), alpha=alpha)
 
 
-def _final_evaluation(critic, x, y, batch_size):
-    """The bound on the test rows, its two halves and the 20 jackknife subsets."""
+def _score_ceiling(critic, x, y):
+    """The 99.9th percentile of the training positives' scores (``score_ceiling_``)."""
+    positives = torch.cat(
+        [
+            critic.pointwise(x[start : start + 8192], y[start : start + 8192])
+            for start in range(0, len(x), 8192)
+        ]
+    )
+    return float(np.quantile(positives.double().numpy(), CEILING_QUANTILE))
+
+
+def _final_evaluation(critic, x, y, batch_size, ceiling):
+    """The bound on the test rows (scores clamped at ``ceiling``), its two halves and the
+    20 jackknife subsets."""
     alpha = resolve_alpha("auto", "ml_cpc", batch_size)
     half = batch_size // 2
     half_alpha = resolve_alpha("auto", "ml_cpc", half)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:batch_size]
-    scores = critic(x[order], y[order])
+    scores = critic(x[order], y[order]).clamp_(max=ceiling)
     value = float(ml_cpc(scores, alpha=alpha))
     rows = torch.arange(batch_size)
     halves = [rows[:half], rows[half : 2 * half]]
@@ -139,8 +174,11 @@ def _final_evaluation(critic, x, y, batch_size):
     return value, half_value, math.sqrt(variance)
 
 
-def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2):
-    """The estimator's work by hand: split, preprocess, train, validate, evaluate."""
+def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2, epoch_end=None):
+    """The estimator's work by hand: split, preprocess, train, validate, evaluate.
+
+    ``epoch_end()`` is called after each epoch's held-out pass.
+    """
     n = len(X)
     n_valid = math.ceil(validation_fraction * n)
     n_test = math.ceil(test_fraction * n)
@@ -163,6 +201,8 @@ def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2
             valid_mi.append(
                 float(_held_out_bound(critic, x[valid], y[valid], valid_batch, valid_alpha))
             )
+        if epoch_end is not None:
+            epoch_end()
 
     if isinstance(critic, GaussianBaselineCritic):
         critic.fit_baseline(x[train], y[train])
@@ -176,12 +216,13 @@ def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2
     )
     critic.eval()
     with torch.no_grad():
+        ceiling = _score_ceiling(critic, x[train], y[train])
         return _final_evaluation(
-            critic, x[test], y[test], auto_eval_batch_size(n_test, joint=False)
+            critic, x[test], y[test], auto_eval_batch_size(n_test, joint=False), ceiling
         )
 
 
-def estimator_fit(critic_name, baseline, X, Y, *, epochs):
+def estimator_fit(critic_name, baseline, X, Y, *, epochs, epoch_end=None):
     """The whole estimator: preprocessing, split, training, validation, evaluation."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "still improving": expected after few epochs
@@ -192,6 +233,7 @@ def estimator_fit(critic_name, baseline, X, Y, *, epochs):
             max_epochs=epochs,
             early_stopping=False,
             random_state=0,
+            callbacks=None if epoch_end is None else [("epoch_end", EpochEnd(epoch_end))],
         ).fit(X, Y)
 
 
@@ -205,6 +247,78 @@ def default_critic(critic_name, baseline, x=None, y=None):
     return critic
 
 
+class LockStep:
+    """Runs two workloads in two threads, one at a time, handing over at every epoch's end.
+
+    Each workload's time is the sum of its own turns (from being handed the turn to
+    handing it back), so both are timed in the same stretches of the machine's speed,
+    a fraction of a second apart. Once one workload has finished, the other runs on
+    alone.
+    """
+
+    def __init__(self, names):
+        self.names = list(names)
+        self.elapsed = dict.fromkeys(self.names, 0.0)
+        self._condition = threading.Condition()
+        self._turn = self.names[0]
+        self._running = set(self.names)
+        self._since = 0.0
+
+    def _wait_for_turn(self, name):
+        while self._turn != name:
+            self._condition.wait()
+        self._since = time.perf_counter()
+
+    def _hand_over(self, name):
+        self.elapsed[name] += time.perf_counter() - self._since
+        others = [other for other in self.names if other != name and other in self._running]
+        if others:
+            self._turn = others[0]
+            self._condition.notify_all()
+
+    def switch(self, name):
+        """Called by workload ``name`` at the end of an epoch."""
+        with self._condition:
+            self._hand_over(name)
+            self._wait_for_turn(name)
+
+    def run(self, workloads):
+        """Run ``{name: function(switch)}``; the first name in ``names`` starts."""
+        errors = []
+
+        def worker(name, function):
+            with self._condition:
+                self._wait_for_turn(name)
+            try:
+                function(lambda: self.switch(name))
+            except BaseException as error:  # reported by the main thread
+                errors.append(error)
+            finally:
+                with self._condition:
+                    self._running.discard(name)
+                    self._hand_over(name)
+
+        threads = [
+            threading.Thread(target=worker, args=(name, workloads[name])) for name in self.names
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return self.elapsed
+
+
+def _summary(name, times, reference, steps):
+    ratios = [value / base for value, base in zip(times, reference, strict=True)]
+    return (
+        f"{name:<32} {1000 * statistics.median(times) / steps:7.3f} ms/step   "
+        f"ratio {statistics.median(ratios):5.3f}   "
+        f"[{min(ratios):5.3f}, {max(ratios):5.3f}]"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--critic", default="separable_additive")
@@ -213,6 +327,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--n-samples", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="time each row as a whole, one after the other (the method before lock-step)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -230,46 +349,52 @@ def main() -> None:
     X_full, Y_full, _ = make_correlated_gaussians(
         round(args.n_samples / 0.7), 20, mi=6.0, random_state=0
     )
-    rows = {
-        "bare PyTorch loop": lambda: bare_loop(
-            copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha
-        ),
-        "skorch engine (ContrastiveNet)": lambda: engine_loop(
-            copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha
-        ),
-        "bare whole fit": lambda: bare_fit(
-            copy.deepcopy(fit_template), X_full, Y_full, epochs=args.epochs
-        ),
-        "MutualInformationEstimator.fit": lambda: estimator_fit(
-            args.critic, baseline, X_full, Y_full, epochs=args.epochs
-        ),
-    }
-    reference = {
-        "bare PyTorch loop": "bare PyTorch loop",
-        "skorch engine (ContrastiveNet)": "bare PyTorch loop",
-        "bare whole fit": "bare whole fit",
-        "MutualInformationEstimator.fit": "bare whole fit",
-    }
-    timings: dict[str, list[float]] = {name: [] for name in rows}
-    names = list(rows)
-    for repeat in range(args.repeats):
-        for name in names if repeat % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
-            rows[name]()
-            timings[name].append(time.perf_counter() - start)
+    # Each pair: the reference first, then what is compared with it. A workload takes
+    # the function to call at each epoch's end.
+    pairs = [
+        {
+            "bare PyTorch loop": lambda switch: bare_loop(
+                copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha, validate=switch
+            ),
+            "skorch engine (ContrastiveNet)": lambda switch: engine_loop(
+                copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha, epoch_end=switch
+            ),
+        },
+        {
+            "bare whole fit": lambda switch: bare_fit(
+                copy.deepcopy(fit_template), X_full, Y_full, epochs=args.epochs, epoch_end=switch
+            ),
+            "MutualInformationEstimator.fit": lambda switch: estimator_fit(
+                args.critic, baseline, X_full, Y_full, epochs=args.epochs, epoch_end=switch
+            ),
+        },
+    ]
+    method = "sequential" if args.sequential else "lock-step by epoch"
     print(
         f"critic={args.critic}, baseline={args.baseline}, {steps} steps of batch {BATCH_SIZE}, "
-        f"{torch.get_num_threads()} threads, median of {args.repeats}"
+        f"{torch.get_num_threads()} threads, {method}, median of {args.repeats} "
+        "[range of the ratio over repeats]"
     )
-    # The ratio is the median of the ratios within each repeat: the machine's speed drifts
-    # between repeats, less within one.
-    for name, values in timings.items():
-        base = reference[name]
-        ratio = statistics.median(v / b for v, b in zip(values, timings[base], strict=True))
-        print(
-            f"{name:<32} {1000 * statistics.median(values) / steps:7.3f} ms/step   "
-            f"ratio {ratio:5.3f}   (to {base})"
-        )
+    for workloads in pairs:
+        names = list(workloads)
+        timings: dict[str, list[float]] = {name: [] for name in names}
+        for repeat in range(-1, args.repeats):  # repeat -1 warms up, and is not counted
+            order = names if repeat % 2 == 0 else names[::-1]  # who starts alternates
+            if args.sequential:
+                for name in order:
+                    start = time.perf_counter()
+                    workloads[name](lambda: None)
+                    if repeat >= 0:
+                        timings[name].append(time.perf_counter() - start)
+            else:
+                elapsed = LockStep(order).run(workloads)
+                for name in names:
+                    if repeat >= 0:
+                        timings[name].append(elapsed[name])
+        reference = timings[names[0]]
+        for name in names:
+            print(_summary(name, timings[name], reference, steps))
+    # ratio: the median over repeats of (time of the row) / (time of the pair's first row)
 
 
 if __name__ == "__main__":
