@@ -58,6 +58,10 @@ __all__ = [
 #: rows of its hidden layers (1 GiB for hidden layers of 1,024 floats in all).
 PAIRS_PER_CHUNK = 1 << 18
 
+#: Optimisers whose ``step`` does not call a closure: :meth:`ContrastiveNet.train_step`
+#: computes the gradients before calling it instead of passing skorch's closure.
+_CLOSURE_FREE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+
 #: ``precision`` names accepted by :class:`ContrastiveNet` and the estimators.
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -746,6 +750,8 @@ class DivergenceGuard(Callback):
     def _check(self, net, training: bool) -> None:
         self._steps_since_check = 0
         batches = _current_batches(net)
+        if self._one_good_step(batches, training):
+            return
         settle_batch_records(batches)
         bad_gradients, bad_scales = self._read_flags()
         key = "train_loss" if training else "valid_loss"
@@ -769,6 +775,29 @@ class DivergenceGuard(Callback):
                 self._restore(net, reason, first_bad=index, position=position)
                 break
         self._first_unchecked = len(batches)
+
+    def _one_good_step(self, batches: list[dict], training: bool) -> bool:
+        """Whether the only unchecked step is fine, read without any tensor (the CPU).
+
+        The common case of a check after every step: one new record, its loss and its
+        gradient flag already floats, no output scale pending. Then it is checked here
+        and marked checked; anything else (a problem included) takes the full path.
+        """
+        flags = self._gradient_flags
+        if self._output_scales or len(batches) != self._first_unchecked + 1 or len(flags) > 1:
+            return False
+        loss = batches[-1].get("train_loss" if training else "valid_loss")
+        if loss is not None and not (
+            type(loss) is float and math.isfinite(loss) and loss <= self.max_loss
+        ):
+            return False  # a tensor to settle, or a bad loss
+        if flags:
+            index, flag = flags[0]
+            if index != len(batches) - 1 or not (type(flag) is float and math.isfinite(flag)):
+                return False
+        self._gradient_flags = []
+        self._first_unchecked = len(batches)
+        return True
 
     def _read_flags(self) -> tuple[set[int], dict[int, str]]:
         """The batches with non-finite gradients, and those whose output grew too much.
@@ -1026,9 +1055,28 @@ class ContrastiveNet(HostSyncFreeLoop, NeuralNet):
         The scaler multiplies the loss before ``backward``, unscales the gradients before
         the callbacks see them (so gradient checks and clipping see true values), and
         skips a step whose scaled gradients overflowed, lowering the scale.
+
+        With one optimiser whose ``step`` needs no closure (Adam, AdamW, SGD), the step is
+        skorch's without the closure: zero the gradients, compute the loss and its
+        gradients (with gradients enabled, as the optimiser's closure call would),
+        notify ``on_grad_computed``, step. Others (LBFGS re-evaluates the loss) take
+        skorch's path.
         """
         if self.precision != "fp16":
-            return super().train_step(batch, **fit_params)
+            optimizer = self.__dict__.get("optimizer_")
+            if self._optimizers != ["optimizer"] or type(optimizer) not in _CLOSURE_FREE:
+                return super().train_step(batch, **fit_params)
+            optimizer.zero_grad()
+            with torch.enable_grad():
+                step = self.train_step_single(batch, **fit_params)
+            self.notify(
+                "on_grad_computed",
+                named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                batch=batch,
+                training=True,
+            )
+            optimizer.step()
+            return step
         self._zero_grad_optimizer()
         step = self.train_step_single(batch, **fit_params)
         self.grad_scaler_.unscale_(self.optimizer_)

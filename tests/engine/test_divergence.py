@@ -9,6 +9,7 @@ from skorch.callbacks import Callback
 
 import sk_mlcpc._engine.net as engine
 from sk_mlcpc import ContrastiveEncoder, DivergenceError, MutualInformationEstimator
+from sk_mlcpc.critics import make_critic
 from sk_mlcpc.datasets import make_correlated_gaussians
 
 
@@ -193,3 +194,40 @@ class _Interval(Callback):
 def test_check_every_is_validated():
     with pytest.raises(ValueError, match="check_every must be a positive integer"):
         engine.DivergenceGuard(check_every=0).initialize()
+
+
+class LossAtStep(engine.BoundLoss):
+    """The bound's loss, replaced by ``value`` (with zero, finite gradients) at training
+    step ``at_step``."""
+
+    value = math.nan
+    at_step = 3
+
+    def forward(self, scores, training=True):
+        loss = super().forward(scores, training=training)
+        if training:
+            self.steps_ = getattr(self, "steps_", 0) + 1
+            if self.steps_ == self.at_step + 1:
+                return loss * 0.0 + self.value
+        return loss
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 2e4])
+def test_every_bad_loss_is_caught_at_its_step_when_checking_every_step(value):
+    # On the CPU the guard reads each step's loss and gradient flag as floats and checks
+    # them at once (its fast path); a bad value must take the full path and raise there.
+    LossAtStep.value = value
+    x = torch.randn(256, 2)
+    net = engine.ContrastiveNet(
+        make_critic("separable", 2, 2, hidden_layer_sizes=(8,)),
+        criterion=LossAtStep,
+        criterion__objective="ml_cpc",
+        optimizer=torch.optim.Adam,
+        max_epochs=2,
+        batch_size=32,
+        train_split=None,
+        callbacks=[("guard", engine.DivergenceGuard())],
+        verbose=0,
+    )
+    with pytest.raises(DivergenceError, match=f"a train loss of {value} at training batch 4 "):
+        net.fit(engine.PairedTensorDataset(x, x + torch.randn(256, 2)), None)

@@ -123,7 +123,9 @@ def test_modes_are_reset_before_each_step_as_skorch_does():
 
 
 class UncachedNet(ContrastiveNet):
-    """The loop with skorch's own ``notify`` and ``_set_training``, for comparison."""
+    """The loop with skorch's own per-step methods, for comparison: ``notify``,
+    ``_set_training``, ``on_batch_begin`` (History's records), ``infer`` (``to_tensor``)
+    and ``train_step`` (the optimiser's closure)."""
 
     def notify(self, method_name, **cb_kwargs):
         return NeuralNet.notify(self, method_name, **cb_kwargs)
@@ -131,18 +133,112 @@ class UncachedNet(ContrastiveNet):
     def _set_training(self, training=True):
         return NeuralNet._set_training(self, training)
 
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        return NeuralNet.on_batch_begin(self, net, batch=batch, training=training, **kwargs)
 
-def test_same_losses_as_with_skorchs_own_hooks():
+    def infer(self, x, **fit_params):
+        return NeuralNet.infer(self, x, **fit_params)
+
+    def train_step(self, batch, **fit_params):
+        return NeuralNet.train_step(self, batch, **fit_params)
+
+
+def _losses(net):
+    return [
+        batch.get("train_loss", batch.get("valid_loss"))
+        for row in net.history
+        for batch in row["batches"]
+    ]
+
+
+def test_same_losses_and_weights_as_with_skorchs_own_step():
     module = ModeRecordingCritic()
     fast = _net(copy.deepcopy(module), [("guard", DivergenceGuard())])
     plain = _net(copy.deepcopy(module), [("guard", DivergenceGuard())], net_class=UncachedNet)
+    assert _losses(fast) == _losses(plain)
+    assert all(isinstance(loss, float) for loss in _losses(fast))
+    assert [row["batches"] for row in fast.history] == [row["batches"] for row in plain.history]
+    for (name, mine), (_, theirs) in zip(
+        fast.module_.state_dict().items(), plain.module_.state_dict().items(), strict=True
+    ):
+        assert torch.equal(mine, theirs), name
+    assert (
+        fast.optimizer_.state_dict()["state"].keys()
+        == plain.optimizer_.state_dict()["state"].keys()
+    )
 
-    def losses(net):
-        return [
-            batch.get("train_loss", batch.get("valid_loss"))
-            for row in net.history
-            for batch in row["batches"]
-        ]
 
-    assert losses(fast) == losses(plain)
-    assert all(isinstance(loss, float) for loss in losses(fast))
+class ClosureCountingAdam(torch.optim.Adam):
+    """Adam counting the closures it is given (a subclass: skorch's path, as for LBFGS)."""
+
+    closures = 0
+
+    def step(self, closure=None):
+        if closure is not None:
+            type(self).closures += 1
+        return super().step(closure)
+
+
+def test_optimisers_that_may_need_the_closure_still_get_it():
+    module = ModeRecordingCritic()
+    torch.manual_seed(0)
+    x, y = torch.randn(N_ROWS, 2), torch.randn(N_ROWS, 2)
+
+    def fit(optimizer):
+        return ContrastiveNet(
+            copy.deepcopy(module),
+            criterion=BoundLoss,
+            criterion__objective="ml_cpc",
+            optimizer=optimizer,
+            max_epochs=EPOCHS,
+            batch_size=BATCH,
+            train_split=None,
+            verbose=0,
+        ).fit(PairedTensorDataset(x, y), None)
+
+    ClosureCountingAdam.closures = 0
+    through_closure = fit(ClosureCountingAdam)
+    assert ClosureCountingAdam.closures == STEPS
+    assert _losses(through_closure) == _losses(fit(torch.optim.Adam))
+
+
+def test_lbfgs_trains_through_skorchs_closure():
+    torch.manual_seed(0)
+    x = torch.randn(N_ROWS, 2)
+    y = x + 0.1 * torch.randn(N_ROWS, 2)
+    net = ContrastiveNet(
+        make_critic("separable_additive", 2, 2, hidden_layer_sizes=(8,)),
+        criterion=BoundLoss,
+        criterion__objective="ml_cpc",
+        optimizer=torch.optim.LBFGS,
+        optimizer__max_iter=4,
+        lr=0.1,
+        max_epochs=3,
+        batch_size=N_ROWS,
+        train_split=None,
+        verbose=0,
+    ).fit(PairedTensorDataset(x, y), None)
+    losses = [row["train_loss"] for row in net.history]
+    assert losses[-1] < losses[0]  # LBFGS re-evaluates the loss: only the closure allows it
+
+
+def test_only_batches_on_the_nets_device_skip_skorchs_conversion(monkeypatch):
+    import skorch.net
+
+    net = _net(ModeRecordingCritic(), [], valid=False)
+    converted = []
+    original = skorch.net.to_tensor
+    monkeypatch.setattr(
+        skorch.net,
+        "to_tensor",
+        lambda x, device, **kw: converted.append(device) or original(x, device, **kw),
+    )
+    batch = {"x": torch.randn(4, 2), "y": torch.randn(4, 2)}
+    net.infer(batch)
+    assert converted == []  # on the net's device already: used as they are
+    net.infer({"x": batch["x"].numpy(), "y": batch["y"]})
+    assert converted == ["cpu"]  # an array: skorch converts it
+    net.device = "meta"  # a device the tensors are not on: skorch moves them
+    assert not net._on_device(batch)
+    net.device = None  # None: skorch leaves tensors where they are
+    assert net._on_device(batch)
