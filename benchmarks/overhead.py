@@ -66,8 +66,9 @@ LEARNING_RATE = 5e-4
 CEILING_QUANTILE = _CEILING_QUANTILE  # the estimator's score_ceiling_ percentile
 
 
-def bare_loop(critic, x, y, *, epochs, alpha, validate=None):
-    """Adam on shuffled slices of ``x``, ``y``; ``validate()`` after every epoch."""
+def bare_loop(critic, x, y, *, epochs, alpha, validate=None, after_step=None):
+    """Adam on shuffled slices of ``x``, ``y``; ``after_step()`` after every step and
+    ``validate()`` after every epoch."""
     optimizer = torch.optim.Adam(critic.parameters(), lr=LEARNING_RATE)
     generator = torch.Generator().manual_seed(0)
     n_batches = len(x) // BATCH_SIZE
@@ -82,30 +83,64 @@ def bare_loop(critic, x, y, *, epochs, alpha, validate=None):
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
+            if after_step is not None:
+                after_step()
         if validate is not None:
             validate()
     return losses
 
 
-class EpochEnd(Callback):
-    """Calls ``function()`` at the end of every epoch (the lock-step's switch point).
+class Turns:
+    """Where a workload hands the turn over in lock-step timing: after every ``every``
+    training steps, or (``every=0``) at each epoch's end."""
+
+    def __init__(self, switch=lambda: None, every=0):
+        self.switch = switch
+        self.every = every
+        self.steps = 0
+
+    def after_step(self):
+        if self.every:
+            self.steps += 1
+            if self.steps % self.every == 0:
+                self.switch()
+
+    def after_epoch(self):
+        if not self.every:
+            self.switch()
+
+
+class HandOver(Callback):
+    """Tells ``turns`` about each epoch's end (an engine's side of :class:`Turns`).
 
     Deep copies are the instance itself: the estimators copy the callbacks they are given,
-    and the copy must reach the same alternation.
+    and the copy must reach the same turns.
     """
 
-    def __init__(self, function=None):
-        self.function = function
+    def __init__(self, turns=None):
+        self.turns = turns
 
     def __deepcopy__(self, memo):
         return self
 
     def on_epoch_end(self, net, **kwargs):
-        if self.function is not None:
-            self.function()
+        self.turns.after_epoch()
 
 
-def engine_loop(critic, x, y, *, epochs, alpha, epoch_end=None):
+class HandOverBySteps(HandOver):
+    """:class:`HandOver` that also counts training steps (one more call a step)."""
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.turns.after_step()
+
+
+def hand_over(turns):
+    """The callback for ``turns``: per-step hooks only when the turns need them."""
+    return HandOverBySteps(turns) if turns.every else HandOver(turns)
+
+
+def engine_loop(critic, x, y, *, epochs, alpha, turns=None):
     """The same steps through the engine, with the estimators' training callbacks."""
     net = ContrastiveNet(
         critic,
@@ -120,7 +155,7 @@ def engine_loop(critic, x, y, *, epochs, alpha, epoch_end=None):
         callbacks=[
             ("divergence_guard", DivergenceGuard()),
             ("mutual_information", MutualInformationLog()),
-            ("epoch_end", EpochEnd(epoch_end)),
+            ("hand_over", hand_over(turns or Turns())),
         ],
         verbose=0,
     )
@@ -174,11 +209,13 @@ def _final_evaluation(critic, x, y, batch_size, ceiling):
     return value, half_value, math.sqrt(variance)
 
 
-def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2, epoch_end=None):
+def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2, turns=None):
     """The estimator's work by hand: split, preprocess, train, validate, evaluate.
 
-    ``epoch_end()`` is called after each epoch's held-out pass.
+    ``turns`` (:class:`Turns`) is told of each training step and of each epoch's end
+    (after its held-out pass).
     """
+    turns = turns or Turns()
     n = len(X)
     n_valid = math.ceil(validation_fraction * n)
     n_test = math.ceil(test_fraction * n)
@@ -201,8 +238,7 @@ def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2
             valid_mi.append(
                 float(_held_out_bound(critic, x[valid], y[valid], valid_batch, valid_alpha))
             )
-        if epoch_end is not None:
-            epoch_end()
+        turns.after_epoch()
 
     if isinstance(critic, GaussianBaselineCritic):
         critic.fit_baseline(x[train], y[train])
@@ -213,6 +249,7 @@ def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2
         epochs=epochs,
         alpha=resolve_alpha("auto", "ml_cpc", BATCH_SIZE),
         validate=validate,
+        after_step=turns.after_step,
     )
     critic.eval()
     with torch.no_grad():
@@ -222,7 +259,7 @@ def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2
         )
 
 
-def estimator_fit(critic_name, baseline, X, Y, *, epochs, epoch_end=None):
+def estimator_fit(critic_name, baseline, X, Y, *, epochs, turns=None):
     """The whole estimator: preprocessing, split, training, validation, evaluation."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "still improving": expected after few epochs
@@ -233,7 +270,7 @@ def estimator_fit(critic_name, baseline, X, Y, *, epochs, epoch_end=None):
             max_epochs=epochs,
             early_stopping=False,
             random_state=0,
-            callbacks=None if epoch_end is None else [("epoch_end", EpochEnd(epoch_end))],
+            callbacks=None if turns is None else [("hand_over", hand_over(turns))],
         ).fit(X, Y)
 
 
@@ -248,7 +285,7 @@ def default_critic(critic_name, baseline, x=None, y=None):
 
 
 class LockStep:
-    """Runs two workloads in two threads, one at a time, handing over at every epoch's end.
+    """Runs two workloads in two threads, one at a time, handing over between them.
 
     Each workload's time is the sum of its own turns (from being handed the turn to
     handing it back), so both are timed in the same stretches of the machine's speed,
@@ -282,15 +319,16 @@ class LockStep:
             self._hand_over(name)
             self._wait_for_turn(name)
 
-    def run(self, workloads):
-        """Run ``{name: function(switch)}``; the first name in ``names`` starts."""
+    def run(self, workloads, every=0):
+        """Run ``{name: function(turns)}``, handing over every ``every`` training steps
+        (``0``: at each epoch's end); the first name in ``names`` starts."""
         errors = []
 
         def worker(name, function):
             with self._condition:
                 self._wait_for_turn(name)
             try:
-                function(lambda: self.switch(name))
+                function(Turns(lambda: self.switch(name), every))
             except BaseException as error:  # reported by the main thread
                 errors.append(error)
             finally:
@@ -328,6 +366,18 @@ def main() -> None:
     parser.add_argument("--n-samples", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--pairs",
+        choices=["both", "engine", "fit"],
+        default="both",
+        help="the engine against the bare loop, the whole fit against the bare fit, or both",
+    )
+    parser.add_argument(
+        "--switch-every",
+        type=int,
+        default=8,
+        help="training steps between hand-overs in lock-step timing (0: each epoch's end)",
+    )
+    parser.add_argument(
         "--sequential",
         action="store_true",
         help="time each row as a whole, one after the other (the method before lock-step)",
@@ -350,26 +400,39 @@ def main() -> None:
         round(args.n_samples / 0.7), 20, mi=6.0, random_state=0
     )
     # Each pair: the reference first, then what is compared with it. A workload takes
-    # the function to call at each epoch's end.
+    # the Turns to tell of its steps and epochs.
     pairs = [
         {
-            "bare PyTorch loop": lambda switch: bare_loop(
-                copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha, validate=switch
+            "bare PyTorch loop": lambda turns: bare_loop(
+                copy.deepcopy(template),
+                x,
+                y,
+                epochs=args.epochs,
+                alpha=alpha,
+                validate=turns.after_epoch,
+                after_step=turns.after_step,
             ),
-            "skorch engine (ContrastiveNet)": lambda switch: engine_loop(
-                copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha, epoch_end=switch
+            "skorch engine (ContrastiveNet)": lambda turns: engine_loop(
+                copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha, turns=turns
             ),
         },
         {
-            "bare whole fit": lambda switch: bare_fit(
-                copy.deepcopy(fit_template), X_full, Y_full, epochs=args.epochs, epoch_end=switch
+            "bare whole fit": lambda turns: bare_fit(
+                copy.deepcopy(fit_template), X_full, Y_full, epochs=args.epochs, turns=turns
             ),
-            "MutualInformationEstimator.fit": lambda switch: estimator_fit(
-                args.critic, baseline, X_full, Y_full, epochs=args.epochs, epoch_end=switch
+            "MutualInformationEstimator.fit": lambda turns: estimator_fit(
+                args.critic, baseline, X_full, Y_full, epochs=args.epochs, turns=turns
             ),
         },
     ]
-    method = "sequential" if args.sequential else "lock-step by epoch"
+    pairs = {"both": pairs, "engine": pairs[:1], "fit": pairs[1:]}[args.pairs]
+    method = (
+        "sequential"
+        if args.sequential
+        else f"lock-step every {args.switch_every} steps"
+        if args.switch_every
+        else "lock-step by epoch"
+    )
     print(
         f"critic={args.critic}, baseline={args.baseline}, {steps} steps of batch {BATCH_SIZE}, "
         f"{torch.get_num_threads()} threads, {method}, median of {args.repeats} "
@@ -383,11 +446,11 @@ def main() -> None:
             if args.sequential:
                 for name in order:
                     start = time.perf_counter()
-                    workloads[name](lambda: None)
+                    workloads[name](Turns())
                     if repeat >= 0:
                         timings[name].append(time.perf_counter() - start)
             else:
-                elapsed = LockStep(order).run(workloads)
+                elapsed = LockStep(order).run(workloads, every=args.switch_every)
                 for name in names:
                     if repeat >= 0:
                         timings[name].append(elapsed[name])
