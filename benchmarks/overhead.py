@@ -36,7 +36,9 @@ the ratios within each repeat. Run::
 
 import argparse
 import copy
+import gc
 import math
+import os
 import statistics
 import threading
 import time
@@ -66,9 +68,11 @@ LEARNING_RATE = 5e-4
 CEILING_QUANTILE = _CEILING_QUANTILE  # the estimator's score_ceiling_ percentile
 
 
-def bare_loop(critic, x, y, *, epochs, alpha, validate=None, after_step=None):
-    """Adam on shuffled slices of ``x``, ``y``; ``after_step()`` after every step and
-    ``validate()`` after every epoch."""
+def bare_loop(critic, x, y, *, epochs, alpha, validate=None, after_step=None, boundary=None):
+    """Adam on shuffled slices of ``x``, ``y``; ``after_step()`` after every step,
+    ``validate()`` after every epoch, ``boundary()`` before the first and after the last."""
+    if boundary is not None:
+        boundary()
     optimizer = torch.optim.Adam(critic.parameters(), lr=LEARNING_RATE)
     generator = torch.Generator().manual_seed(0)
     n_batches = len(x) // BATCH_SIZE
@@ -87,6 +91,8 @@ def bare_loop(critic, x, y, *, epochs, alpha, validate=None, after_step=None):
                 after_step()
         if validate is not None:
             validate()
+    if boundary is not None:
+        boundary()
     return losses
 
 
@@ -109,6 +115,11 @@ class Turns:
         if not self.every:
             self.switch()
 
+    def boundary(self):
+        """Training starts or ends: hand over, so that the set-up (preprocessing) and the
+        final evaluation of the two workloads run next to each other in time."""
+        self.switch()
+
 
 class HandOver(Callback):
     """Tells ``turns`` about each epoch's end (an engine's side of :class:`Turns`).
@@ -123,8 +134,14 @@ class HandOver(Callback):
     def __deepcopy__(self, memo):
         return self
 
+    def on_train_begin(self, net, **kwargs):
+        self.turns.boundary()
+
     def on_epoch_end(self, net, **kwargs):
         self.turns.after_epoch()
+
+    def on_train_end(self, net, **kwargs):
+        self.turns.boundary()
 
 
 class HandOverBySteps(HandOver):
@@ -250,6 +267,7 @@ def bare_fit(critic, X, Y, *, epochs, validation_fraction=0.1, test_fraction=0.2
         alpha=resolve_alpha("auto", "ml_cpc", BATCH_SIZE),
         validate=validate,
         after_step=turns.after_step,
+        boundary=turns.boundary,
     )
     critic.eval()
     with torch.no_grad():
@@ -378,12 +396,30 @@ def main() -> None:
         help="training steps between hand-overs in lock-step timing (0: each epoch's end)",
     )
     parser.add_argument(
+        "--control",
+        action="store_true",
+        help="also time the bare loop against itself (the method's own noise: ratio 1)",
+    )
+    parser.add_argument(
+        "--raw", action="store_true", help="print every repeat's ratio, not only the summary"
+    )
+    parser.add_argument(
+        "--gc",
+        choices=["on", "off"],
+        default="on",
+        help="Python's cyclic garbage collector during the timed runs (it runs between them)",
+    )
+    parser.add_argument(
         "--sequential",
         action="store_true",
         help="time each row as a whole, one after the other (the method before lock-step)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.threads == 1 and hasattr(os, "sched_setaffinity"):
+        # Both threads of a lock-step on one core: the OS otherwise tends to keep each on
+        # its own, and two cores of a shared machine differ in speed by a few percent.
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
     X, Y, _ = make_correlated_gaussians(args.n_samples, 20, mi=6.0, random_state=0)
     x = torch.as_tensor(X, dtype=torch.float32)
@@ -411,6 +447,7 @@ def main() -> None:
                 alpha=alpha,
                 validate=turns.after_epoch,
                 after_step=turns.after_step,
+                boundary=turns.boundary,
             ),
             "skorch engine (ContrastiveNet)": lambda turns: engine_loop(
                 copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha, turns=turns
@@ -426,6 +463,23 @@ def main() -> None:
         },
     ]
     pairs = {"both": pairs, "engine": pairs[:1], "fit": pairs[1:]}[args.pairs]
+    if args.control:
+        pairs.insert(
+            0,
+            {
+                name: lambda turns: bare_loop(
+                    copy.deepcopy(template),
+                    x,
+                    y,
+                    epochs=args.epochs,
+                    alpha=alpha,
+                    validate=turns.after_epoch,
+                    after_step=turns.after_step,
+                    boundary=turns.boundary,
+                )
+                for name in ("bare PyTorch loop", "bare PyTorch loop, again")
+            },
+        )
     method = (
         "sequential"
         if args.sequential
@@ -443,6 +497,9 @@ def main() -> None:
         timings: dict[str, list[float]] = {name: [] for name in names}
         for repeat in range(-1, args.repeats):  # repeat -1 warms up, and is not counted
             order = names if repeat % 2 == 0 else names[::-1]  # who starts alternates
+            gc.collect()
+            if args.gc == "off":
+                gc.disable()
             if args.sequential:
                 for name in order:
                     start = time.perf_counter()
@@ -454,9 +511,14 @@ def main() -> None:
                 for name in names:
                     if repeat >= 0:
                         timings[name].append(elapsed[name])
+            gc.enable()
         reference = timings[names[0]]
         for name in names:
             print(_summary(name, timings[name], reference, steps))
+        if args.raw:
+            compared = timings[names[1]]
+            ratios = [value / base for value, base in zip(compared, reference, strict=True)]
+            print("  each repeat:", " ".join(f"{ratio:.3f}" for ratio in ratios))
     # ratio: the median over repeats of (time of the row) / (time of the pair's first row)
 
 

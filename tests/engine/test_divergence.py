@@ -33,9 +33,10 @@ class PoisonWeights(Callback):
 
 
 class PoisonGradients(Callback):
-    """Fault injection after the guard's check: NaN gradients are applied at ``at_step``.
+    """Fault injection after the guard's ``on_grad_computed``: NaN gradients at ``at_step``.
 
-    The weights become NaN, so the next batch's loss is NaN: the guard must catch that.
+    The step applies them. The guard reads the gradients after the optimiser's step, so
+    it sees them at that very step.
     """
 
     def __init__(self, at_step: int):
@@ -97,11 +98,33 @@ def test_restore_rolls_back_halves_the_learning_rate_and_records_it(gaussians):
         assert torch.isfinite(parameter).all()
 
 
+class PoisonWeightsAfterStep(PoisonWeights):
+    """Fault injection after the guard's check: NaN weights at the end of ``at_step``.
+
+    No gradient of that step is bad; only the next batch's loss shows it.
+    """
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        pass
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training:
+            super().on_batch_begin(net, batch=batch, training=training, **kwargs)
+
+
 def test_restore_catches_nan_weights_through_the_next_loss(gaussians):
+    X, Y = gaussians
+    estimator = _mi(callbacks=[PoisonWeightsAfterStep(3)], on_divergence="restore").fit(X, Y)
+    (event,) = estimator.history_[0]["divergence"]
+    assert event["batch"] == 4 and "a train loss of nan" in event["reason"]
+    assert math.isfinite(estimator.mi_)
+
+
+def test_restore_catches_nan_gradients_at_their_own_step(gaussians):
     X, Y = gaussians
     estimator = _mi(callbacks=[PoisonGradients(3)], on_divergence="restore").fit(X, Y)
     (event,) = estimator.history_[0]["divergence"]
-    assert event["batch"] == 4 and "train loss of nan" in event["reason"]
+    assert event["batch"] == 3 and event["reason"] == "a non-finite gradient"
     assert math.isfinite(estimator.mi_)
 
 

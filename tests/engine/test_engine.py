@@ -242,3 +242,27 @@ def test_only_batches_on_the_nets_device_skip_skorchs_conversion(monkeypatch):
     assert not net._on_device(batch)
     net.device = None  # None: skorch leaves tensors where they are
     assert net._on_device(batch)
+
+
+def test_the_epoch_table_is_built_only_when_it_is_shown(monkeypatch, capsys):
+    from skorch.callbacks import PrintLog
+
+    from sk_mlcpc._engine.net import QuietPrintLog
+
+    tables = []
+    original = PrintLog.table
+    monkeypatch.setattr(
+        PrintLog, "table", lambda self, row: tables.append(1) or original(self, row)
+    )
+    net = _net(ModeRecordingCritic(), [], valid=False)
+    assert isinstance(dict(net.callbacks_)["print_log"], QuietPrintLog)
+    assert tables == [] and capsys.readouterr().out == ""  # verbose=0: nothing built
+
+    net.set_params(verbose=1)
+    net.partial_fit(PairedTensorDataset(torch.randn(N_ROWS, 2), torch.randn(N_ROWS, 2)), None)
+    assert len(tables) == EPOCHS and "train_loss" in capsys.readouterr().out
+
+    rows = []
+    net.set_params(verbose=0, callbacks__print_log__sink=rows.append)
+    net.partial_fit(PairedTensorDataset(torch.randn(N_ROWS, 2), torch.randn(N_ROWS, 2)), None)
+    assert len(tables) == 2 * EPOCHS and rows  # a sink of one's own gets every row
