@@ -1,37 +1,46 @@
 """Overhead of the skorch engine over a bare PyTorch loop doing the same work.
 
-Four rows, each timed as a whole in the same process, in alternating order (whichever
-runs first pays for cache warm-up), one torch thread by default (on a shared machine
-several threads per process time each other's contention, not the loop):
+Two pairs, each a reference and what is compared with it, one torch thread by default:
 
 * ``bare PyTorch loop``: the critic trained with Adam on tensors, batch 128 sliced from a
-  shuffled index, reading the loss once per step (skorch records it in the history).
-* ``skorch engine (ContrastiveNet)``: the same critic (same initial weights), batches and
-  steps through :class:`~sk_mlcpc._engine.net.ContrastiveNet` with the callbacks every
-  estimator installs (the divergence guard, checking every step's gradients and loss,
-  and the MI log). Its ratio is to the bare loop.
+  shuffled index, reading the loss once per step (skorch records it in the history);
+  against ``skorch engine (ContrastiveNet)``: the same critic (same initial weights),
+  batches and steps through :class:`~sk_mlcpc._engine.net.ContrastiveNet` with the
+  callbacks every estimator installs (the divergence guard, checking every step's
+  gradients and loss, and the MI log).
 * ``bare whole fit``: what ``MutualInformationEstimator.fit`` does, written by hand in
   PyTorch: the same three-way split of 1 / 0.7 times the rows (so that it trains on as
-  many), quantile preprocessing fitted on the training rows, the same training steps, a
-  held-out pass over the validation rows after every epoch (one batch of all of them, at
-  the alpha of that size), and the final evaluation on the test rows (the bound on one
-  batch of all of them, on its two halves, and on the 20 leave-a-group-out subsets of the
-  jackknife).
-* ``MutualInformationEstimator.fit``: the estimator itself (``early_stopping=False``, so
-  that both run the same epochs, and ``lr_schedule=None``, the bare loop's constant rate).
-  Its ratio is to the bare whole fit: the extra work of the estimator is done by both, so
-  the ratio is the cost of the engine alone.
+  many), quantile preprocessing fitted on the training rows, the Gaussian baseline fitted
+  on them, the same training steps, a held-out pass over the validation rows after every
+  epoch (one batch of all of them, at the alpha of that size), the score ceiling (99.9th
+  percentile of the training positives) and the final evaluation on the test rows, scores
+  clamped at the ceiling (the bound on one batch of all of them, on its two halves, and
+  on the 20 leave-a-group-out subsets of the jackknife); against
+  ``MutualInformationEstimator.fit``: the estimator itself (``early_stopping=False``, so
+  that both run the same epochs, and ``lr_schedule=None``, the bare loop's constant
+  rate). The extra work of the estimator is done by both, so the ratio is the cost of
+  the engine, plus the estimator's input checks.
 
 Every row trains the estimator's default critic: ``critic`` with 64 components and GELU,
 and (unless ``--baseline none``) the Gaussian baseline, fitted in closed form on the
 training rows of each row's data before the first step.
 
-The columns give the median milliseconds per training step (the whole row's time divided
-by the training steps, so the rows with held-out passes include them) and the median of
-the ratios within each repeat. Run::
+Timing: the two workloads of a pair run in lock-step, in two threads of one process,
+one at a time, handing the turn over every 8 training steps and at the start and end of
+training (so that set-up and final evaluation run next to each other too); each
+workload's time is the sum of its own turns. The process is pinned to one core: the
+shared machine's speed drifts by tens of percent within seconds, and its two cores
+differ by a few percent, which timing each workload as a whole (``--sequential``, the
+method before) turned into run-to-run ratios from 0.93 to 1.11. ``--control`` also times
+the bare loop against itself, whose ratio shows the method's own noise (it should be 1).
+The first repeat warms up and is not counted; who starts alternates.
+
+The columns give the median milliseconds per training step (the workload's time divided
+by the training steps, so the fits include their other work) and the median over
+repeats of the ratio to the pair's reference, with its range. Run::
 
     python benchmarks/overhead.py [--critic separable_additive] [--baseline gaussian]
-        [--epochs 20] [--repeats 6]
+        [--epochs 20] [--repeats 6] [--pairs both|engine|fit] [--control] [--raw]
 """
 
 import argparse

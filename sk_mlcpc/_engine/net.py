@@ -252,6 +252,16 @@ class BoundLoss(nn.Module):
         return value
 
     def forward(self, scores: torch.Tensor, training: bool = True) -> torch.Tensor:
+        objective = get_objective(self.objective)
+        if training and type(scores) is torch.Tensor and not objective.stateful:
+            # A training step's usual case, without estimate()'s dispatch (~10 us): a
+            # score matrix (no factors, no half precision to widen, no ceiling in
+            # training), a stateless bound.
+            if scores.dtype in (torch.float16, torch.bfloat16):
+                scores = scores.float()
+            if objective.takes_alpha:
+                return -self.bound(scores, layout=self.layout, alpha=self.alpha)
+            return -self.bound(scores, layout=self.layout)
         return -self.estimate(scores, update_state=training, training=training)
 
 
@@ -452,10 +462,17 @@ def _batch_len(inputs) -> int:
     ``get_len`` walks any nesting of containers through several generic helpers (~20 us
     a batch); a flat dict of tensors of one length needs one look at each.
     """
-    if type(inputs) is dict and all(isinstance(value, torch.Tensor) for value in inputs.values()):
-        lengths = {len(value) for value in inputs.values()}
-        if len(lengths) == 1:
-            return lengths.pop()
+    if type(inputs) is dict:
+        length = None
+        for value in inputs.values():
+            if type(value) is not torch.Tensor or value.dim() == 0:
+                return get_len(inputs)
+            if length is None:
+                length = value.shape[0]
+            elif value.shape[0] != length:
+                return get_len(inputs)
+        if length is not None:
+            return length
     return get_len(inputs)
 
 
@@ -1056,17 +1073,22 @@ class ContrastiveNet(HostSyncFreeLoop, NeuralNet):
         (:func:`~sk_mlcpc.blockwise.chunked_scores`): the critic's activations are kept for
         one chunk, not for all ``n x n`` pairs.
         """
+        if self.precision == "fp32":
+            return self._infer(x, **fit_params)
         with self._autocast():
-            if self.blockwise and isinstance(x, dict) and not fit_params:
-                return self.separable_factors(x["x"], x["y"])
-            if self.chunk_pairs and isinstance(x, dict) and not fit_params:
-                rows = max(1, PAIRS_PER_CHUNK // len(x["y"]))
-                return chunked_scores(self.module_, x["x"], x["y"], chunk_size=rows)
-            if type(x) is dict and not fit_params and self._on_device(x):
-                # skorch's infer would convert and move each tensor (to_tensor), a no-op
-                # for the package's batches, which are sliced on the training device.
-                return self.module_(**x)
-            return super().infer(x, **fit_params)
+            return self._infer(x, **fit_params)
+
+    def _infer(self, x, **fit_params):
+        if self.blockwise and isinstance(x, dict) and not fit_params:
+            return self.separable_factors(x["x"], x["y"])
+        if self.chunk_pairs and isinstance(x, dict) and not fit_params:
+            rows = max(1, PAIRS_PER_CHUNK // len(x["y"]))
+            return chunked_scores(self.module_, x["x"], x["y"], chunk_size=rows)
+        if type(x) is dict and not fit_params and self._on_device(x):
+            # skorch's infer would convert and move each tensor (to_tensor), a no-op
+            # for the package's batches, which are sliced on the training device.
+            return self.module_(**x)
+        return super().infer(x, **fit_params)
 
     def _on_device(self, inputs: dict) -> bool:
         """Whether ``inputs`` are tensors on ``self.device`` (where skorch would move them)."""
