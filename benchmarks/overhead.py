@@ -25,15 +25,17 @@ Every row trains the estimator's default critic: ``critic`` with 64 components a
 and (unless ``--baseline none``) the Gaussian baseline, fitted in closed form on the
 training rows of each row's data before the first step.
 
-Timing: the two workloads of a pair run in lock-step, in two threads of one process,
-one at a time, handing the turn over every 8 training steps and at the start and end of
-training (so that set-up and final evaluation run next to each other too); each
-workload's time is the sum of its own turns. The process is pinned to one core: the
+Timing: the two workloads of a pair run in lock-step, in two processes (forked, each
+with its own memory allocator), one at a time, handing the turn over every 8 training
+steps and at the start and end of training (so that set-up and final evaluation run
+next to each other too); each workload's time is the sum of its own turns. Both are
+pinned to one core: the
 shared machine's speed drifts by tens of percent within seconds, and its two cores
 differ by a few percent, which timing each workload as a whole (``--sequential``, the
 method before) turned into run-to-run ratios from 0.93 to 1.11. ``--control`` also times
 the bare loop against itself, whose ratio shows the method's own noise (it should be 1).
-The first repeat warms up and is not counted; who starts alternates.
+Each workload first runs once untimed in the parent process (the forked ones inherit
+its warmed-up state); who starts alternates.
 
 The columns give the median milliseconds per training step (the workload's time divided
 by the training steps, so the fits include their other work) and the median over
@@ -47,9 +49,9 @@ import argparse
 import copy
 import gc
 import math
+import multiprocessing
 import os
 import statistics
-import threading
 import time
 import warnings
 
@@ -312,67 +314,67 @@ def default_critic(critic_name, baseline, x=None, y=None):
 
 
 class LockStep:
-    """Runs two workloads in two threads, one at a time, handing over between them.
+    """Runs two workloads in two processes, one at a time, handing over between them.
 
-    Each workload's time is the sum of its own turns (from being handed the turn to
-    handing it back), so both are timed in the same stretches of the machine's speed,
-    a fraction of a second apart. Once one workload has finished, the other runs on
-    alone.
+    Each workload runs in a process of its own (forked, on the same pinned core), so that
+    neither inherits the other's memory-allocator state: in one process, glibc's
+    trimming of freed memory made one workload re-fault ~30 MB of pages every epoch and
+    not the other, depending on their interleaving. Each workload's time is the sum of
+    its own turns (from being handed the turn to handing it back). Once one workload has
+    finished, the other runs on alone.
     """
 
     def __init__(self, names):
         self.names = list(names)
-        self.elapsed = dict.fromkeys(self.names, 0.0)
-        self._condition = threading.Condition()
-        self._turn = self.names[0]
-        self._running = set(self.names)
-        self._since = 0.0
-
-    def _wait_for_turn(self, name):
-        while self._turn != name:
-            self._condition.wait()
-        self._since = time.perf_counter()
-
-    def _hand_over(self, name):
-        self.elapsed[name] += time.perf_counter() - self._since
-        others = [other for other in self.names if other != name and other in self._running]
-        if others:
-            self._turn = others[0]
-            self._condition.notify_all()
-
-    def switch(self, name):
-        """Called by workload ``name`` at the end of an epoch."""
-        with self._condition:
-            self._hand_over(name)
-            self._wait_for_turn(name)
 
     def run(self, workloads, every=0):
         """Run ``{name: function(turns)}``, handing over every ``every`` training steps
-        (``0``: at each epoch's end); the first name in ``names`` starts."""
-        errors = []
+        (``0``: at each epoch's end); the first name in ``names`` starts. Returns each
+        workload's time in seconds."""
+        context = multiprocessing.get_context("fork")
+        turns = {name: context.Semaphore(0) for name in self.names}
+        finished = {name: context.Value("b", 0) for name in self.names}
+        results = context.Queue()
 
-        def worker(name, function):
-            with self._condition:
-                self._wait_for_turn(name)
+        def worker(name, other):
+            clock = {"elapsed": 0.0, "since": 0.0}
+
+            def switch():
+                clock["elapsed"] += time.perf_counter() - clock["since"]
+                if not finished[other].value:
+                    turns[other].release()
+                    turns[name].acquire()
+                clock["since"] = time.perf_counter()
+
+            turns[name].acquire()
+            clock["since"] = time.perf_counter()
             try:
-                function(Turns(lambda: self.switch(name), every))
-            except BaseException as error:  # reported by the main thread
-                errors.append(error)
-            finally:
-                with self._condition:
-                    self._running.discard(name)
-                    self._hand_over(name)
+                workloads[name](Turns(switch, every))
+                error = None
+            except BaseException as caught:  # reported by the parent
+                error = repr(caught)
+            clock["elapsed"] += time.perf_counter() - clock["since"]
+            finished[name].value = 1
+            turns[other].release()
+            results.put((name, clock["elapsed"], error))
 
-        threads = [
-            threading.Thread(target=worker, args=(name, workloads[name])) for name in self.names
+        first, second = self.names
+        processes = [
+            context.Process(target=worker, args=(first, second)),
+            context.Process(target=worker, args=(second, first)),
         ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
-        return self.elapsed
+        for process in processes:
+            process.start()
+        turns[first].release()
+        elapsed = {}
+        for _ in processes:
+            name, seconds, error = results.get()
+            if error is not None:
+                raise RuntimeError(f"{name} failed: {error}")
+            elapsed[name] = seconds
+        for process in processes:
+            process.join()
+        return elapsed
 
 
 def _summary(name, times, reference, steps):
@@ -426,8 +428,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.threads == 1 and hasattr(os, "sched_setaffinity"):
-        # Both threads of a lock-step on one core: the OS otherwise tends to keep each on
-        # its own, and two cores of a shared machine differ in speed by a few percent.
+        # Both processes of a lock-step on one core: the OS otherwise tends to keep each
+        # on its own, and two cores of a shared machine differ in speed by a few percent.
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
     X, Y, _ = make_correlated_gaussians(args.n_samples, 20, mi=6.0, random_state=0)
@@ -504,7 +506,11 @@ def main() -> None:
     for workloads in pairs:
         names = list(workloads)
         timings: dict[str, list[float]] = {name: [] for name in names}
-        for repeat in range(-1, args.repeats):  # repeat -1 warms up, and is not counted
+        # Warm up in this process (lazy imports, first-call caches): the lock-step's
+        # forked processes inherit it.
+        for name in names:
+            workloads[name](Turns())
+        for repeat in range(args.repeats):
             order = names if repeat % 2 == 0 else names[::-1]  # who starts alternates
             gc.collect()
             if args.gc == "off":
@@ -513,13 +519,11 @@ def main() -> None:
                 for name in order:
                     start = time.perf_counter()
                     workloads[name](Turns())
-                    if repeat >= 0:
-                        timings[name].append(time.perf_counter() - start)
+                    timings[name].append(time.perf_counter() - start)
             else:
                 elapsed = LockStep(order).run(workloads, every=args.switch_every)
                 for name in names:
-                    if repeat >= 0:
-                        timings[name].append(elapsed[name])
+                    timings[name].append(elapsed[name])
             gc.enable()
         reference = timings[names[0]]
         for name in names:
