@@ -446,20 +446,24 @@ def main() -> None:
     X_full, Y_full, _ = make_correlated_gaussians(
         round(args.n_samples / 0.7), 20, mi=6.0, random_state=0
     )
+
+    def bare_row(turns):
+        return bare_loop(
+            copy.deepcopy(template),
+            x,
+            y,
+            epochs=args.epochs,
+            alpha=alpha,
+            validate=turns.after_epoch,
+            after_step=turns.after_step,
+            boundary=turns.boundary,
+        )
+
     # Each pair: the reference first, then what is compared with it. A workload takes
     # the Turns to tell of its steps and epochs.
     pairs = [
         {
-            "bare PyTorch loop": lambda turns: bare_loop(
-                copy.deepcopy(template),
-                x,
-                y,
-                epochs=args.epochs,
-                alpha=alpha,
-                validate=turns.after_epoch,
-                after_step=turns.after_step,
-                boundary=turns.boundary,
-            ),
+            "bare PyTorch loop": bare_row,
             "skorch engine (ContrastiveNet)": lambda turns: engine_loop(
                 copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha, turns=turns
             ),
@@ -477,19 +481,7 @@ def main() -> None:
     if args.control:
         pairs.insert(
             0,
-            {
-                name: lambda turns: bare_loop(
-                    copy.deepcopy(template),
-                    x,
-                    y,
-                    epochs=args.epochs,
-                    alpha=alpha,
-                    validate=turns.after_epoch,
-                    after_step=turns.after_step,
-                    boundary=turns.boundary,
-                )
-                for name in ("bare PyTorch loop", "bare PyTorch loop, again")
-            },
+            {"bare PyTorch loop": bare_row, "bare PyTorch loop, again": bare_row},
         )
     method = (
         "sequential"
