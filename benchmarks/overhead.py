@@ -318,8 +318,8 @@ class LockStep:
 
     Each workload runs in a process of its own (forked, on the same pinned core), so that
     neither inherits the other's memory-allocator state: in one process, glibc's
-    trimming of freed memory made one workload re-fault ~30 MB of pages every epoch and
-    not the other, depending on their interleaving. Each workload's time is the sum of
+    trimming of freed memory made one workload re-fault ~4,000 pages (16 MB) every
+    epoch and not the other, depending on their interleaving. Each workload's time is the sum of
     its own turns (from being handed the turn to handing it back). Once one workload has
     finished, the other runs on alone.
     """
