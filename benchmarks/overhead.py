@@ -47,7 +47,6 @@ repeats of the ratio to the pair's reference, with its range. Run::
 
 import argparse
 import copy
-import gc
 import math
 import multiprocessing
 import os
@@ -415,12 +414,6 @@ def main() -> None:
         "--raw", action="store_true", help="print every repeat's ratio, not only the summary"
     )
     parser.add_argument(
-        "--gc",
-        choices=["on", "off"],
-        default="on",
-        help="Python's cyclic garbage collector during the timed runs (it runs between them)",
-    )
-    parser.add_argument(
         "--sequential",
         action="store_true",
         help="time each row as a whole, one after the other (the method before lock-step)",
@@ -504,9 +497,6 @@ def main() -> None:
             workloads[name](Turns())
         for repeat in range(args.repeats):
             order = names if repeat % 2 == 0 else names[::-1]  # who starts alternates
-            gc.collect()
-            if args.gc == "off":
-                gc.disable()
             if args.sequential:
                 for name in order:
                     start = time.perf_counter()
@@ -516,7 +506,6 @@ def main() -> None:
                 elapsed = LockStep(order).run(workloads, every=args.switch_every)
                 for name in names:
                     timings[name].append(elapsed[name])
-            gc.enable()
         reference = timings[names[0]]
         for name in names:
             print(_summary(name, timings[name], reference, steps))

@@ -205,17 +205,19 @@ class BoundLoss(nn.Module):
         score matrix, or the factors ``(g, h, a, b)`` of a separable critic's scores, which
         are evaluated blockwise (:func:`sk_mlcpc.blockwise.blockwise_bound`).
         """
+        objective = get_objective(self.objective)
+        options = {}
+        if objective.takes_alpha:
+            options["alpha"] = (
+                self.alpha if training or self.eval_alpha is None else self.eval_alpha
+            )
+        ceiling = None if training else self.score_ceiling
         # Half-precision scores (autocast) are evaluated and reported in float32: a bf16
         # estimate of 10 nats would otherwise be rounded to a multiple of 1/16.
         if isinstance(scores, tuple):
-            scores = tuple(None if part is None else _at_least_fp32(part) for part in scores)
-        else:
-            scores = _at_least_fp32(scores)
-        ceiling = None if training else self.score_ceiling
-        if isinstance(scores, tuple):
-            g, h, a, b = scores
+            g, h, a, b = (None if part is None else _at_least_fp32(part) for part in scores)
 
-            def bound(_, **options):
+            def bound(**options):
                 return blockwise_bound(
                     self.objective,
                     g,
@@ -228,40 +230,26 @@ class BoundLoss(nn.Module):
                 )
 
         else:
-            layout = self.layout
+            scores = _at_least_fp32(scores)
             if ceiling is not None:
                 scores = scores.clamp(max=ceiling)
+            if not objective.stateful:  # a training step's usual case, kept short
+                return self.bound(scores, layout=self.layout, **options)
 
-            def bound(matrix, **options):
-                return self.bound(matrix, layout=layout, **options)
+            def bound(**options):
+                return self.bound(scores, layout=self.layout, **options)
 
-        objective = get_objective(self.objective)
-        options = {}
-        if objective.takes_alpha:
-            options["alpha"] = (
-                self.alpha if training or self.eval_alpha is None else self.eval_alpha
-            )
         if not objective.stateful:
-            return bound(scores, **options)
+            return bound(**options)
         # The carried state (MINE's moving log-partition) lives in one buffer; NaN until
         # the first step, which starts the average.
         previous = self.log_partition_ema
-        value, new_state = bound(scores, **options, **{objective.state: previous})
+        value, new_state = bound(**options, **{objective.state: previous})
         if update_state:
             self.log_partition_ema = new_state.to(previous.dtype)
         return value
 
     def forward(self, scores: torch.Tensor, training: bool = True) -> torch.Tensor:
-        objective = get_objective(self.objective)
-        if training and type(scores) is torch.Tensor and not objective.stateful:
-            # A training step's usual case, without estimate()'s dispatch (~10 us): a
-            # score matrix (no factors, no half precision to widen, no ceiling in
-            # training), a stateless bound.
-            if scores.dtype in (torch.float16, torch.bfloat16):
-                scores = scores.float()
-            if objective.takes_alpha:
-                return -self.bound(scores, layout=self.layout, alpha=self.alpha)
-            return -self.bound(scores, layout=self.layout)
         return -self.estimate(scores, update_state=training, training=training)
 
 
@@ -797,7 +785,7 @@ class DivergenceGuard(Callback):
             if loss is None:
                 continue
             reasons = ["a non-finite gradient"] if index in bad_gradients else []
-            if not math.isfinite(loss) or loss > self.max_loss:
+            if self._bad_loss(loss):
                 reasons.append(f"a {key.replace('_', ' ')} of {loss}")
             if index in bad_scales:
                 reasons.append(bad_scales[index])
@@ -810,6 +798,9 @@ class DivergenceGuard(Callback):
                 break
         self._first_unchecked = len(batches)
 
+    def _bad_loss(self, loss: float) -> bool:
+        return not math.isfinite(loss) or loss > self.max_loss
+
     def _one_good_step(self, batches: list[dict], training: bool) -> bool:
         """Whether the only unchecked step is fine, read without any tensor (the CPU).
 
@@ -821,9 +812,7 @@ class DivergenceGuard(Callback):
         if self._output_scales or len(batches) != self._first_unchecked + 1 or len(flags) > 1:
             return False
         loss = batches[-1].get("train_loss" if training else "valid_loss")
-        if loss is not None and not (
-            type(loss) is float and math.isfinite(loss) and loss <= self.max_loss
-        ):
+        if loss is not None and (type(loss) is not float or self._bad_loss(loss)):
             return False  # a tensor to settle, or a bad loss
         if flags:
             index, flag = flags[0]
