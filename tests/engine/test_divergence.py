@@ -33,14 +33,17 @@ class PoisonWeights(Callback):
 
 
 class PoisonGradients(Callback):
-    """Fault injection after the guard's ``on_grad_computed``: NaN gradients at ``at_step``.
+    """Fault injection in ``on_grad_computed``: bad gradients at training step ``at_step``.
 
-    The step applies them. The guard reads the gradients after the optimiser's step, so
-    it sees them at that very step.
+    By default every gradient is NaN. With ``values``, only the last parameter's gradient
+    (the critic's last bias) is touched: its first elements are set to ``values``, the
+    rest left finite. The step applies them. The guard reads the gradients after the
+    optimiser's step, so it sees them at that very step.
     """
 
-    def __init__(self, at_step: int):
+    def __init__(self, at_step: int, values: tuple[float, ...] | None = None):
         self.at_step = at_step
+        self.values = values
 
     def initialize(self):
         self.step_ = 0
@@ -48,9 +51,13 @@ class PoisonGradients(Callback):
 
     def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
         if self.step_ == self.at_step:
-            for _, parameter in named_parameters:
-                if parameter.grad is not None:
-                    parameter.grad.fill_(math.nan)
+            gradients = [p.grad for _, p in named_parameters if p.grad is not None]
+            if self.values is None:
+                for gradient in gradients:
+                    gradient.fill_(math.nan)
+            else:
+                flat = gradients[-1].view(-1)
+                flat[: len(self.values)] = torch.tensor(self.values, dtype=flat.dtype)
         self.step_ += 1
 
 
@@ -125,6 +132,33 @@ def test_restore_catches_nan_gradients_at_their_own_step(gaussians):
     estimator = _mi(callbacks=[PoisonGradients(3)], on_divergence="restore").fit(X, Y)
     (event,) = estimator.history_[0]["divergence"]
     assert event["batch"] == 3 and event["reason"] == "a non-finite gradient"
+    assert math.isfinite(estimator.mi_)
+
+
+BAD_GRADIENT_VALUES = {
+    "nan": (math.nan,),
+    "+inf": (math.inf,),
+    "-inf": (-math.inf,),
+    "+inf and -inf": (math.inf, -math.inf),  # cancel in a plain sum of the elements
+}
+
+
+@pytest.mark.parametrize("check", ["every step", "every 8 steps"])
+@pytest.mark.parametrize(
+    "values", list(BAD_GRADIENT_VALUES.values()), ids=list(BAD_GRADIENT_VALUES)
+)
+def test_any_non_finite_gradient_element_is_caught_at_its_own_step(
+    gaussians, monkeypatch, values, check
+):
+    # One bad element or two among the last bias's 16 is enough, on both of the guard's
+    # paths: every step on the CPU (each tensor's sum read at once), and the deferred one
+    # of accelerators (fused norms kept on the device, read every 8 steps here).
+    if check == "every 8 steps":
+        monkeypatch.setattr(engine, "_default_check_every", lambda device: 8)
+    X, Y = gaussians
+    estimator = _mi(callbacks=[PoisonGradients(3, values)], on_divergence="restore").fit(X, Y)
+    (event,) = estimator.history_[0]["divergence"]
+    assert event["batch"] == 3 and event["reason"].startswith("a non-finite gradient")
     assert math.isfinite(estimator.mi_)
 
 

@@ -111,6 +111,25 @@ def test_the_pass_cache_lists_only_hooks_that_do_something():
     assert owners == {name: [counter] for name in owners}
 
 
+class ListeningNet(ContrastiveNet):
+    """Listens to ``on_grad_computed`` itself (no callback does)."""
+
+    def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
+        assert len(list(named_parameters)) > 0
+        self.heard_ = getattr(self, "heard_", 0) + 1
+
+
+def test_on_grad_computed_is_skipped_only_when_nothing_listens():
+    # The guard works in on_batch_end only: a step then notifies no one of its gradients.
+    quiet = _net(ModeRecordingCritic(), [("guard", DivergenceGuard())])
+    assert not _PassCache(quiet).grad_computed_heard
+    # A callback implementing the hook, or the net's own override, is notified every step.
+    counted = _net(ModeRecordingCritic(), [("count", CountHooks())])
+    assert _PassCache(counted).grad_computed_heard
+    listening = _net(ModeRecordingCritic(), [("guard", DivergenceGuard())], net_class=ListeningNet)
+    assert _PassCache(listening).grad_computed_heard and listening.heard_ == STEPS
+
+
 def test_modes_are_reset_before_each_step_as_skorch_does():
     module = ModeRecordingCritic()
     _net(module, [("eval_first", EvalFirstLayer())], valid=False)
