@@ -63,6 +63,7 @@ PAIRS_PER_CHUNK = 1 << 18
 #: computes the gradients before calling it instead of passing skorch's closure.
 _CLOSURE_FREE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 
+#: A module's ``training`` flag, for reading many with ``map`` (no Python frame each).
 _TRAINING_MODE = operator.attrgetter("training")
 
 #: ``precision`` names accepted by :class:`ContrastiveNet` and the estimators.
@@ -442,9 +443,11 @@ class HostSyncFreeLoop:
         if cache is None:
             return super()._set_training(training)
         for module, submodules in cache.modes:
-            # Each submodule's mode, read without a Python frame per submodule.
-            modes = map(_TRAINING_MODE, submodules) if submodules is not None else None
-            if modes is None or not (all(modes) if training else not any(modes)):
+            if submodules is None:  # overrides train: always called, as skorch does
+                module.train(training)
+                continue
+            modes = map(_TRAINING_MODE, submodules)
+            if not (all(modes) if training else not any(modes)):
                 module.train(training)
         return None
 
@@ -717,8 +720,8 @@ class DivergenceGuard(Callback):
 
         The optimiser does not change ``.grad`` and the next step's ``zero_grad`` has not
         run yet, so these are the gradients the step used. Read right after the optimiser
-        read them, they are still in the cache: on the default critic on the CPU the norms
-        cost half what they cost read before the step (measured in the training loop).
+        read them, they are still in the cache: on the default critic on the CPU, reducing
+        them cost half what it cost before the step (measured in the training loop).
         """
         if getattr(net, "precision", "fp32") == "fp16":
             # The gradient scaler skips steps whose gradients overflow and lowers the
@@ -730,10 +733,10 @@ class DivergenceGuard(Callback):
         gradients = [p.grad for p in parameters if p.grad is not None]
         if not gradients:
             return
-        # A sum of tensors' reductions is non-finite when any element is (NaN and
-        # infinities carry through; one that overflows counts as non-finite too): one
-        # reduction per tensor, not a finiteness test (~0.8 ms a step on the default
-        # critic).
+        # A sum is non-finite when any of its terms is (NaN and infinities carry through;
+        # one that overflows counts as non-finite too), so one reduction per tensor tells
+        # whether any gradient element is non-finite (a finiteness test per tensor costs
+        # ~0.8 ms a step on the default critic).
         cache = net.__dict__.get("_pass_cache")
         if cache is not None and cache.host_losses:
             # On the CPU each tensor's sum, read at once (a read costs nothing there):
