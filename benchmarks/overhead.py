@@ -37,12 +37,16 @@ the bare loop against itself, whose ratio shows the method's own noise (it shoul
 Each workload first runs once untimed in the parent process (the forked ones inherit
 its warmed-up state); who starts alternates.
 
+``--pairs guard`` times what the divergence guard costs instead: the engine against the
+engine without the guard, and against the engine with the guard less its per-step
+gradient check.
+
 The columns give the median milliseconds per training step (the workload's time divided
 by the training steps, so the fits include their other work) and the median over
 repeats of the ratio to the pair's reference, with its range. Run::
 
     python benchmarks/overhead.py [--critic separable_additive] [--baseline gaussian]
-        [--epochs 20] [--repeats 6] [--pairs both|engine|fit] [--control] [--raw]
+        [--epochs 20] [--repeats 6] [--pairs both|engine|fit|guard] [--control] [--raw]
 """
 
 import argparse
@@ -167,8 +171,19 @@ def hand_over(turns):
     return HandOverBySteps(turns) if turns.every else HandOver(turns)
 
 
-def engine_loop(critic, x, y, *, epochs, alpha, turns=None):
-    """The same steps through the engine, with the estimators' training callbacks."""
+class GuardWithoutGradientCheck(DivergenceGuard):
+    """The divergence guard less its per-step gradient check (losses still checked)."""
+
+    def _flag_gradients(self, net):
+        pass
+
+
+def engine_loop(critic, x, y, *, epochs, alpha, turns=None, guard=DivergenceGuard):
+    """The same steps through the engine, with the estimators' training callbacks.
+
+    ``guard``: the divergence guard's class, or None for none (``--pairs guard``).
+    """
+    guards = [] if guard is None else [("divergence_guard", guard())]
     net = ContrastiveNet(
         critic,
         criterion=BoundLoss,
@@ -180,7 +195,7 @@ def engine_loop(critic, x, y, *, epochs, alpha, turns=None):
         batch_size=BATCH_SIZE,
         train_split=None,
         callbacks=[
-            ("divergence_guard", DivergenceGuard()),
+            *guards,
             ("mutual_information", MutualInformationLog()),
             ("hand_over", hand_over(turns or Turns())),
         ],
@@ -395,9 +410,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--pairs",
-        choices=["both", "engine", "fit"],
+        choices=["both", "engine", "fit", "guard"],
         default="both",
-        help="the engine against the bare loop, the whole fit against the bare fit, or both",
+        help="the engine against the bare loop, the whole fit against the bare fit, or both; "
+        "'guard': the engine without the divergence guard, and with the guard less its "
+        "gradient check, each against the engine (what the guard costs)",
     )
     parser.add_argument(
         "--switch-every",
@@ -470,7 +487,23 @@ def main() -> None:
             ),
         },
     ]
-    pairs = {"both": pairs, "engine": pairs[:1], "fit": pairs[1:]}[args.pairs]
+
+    def engine_row(guard):
+        return lambda turns: engine_loop(
+            copy.deepcopy(template), x, y, epochs=args.epochs, alpha=alpha, turns=turns, guard=guard
+        )
+
+    guard_pairs = [
+        {
+            "engine, no divergence guard": engine_row(None),
+            "skorch engine": engine_row(DivergenceGuard),
+        },
+        {
+            "engine, guard less gradient check": engine_row(GuardWithoutGradientCheck),
+            "skorch engine": engine_row(DivergenceGuard),
+        },
+    ]
+    pairs = {"both": pairs, "engine": pairs[:1], "fit": pairs[1:], "guard": guard_pairs}[args.pairs]
     if args.control:
         pairs.insert(
             0,
