@@ -13,7 +13,7 @@ each candidate check, against the same step with no check:
 * ``sums, stacked``: each tensor's sum, stacked, summed and read once;
 * ``flat buffer``: the gradients kept as views of one buffer that is zeroed before the
   backward pass (which then adds into it instead of handing over fresh tensors), and one
-  sum over the buffer (the views are attached again each round, 14 assignments, since the
+  sum over the buffer (the views are attached again each round, one assignment per tensor, since the
   other variants need fresh gradients).
 
 A sum is non-finite when any of its terms is (NaN and infinities carry through), so each
@@ -33,20 +33,13 @@ import time
 
 import torch
 
+# overhead.py sits next to this script (its folder is on the path when run as one).
+from overhead import default_critic
+
 from sk_mlcpc.bounds import ml_cpc, resolve_alpha
-from sk_mlcpc.critics import GaussianBaselineCritic, make_critic
 from sk_mlcpc.datasets import make_correlated_gaussians
 
 BATCH_SIZE = 128
-
-
-def default_critic(x: torch.Tensor, y: torch.Tensor) -> torch.nn.Module:
-    """The estimator's default critic for 20 + 20 columns, baseline fitted on ``x``, ``y``."""
-    critic = GaussianBaselineCritic(
-        make_critic("separable_additive", 20, 20, embedding_dim=64, activation="gelu"), 20, 20
-    )
-    critic.fit_baseline(x, y)
-    return critic
 
 
 def main() -> None:
@@ -61,7 +54,7 @@ def main() -> None:
     y = torch.as_tensor(Y, dtype=torch.float32)
     alpha = resolve_alpha("auto", "ml_cpc", BATCH_SIZE)
     torch.manual_seed(0)
-    critic = default_critic(x, y)
+    critic = default_critic("separable_additive", "gaussian", x, y)
     parameters = list(critic.parameters())
     # A tiny learning rate: the steps must not change the work (the weights barely move).
     optimizer = torch.optim.Adam(parameters, lr=1e-9)
