@@ -13,7 +13,10 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import re
+import stat
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +36,15 @@ FORMAT = "sk-mlcpc-model"
 FORMAT_VERSION = 1
 _PREPROCESSORS = {"QuantileTransformer": QuantileTransformer, "StandardScaler": StandardScaler}
 _JSON_SCALARS = (bool, int, float, str, type(None))
+# model.json is read before anything tells how large the model is, so its cap is fixed:
+# parsing a hostile manifest of this size peaks near 150 MB, and a real one is far smaller
+# (a default fit writes ~60 bytes a training batch; save() drops the per-batch records of
+# histories that would pass it).
+MANIFEST_LIMIT = 32 * 2**20
+# The fitted tensors beside the networks' state are reference rows (at most 8,192 of a
+# side) and preprocessors' quantiles; bytes per column of the data, float64 at most.
+_FITTED_BYTES_PER_COLUMN = 8 * 8192
+_READ_CHUNK = 2**20
 
 
 class ModelFileError(ValueError):
@@ -323,6 +335,110 @@ def _restore_preprocessor(state: Any, prefix: str, tensors: dict):
     return preprocessor
 
 
+_FITTED_WIDTHS = ("n_features_in_", "n_features_y_", "n_teacher_features_")
+
+
+def _open_regular_file(path: Path):
+    """``path`` opened for reading if it is a regular file (after following links).
+
+    The check is made on the opened descriptor, so the file cannot be swapped for a
+    device between the check and the read; a FIFO opens without waiting for a writer.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(path, flags)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a directory" if stat.S_ISDIR(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a pipe" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode)
+                else "not a regular file"
+            )  # fmt: skip
+            raise ModelFileError(
+                f"{path} is {kind}, not a model file; load() reads only regular files "
+                "written by save()."
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _read_member(
+    archive: zipfile.ZipFile, name: str, limit: int, path: Path, *, least: int = 0
+) -> bytes:
+    """The inflated bytes of ``name``, refused if its declared or actual size passes
+    ``limit`` (checked before inflating, then while streaming in chunks) or its declared
+    size is below ``least``."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ModelFileError(f"{path} is not an sk-mlcpc model file: it has no {name}.") from None
+    too_large = (
+        f"{path}: {name} {{}} more than the {limit:,} bytes a model file of this kind may "
+        "hold; refusing to inflate it (the file is corrupted or crafted)."
+    )
+    if info.file_size > limit:
+        raise ModelFileError(too_large.format(f"declares {info.file_size:,} bytes,"))
+    if info.file_size < least:
+        raise ModelFileError(
+            f"{path}: {name} holds {info.file_size:,} bytes, fewer than the {least:,} "
+            "of the network model.json describes (the file is corrupted or crafted)."
+        )
+    chunks, total = [], 0
+    with archive.open(info) as stream:
+        while chunk := stream.read(_READ_CHUNK):
+            total += len(chunk)
+            if total > limit:
+                raise ModelFileError(too_large.format("inflates to"))
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_header(manifest: Any, cls: type, path: Path) -> None:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not an sk-mlcpc model file.")
+    format_version, major = _manifest_version(manifest)
+    if format_version != FORMAT_VERSION or major != int(__version__.split(".")[0]):
+        written = _short(manifest.get("package_version"), quote=False)
+        raise ModelFileError(
+            f"{path} was written by sk-mlcpc {written} (file format "
+            f"{_short(format_version, quote=False)}); this is sk-mlcpc {__version__} "
+            f"(format {FORMAT_VERSION}), which reads files of the same major version."
+        )
+    held = manifest.get("class")
+    if held != cls.__name__:
+        held = _short(held, quote=False)
+        raise ModelFileError(
+            f"{path} holds a {held}, not a {cls.__name__}; load it with {held}.load."
+        )
+
+
+def _unreadable(path: Path, error: BaseException) -> ModelFileError:
+    return ModelFileError(
+        f"{path} is not a readable sk-mlcpc model file ({type(error).__name__}: "
+        f"{error}). It may be truncated or corrupted; save the model again."
+    )
+
+
+def _malformed(path: Path, error: BaseException) -> ModelFileError:
+    return ModelFileError(
+        f"{path} could not be restored: {error}. The file is corrupted or was "
+        "edited; save the model again."
+    )
+
+
+def _corrupted(path: Path, error: BaseException) -> ModelFileError:
+    return ModelFileError(
+        f"{path} could not be restored ({type(error).__name__}: {error}); it is "
+        "corrupted or was edited."
+    )
+
+
 class _AnnotatedFittedAttributes:
     """The fitted attributes a class saves: every name annotated (not as a ``ClassVar``)
     in its class body and its bases' (the package's and subclasses'), bases first.
@@ -445,10 +561,30 @@ class PersistenceMixin:
             "preprocessors": preprocessors,
             "history": _history_to_json(net.history),
         }
+        text = json.dumps(manifest)
+        if len(text) > MANIFEST_LIMIT:
+            # Per-batch records dominate a long history; the epochs' rows are what
+            # history_ is read for. Never write a file that load() would refuse.
+            manifest["history"] = [
+                {key: value for key, value in row.items() if key != "batches"}
+                for row in manifest["history"]
+            ]
+            text = json.dumps(manifest)
+            if len(text) > MANIFEST_LIMIT:
+                raise ValueError(
+                    f"The model's description takes {len(text):,} bytes, more than the "
+                    f"{MANIFEST_LIMIT:,} a model file may hold; pickle this model instead."
+                )
+            warnings.warn(
+                "history_ has too many batches to save in full: the file keeps each "
+                "epoch's row without its per-batch records.",
+                UserWarning,
+                stacklevel=2,
+            )
         buffer = io.BytesIO()
         torch.save(tensors, buffer)
         with zipfile.ZipFile(Path(path), "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("model.json", json.dumps(manifest))
+            archive.writestr("model.json", text)
             archive.writestr("weights.pt", buffer.getvalue())
 
     @classmethod
@@ -477,47 +613,37 @@ class PersistenceMixin:
             preprocessor it does not save) or a value of the wrong kind, naming the key.
         """
         path = Path(path)
+        with _open_regular_file(path) as handle:
+            try:
+                archive = zipfile.ZipFile(handle)
+                manifest = json.loads(_read_member(archive, "model.json", MANIFEST_LIMIT, path))
+            except ModelFileError:
+                raise
+            except Exception as error:
+                raise _unreadable(path, error) from error
+            _check_header(manifest, cls, path)
+            device = resolve_device(device)
+            try:
+                estimator = cls._restore_estimator(manifest)
+                least, limit = estimator._weights_size_range(manifest)
+            except _Malformed as error:
+                raise _malformed(path, error) from None
+            except (KeyError, TypeError, ValueError, RuntimeError) as error:
+                raise _corrupted(path, error) from error
+            try:
+                weights = _read_member(archive, "weights.pt", limit, path, least=least)
+                tensors = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+            except ModelFileError:
+                raise
+            except Exception as error:
+                raise _unreadable(path, error) from error
+            del weights
         try:
-            with zipfile.ZipFile(path) as archive:
-                manifest = json.loads(archive.read("model.json"))
-                weights = archive.read("weights.pt")
-            tensors = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as error:
-            raise ModelFileError(
-                f"{path} is not a readable sk-mlcpc model file ({type(error).__name__}: "
-                f"{error}). It may be truncated or corrupted; save the model again."
-            ) from error
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise ModelFileError(f"{path} is not an sk-mlcpc model file.")
-        format_version, major = _manifest_version(manifest)
-        if format_version != FORMAT_VERSION or major != int(__version__.split(".")[0]):
-            written = _short(manifest.get("package_version"), quote=False)
-            raise ModelFileError(
-                f"{path} was written by sk-mlcpc {written} (file format "
-                f"{_short(format_version, quote=False)}); this is sk-mlcpc {__version__} "
-                f"(format {FORMAT_VERSION}), which reads files of the same major version."
-            )
-        held = manifest.get("class")
-        if held != cls.__name__:
-            held = _short(held, quote=False)
-            raise ModelFileError(
-                f"{path} holds a {held}, not a {cls.__name__}; load it with {held}.load."
-            )
-        device = resolve_device(device)
-        try:
-            estimator, net = cls._restore(manifest, tensors, device)
+            net = estimator._restore_net(manifest, tensors, device)
         except _Malformed as error:
-            raise ModelFileError(
-                f"{path} could not be restored: {error}. The file is corrupted or was "
-                "edited; save the model again."
-            ) from None
+            raise _malformed(path, error) from None
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise ModelFileError(
-                f"{path} could not be restored ({type(error).__name__}: {error}); it is "
-                "corrupted or was edited."
-            ) from error
+            raise _corrupted(path, error) from error
         net.train_split = None
         estimator.net_ = net
         estimator.history_ = net.history
@@ -532,8 +658,9 @@ class PersistenceMixin:
     )  # fmt: skip
 
     @classmethod
-    def _restore(cls, manifest: dict, tensors: Any, device: torch.device) -> tuple[Any, Any]:
-        """The estimator and its net from a manifest whose header ``load`` has checked.
+    def _restore_estimator(cls, manifest: dict):
+        """The unfitted-net estimator from a manifest whose header ``load`` has checked:
+        its parameters and fitted attributes, the rest of the manifest checked.
 
         Every key must be one the class declares and every value of the declared kind;
         otherwise ``_Malformed`` names the key.
@@ -541,13 +668,6 @@ class PersistenceMixin:
         unknown = sorted(set(manifest) - cls._MANIFEST_KEYS)
         if unknown:
             raise _Malformed(f"model.json has the unknown entry {unknown[0]!r}")
-        tensors = _mapping(tensors, "weights.pt")
-        if set(tensors) != {"module", "criterion", "optimizer", "fitted"}:
-            raise _Malformed(f"weights.pt holds {sorted(map(str, tensors))}")
-        _tensor_mapping(tensors["module"], "weights.pt['module']")
-        _tensor_mapping(tensors["criterion"], "weights.pt['criterion']")
-        _mapping(tensors["optimizer"], "weights.pt['optimizer']")
-        flat = _tensor_mapping(tensors["fitted"], "weights.pt['fitted']")
 
         # Constructor parameters: only the class's own, each passing its constraints.
         params = _mapping(manifest.get("params"), "params")
@@ -576,12 +696,11 @@ class PersistenceMixin:
             what = f"fitted[{name!r}]"
             setattr(estimator, name, _check(_decode(value, what), check, what))
         preprocessors = _mapping(manifest.get("preprocessors"), "preprocessors")
-        for name, state in preprocessors.items():
+        for name in preprocessors:
             if name not in cls._saved_preprocessors:
                 raise _Malformed(
                     f"preprocessors has {name!r}, which is not a preprocessor {cls.__name__} saves"
                 )
-            setattr(estimator, name, _restore_preprocessor(state, name, flat))
 
         seeds = _mapping(manifest.get("net"), "net")
         if not set(seeds) <= {"shuffle_seed", "eval_seed", "lr"}:
@@ -591,19 +710,62 @@ class PersistenceMixin:
         history = manifest.get("history")
         if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
             raise _Malformed(f"history is {_short(history)}, not a list of epochs")
+        return estimator
 
-        estimator.device_ = device
-        estimator._restore_tensors(flat)
+    def _weights_size_range(self, manifest: dict) -> tuple[int, int]:
+        """The fewest and most bytes ``weights.pt`` may hold for the model ``manifest``
+        describes.
+
+        The networks are built on the meta device (shapes without memory), so a manifest
+        that describes a huge network costs nothing to size, and is refused unless the
+        file holds that network's weights (torch stores them uncompressed). The most is
+        the networks' state four times (the weights, an optimiser's two moments, slack),
+        the fitted tensors' bound per data column and a megabyte of container overhead.
+        """
+        self._stand_in_tensors()
+        self.device_ = torch.device("meta")
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                net = self._net_from_manifest(manifest)
+                state = [*net.module_.state_dict().values(), *net.criterion_.state_dict().values()]
+        finally:
+            del self.device_
+        network_bytes = sum(t.numel() * t.element_size() for t in state if torch.is_tensor(t))
+        columns = sum(int(getattr(self, name, 0)) for name in _FITTED_WIDTHS)
+        most = 4 * network_bytes + _FITTED_BYTES_PER_COLUMN * (columns + 1) + 2**20
+        return network_bytes, most
+
+    def _stand_in_tensors(self) -> None:
+        """Set what building the net needs of the saved tensors, in shape only (for
+        sizing); ``_restore_tensors`` replaces it with the file's."""
+
+    def _net_from_manifest(self, manifest: dict):
+        seeds = manifest["net"]
+        net = self._rebuild_net(shuffle_seed=seeds["shuffle_seed"], eval_seed=seeds["eval_seed"])
+        net.initialize()
+        return net
+
+    def _restore_net(self, manifest: dict, tensors: Any, device: torch.device):
+        """The trained net from the checked manifest and the weights it describes."""
+        tensors = _mapping(tensors, "weights.pt")
+        if set(tensors) != {"module", "criterion", "optimizer", "fitted"}:
+            raise _Malformed(f"weights.pt holds {sorted(map(str, tensors))}")
+        _tensor_mapping(tensors["module"], "weights.pt['module']")
+        _tensor_mapping(tensors["criterion"], "weights.pt['criterion']")
+        _mapping(tensors["optimizer"], "weights.pt['optimizer']")
+        flat = _tensor_mapping(tensors["fitted"], "weights.pt['fitted']")
+        for name, state in manifest["preprocessors"].items():
+            setattr(self, name, _restore_preprocessor(state, name, flat))
+
+        self.device_ = device
+        self._restore_tensors(flat)
         with torch.random.fork_rng(devices=[]):
-            net = estimator._rebuild_net(
-                shuffle_seed=seeds["shuffle_seed"], eval_seed=seeds["eval_seed"]
-            )
-            net.initialize()
+            net = self._net_from_manifest(manifest)
         net.module_.load_state_dict(tensors["module"])
         net.criterion_.load_state_dict(tensors["criterion"])
         net.optimizer_.load_state_dict(tensors["optimizer"])
-        net.history = History(_decode(history, "history"))
-        return estimator, net
+        net.history = History(_decode(manifest["history"], "history"))
+        return net
 
 
 def _cpu_state(state: Any) -> Any:

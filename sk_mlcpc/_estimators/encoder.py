@@ -503,6 +503,9 @@ class ContrastiveEncoder(
     def _restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self._view_reference = tensors["view_reference"].cpu()
 
+    def _stand_in_tensors(self) -> None:
+        self._view_reference = torch.zeros(1, self.n_features_in_)
+
     def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int):
         if not hasattr(self, "blockwise_"):
             self.blockwise_ = False  # a file saved before the option: trained densely
