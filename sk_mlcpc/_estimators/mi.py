@@ -17,6 +17,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
+from sk_mlcpc._engine.evaluation import HeldOutEstimate
 from sk_mlcpc._engine.fitting import (
     PlateauLearningRate,
     auto_blockwise,
@@ -35,6 +36,7 @@ from sk_mlcpc._estimators.base import (
     ReportsHeldOutBound,
 )
 from sk_mlcpc._estimators.docs import shared_parameter_docs
+from sk_mlcpc._math.bounds import BOUNDS
 from sk_mlcpc._nn.critics import BASELINES, CRITICS, GaussianBaselineCritic, make_critic
 from sk_mlcpc._nn.devices import resolve_device
 
@@ -49,6 +51,12 @@ _MAX_PAIRS_PER_CHUNK = 1 << 20
 # with more than one chunk (PAIRS_PER_CHUNK = 512^2); below it chunking only costs time
 # (see benchmarks/results/throughput_concat.txt).
 _CHUNK_PAIRS_FROM = 1024
+# Columns of X and Y together above which the Gaussian baseline's dense model is skipped:
+# its float64 correlation, solve and inverses take about six (p + q)^2 matrices (0.8 GB
+# at 4,096 columns) and its cubic-cost factorisations tens of seconds on 2 cores beyond.
+_BASELINE_MAX_COLUMNS = 4096
+# Training rows per column (of X and Y together) below which the estimate is flagged loose.
+_LOOSE_ROWS_PER_COLUMN = 10
 
 
 def _has_embedding(estimator: MutualInformationEstimator) -> bool:
@@ -376,12 +384,12 @@ class MutualInformationEstimator(
             activation=self.activation,
         )
         # Set on a fresh fit only; a resumed or loaded net gets the fitted buffers from
-        # its saved state instead.
+        # its saved state instead (files from before baseline_ follow the parameter).
         rows = self.__dict__.pop("_baseline_rows", None)
-        if self.baseline == "gaussian":
+        if rows is not None:
+            critic = self._fitted_baseline_or_not(critic, *rows)
+        elif getattr(self, "baseline_", self.baseline) == "gaussian":
             critic = GaussianBaselineCritic(critic, self.n_features_in_, self.n_features_y_)
-            if rows is not None:
-                critic.fit_baseline(*rows)
         net_class, placement = ContrastiveNet, {"device": self.device_}
         if self.accelerator is not None:
             from sk_mlcpc._engine.distributed import AcceleratedContrastiveNet
@@ -405,6 +413,44 @@ class MutualInformationEstimator(
             **{**shared, **placement},
         )
 
+    def _fitted_baseline_or_not(self, critic, x_train, y_train, x_valid, y_valid):
+        """``critic`` with the Gaussian baseline fitted on the training rows, if it beats
+        the constant critic (bound 0) on the validation rows; else ``critic`` alone.
+
+        Sets ``baseline_`` and ``baseline_valid_mi_``. A baseline cannot help where its
+        correlations are noise (far more columns than rows): its held-out bound is then
+        far below 0, and the network would start from a critic worse than a constant.
+        """
+        columns = self.n_features_in_ + self.n_features_y_
+        if columns > _BASELINE_MAX_COLUMNS:
+            gigabytes = 6 * 8 * columns**2 / 1e9
+            warnings.warn(
+                f"baseline='gaussian' was skipped: X and Y have {columns:,} columns together, "
+                f"and its dense Gaussian model would need about {gigabytes:.1f} GB (more "
+                f"than {_BASELINE_MAX_COLUMNS:,} columns are not fitted). The critic is the "
+                "network alone (baseline_ is None); pass baseline=None to silence this.",
+                UserWarning,
+                stacklevel=6,  # the user's call of fit
+            )
+            self.baseline_ = None
+            return critic
+        wrapped = GaussianBaselineCritic(critic, self.n_features_in_, self.n_features_y_)
+        wrapped.fit_baseline(x_train, y_train)
+        n_valid = min(len(x_valid), self.validation_batch_size_)
+        if n_valid < 2:  # nothing to choose on: keep it
+            return wrapped
+        wrapped = wrapped.to(x_valid.device)
+        with torch.no_grad():
+            scores = wrapped.baseline_scores(x_valid[:n_valid], y_valid[:n_valid])
+            options = {"alpha": self._alpha_at(n_valid)} if self._takes_alpha else {}
+            value = BOUNDS[self.objective](scores, **options)
+        value = float(value[0] if isinstance(value, tuple) else value)
+        self.baseline_valid_mi_ = value
+        if math.isfinite(value) and value > 0:
+            return wrapped
+        self.baseline_ = None
+        return wrapped.critic
+
     def _own_callbacks(self) -> list:
         callbacks = super()._own_callbacks()
         if self.lr_schedule == "plateau":
@@ -425,6 +471,10 @@ class MutualInformationEstimator(
     converged_: bool
     score_ceiling_: float
     n_features_y_: int
+    baseline_: str | None
+    baseline_valid_mi_: float
+    critic_choice_: str
+    valid_mi_: float
     _saved_preprocessors = ("preprocessor_x_", "preprocessor_y_")
     # Files written before baseline existed hold critics that are the network alone.
     _parameters_added: ClassVar[dict] = {"baseline": None}
@@ -517,10 +567,27 @@ class MutualInformationEstimator(
                 self._check_process_multiples()
         train_set = PairedTensorDataset(x_all[split.train], y_all[split.train])
         valid_set = PairedTensorDataset(x_all[split.valid], y_all[split.valid])
-        if not warm and self.baseline is not None:
-            # Popped by the next _make_net of this fit, which fits the baseline on them.
-            self._baseline_rows = (train_set.x, train_set.y)
+        if not warm:
+            self.baseline_ = self.baseline
+            self.baseline_valid_mi_ = math.nan
+            if self.baseline is not None:
+                # Popped by the next _make_net of this fit, which fits the baseline on the
+                # training rows and keeps it only if it beats a constant on validation.
+                self._baseline_rows = (train_set.x, train_set.y, valid_set.x, valid_set.y)
+            self._warn_if_loose(len(split.train))
         return train_set, valid_set
+
+    def _warn_if_loose(self, n_train: int) -> None:
+        columns = self.n_features_in_ + self.n_features_y_
+        if n_train < _LOOSE_ROWS_PER_COLUMN * columns:
+            warnings.warn(
+                f"{n_train} training rows for {columns} columns of X and Y together "
+                f"(fewer than {_LOOSE_ROWS_PER_COLUMN} a column): a critic fitted on so few "
+                "rows per column gives a loose bound, so mi_ is likely far below the MI. "
+                "Use more rows, or fewer columns (feature selection, PCA) if you can.",
+                UserWarning,
+                stacklevel=5,  # the user's call of fit
+            )
 
     def _score_ceiling(self) -> float | None:
         return getattr(self, "score_ceiling_", None)
@@ -555,6 +622,7 @@ class MutualInformationEstimator(
     def _finish_fit(self, data: dict, split: FitSplit) -> None:
         train_rows = torch.as_tensor(split.train, device=data["x"].device)
         self._fit_score_ceiling(data["x"][train_rows], data["y"][train_rows])
+        self._choose_critic(data, split)
         rows = torch.as_tensor(split.test, device=data["x"].device)
         estimate = self._evaluate(
             PairedTensorDataset(data["x"][rows], data["y"][rows]), self.eval_batch_size_
@@ -575,6 +643,46 @@ class MutualInformationEstimator(
                 ConvergenceWarning,
                 stacklevel=4,
             )
+
+    def _choose_critic(self, data: dict, split: FitSplit) -> None:
+        """The trained critic, or the constant one where the trained critic's bound on the
+        validation rows is not above the constant's (0): ``critic_choice_``."""
+        self.critic_choice_ = "trained"
+        self.valid_mi_ = math.nan
+        if len(split.valid) < 2:
+            return
+        rows = torch.as_tensor(split.valid, device=data["x"].device)
+        estimate = self._evaluate(
+            PairedTensorDataset(data["x"][rows], data["y"][rows]), self.validation_batch_size_
+        )
+        self.valid_mi_ = estimate.value
+        if math.isfinite(estimate.value) and estimate.value <= 0:
+            self.critic_choice_ = "constant"
+            warnings.warn(
+                f"The trained critic's bound on the validation rows is {estimate.value:.3f} "
+                "nats, no better than a constant critic's 0: the constant critic is kept "
+                "(critic_choice_ = 'constant'), so mi_ and score() are 0. The critic found "
+                "no dependence it can carry to new rows; with few rows per column, use more "
+                "rows or fewer columns, or lower learning_rate.",
+                UserWarning,
+                stacklevel=5,  # the user's call of fit
+            )
+
+    def _evaluate(self, dataset, batch_size: int) -> HeldOutEstimate:
+        if getattr(self, "critic_choice_", "trained") != "constant":
+            return super()._evaluate(dataset, batch_size)
+        # Every bound of a constant critic is exactly 0 (its normalisers equal its
+        # positives), on any rows: no evaluation is needed, nor any interval.
+        usable = (len(dataset) // batch_size) * batch_size
+        return HeldOutEstimate(
+            value=0.0,
+            std_error=0.0 if usable >= 4 else math.nan,
+            interval=(0.0, 0.0) if usable >= 4 else (math.nan, math.nan),
+            batch_size=batch_size,
+            n_batches=max(1, len(dataset) // batch_size),
+            alpha=self._alpha_at(batch_size),
+            half_batch_value=0.0,
+        )
 
     def _check_process_multiples(self) -> None:
         n_processes = int(self.accelerator.num_processes)
@@ -676,6 +784,8 @@ class MutualInformationEstimator(
         pmi : ndarray of shape (n_samples,)
         """
         x, y = self._validated_pair(X, y, min_samples=1)
+        if getattr(self, "critic_choice_", "trained") == "constant":
+            return np.zeros(len(x))  # a constant critic's pointwise MI
         reference = self.reference_y_.to(x.device)
         chunk = max(1, _MAX_PAIRS_PER_CHUNK // len(reference))
         critic = self.critic_.eval()

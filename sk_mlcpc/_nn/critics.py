@@ -15,10 +15,13 @@ marginal_terms=True)`` adds them explicitly: ``g(x) . h(y) + a(x) + b(y)``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from numbers import Real
 
+import numpy as np
 import torch
+from sklearn.covariance import ledoit_wolf_shrinkage, oas
 from torch import nn
 
 from sk_mlcpc._math.blockwise import separable_parts
@@ -247,16 +250,26 @@ class GaussianBaselineCritic(nn.Module):
     critic : torch.nn.Module
         The trained part: a :class:`SeparableCritic`, :class:`BilinearCritic` or
         :class:`ConcatCritic` (any module with ``forward`` and ``pointwise``).
+        A copy is wrapped (its last ``y``-side layer zeroed, see above); the module
+        passed in is left unchanged.
     x_features, y_features : int
         Widths of ``x`` and ``y``.
-    shrinkage : float, default=0.1
+    shrinkage : {"ledoit_wolf", "oas"} or float, default="ledoit_wolf"
         Weight of the identity in the correlation matrix the Gaussian model uses,
-        ``(1 - shrinkage) R + shrinkage I``: the sample correlations of many columns
-        from a few thousand rows are noisy, and shrinking them keeps the quadratic
-        form's coefficients (which involve inverse covariances) from amplifying the noise.
+        ``(1 - shrinkage) R + shrinkage I``. The sample correlations of many columns
+        from few rows are noisy, and the quadratic form's coefficients involve inverse
+        covariances, which amplify the noise: with 200 columns a side and 700 rows a
+        fixed 10% gives a Gaussian critic worth -23 nats on held-out rows.
+        ``"ledoit_wolf"`` and ``"oas"`` estimate the weight from the rows passed to
+        :meth:`fit_baseline` (Ledoit-Wolf's and the oracle approximating shrinkage
+        estimators of :mod:`sklearn.covariance`, applied to the standardised rows); it
+        grows with the ratio of columns to rows. A number in [0, 1] fixes it.
 
     Attributes
     ----------
+    shrinkage_ : float
+        The weight used by the last :meth:`fit_baseline` (NaN before).
+
     separable : bool
         Whether the wrapped critic is separable; then the quadratic form is folded into
         its factors (:meth:`separable_parts`), so blockwise evaluation still applies.
@@ -277,15 +290,42 @@ class GaussianBaselineCritic(nn.Module):
     """
 
     def __init__(
-        self, critic: nn.Module, x_features: int, y_features: int, shrinkage: float = 0.1
+        self,
+        critic: nn.Module,
+        x_features: int,
+        y_features: int,
+        shrinkage: float | str = "ledoit_wolf",
     ) -> None:
         super().__init__()
-        if isinstance(shrinkage, bool) or not isinstance(shrinkage, Real):
-            raise TypeError(f"shrinkage must be a real number, got {shrinkage!r}.")
-        if not 0.0 <= shrinkage <= 1.0:
+        if isinstance(shrinkage, str):
+            if shrinkage not in _SHRINKAGE_ESTIMATORS:
+                raise ValueError(
+                    f"shrinkage must be a number in [0, 1] or one of "
+                    f"{sorted(_SHRINKAGE_ESTIMATORS)}, got {shrinkage!r}."
+                )
+        elif isinstance(shrinkage, bool) or not isinstance(shrinkage, Real):
+            raise TypeError(
+                f"shrinkage must be a real number or 'ledoit_wolf' / 'oas', got {shrinkage!r}."
+            )
+        elif not 0.0 <= shrinkage <= 1.0:
             raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage}.")
+        for name, width in (("x_features", x_features), ("y_features", y_features)):
+            if isinstance(width, bool) or not isinstance(width, int | np.integer) or width < 1:
+                raise ValueError(f"{name} must be a positive integer, got {width!r}.")
+        if not isinstance(critic, nn.Module):
+            raise TypeError(f"critic must be a torch.nn.Module, got {type(critic).__name__}.")
+        widths = _input_widths(critic)
+        if widths is not None and widths != (x_features, y_features):
+            raise ValueError(
+                f"The wrapped {type(critic).__name__} takes x and y of {widths[0]} and "
+                f"{widths[1]} columns, but x_features={x_features} and "
+                f"y_features={y_features} were given; they must match."
+            )
+        # The user's module stays as it was: its last y-side layer is zeroed on a copy.
+        critic = copy.deepcopy(critic)
         self.critic = critic
-        self.shrinkage = float(shrinkage)
+        self.shrinkage = shrinkage if isinstance(shrinkage, str) else float(shrinkage)
+        self.shrinkage_ = float("nan")
         self.register_buffer("x_mean", torch.zeros(x_features))
         self.register_buffer("y_mean", torch.zeros(y_features))
         self.register_buffer("x_inv_std", torch.ones(x_features))
@@ -313,7 +353,7 @@ class GaussianBaselineCritic(nn.Module):
         return bool(getattr(self.critic, "separable", False))
 
     @torch.no_grad()
-    def fit_baseline(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def fit_baseline(self, x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> None:
         """Fit the Gaussian model's mean, scale and quadratic form to rows ``(x, y)``.
 
         Computed in float64 on the CPU (not every accelerator has float64) from the
@@ -322,9 +362,17 @@ class GaussianBaselineCritic(nn.Module):
 
         Parameters
         ----------
-        x : torch.Tensor of shape (n, p)
-        y : torch.Tensor of shape (n, q)
+        x : torch.Tensor or ndarray of shape (n, p)
+        y : torch.Tensor or ndarray of shape (n, q)
+
+        Raises
+        ------
+        ValueError
+            When the widths or row counts do not match, or a value is NaN or infinite
+            (naming the first such row).
         """
+        x = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+        y = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
         expected = (len(self.x_mean), len(self.y_mean))
         if x.ndim != 2 or y.ndim != 2 or (x.shape[1], y.shape[1]) != expected:
             raise ValueError(
@@ -336,6 +384,10 @@ class GaussianBaselineCritic(nn.Module):
                 f"fit_baseline needs at least 2 paired rows, got {len(x)} and {len(y)}."
             )
         rows = torch.cat([x, y], dim=1).to("cpu", torch.float64)
+        finite = torch.isfinite(rows).all(dim=1)
+        if not bool(finite.all()):
+            first = int(torch.nonzero(~finite)[0, 0])
+            raise ValueError(f"fit_baseline needs finite rows; row {first} holds NaN or infinity.")
         n_x = x.shape[1]
         mean = rows.mean(dim=0)
         std = rows.std(dim=0)
@@ -343,7 +395,12 @@ class GaussianBaselineCritic(nn.Module):
         standard = (rows - mean) / std
         correlation = standard.T @ standard / max(len(rows) - 1, 1)
         eye = torch.eye(len(correlation), dtype=correlation.dtype, device=correlation.device)
-        correlation = (1 - self.shrinkage) * correlation + self.shrinkage * eye
+        if isinstance(self.shrinkage, str):
+            shrinkage = _SHRINKAGE_ESTIMATORS[self.shrinkage](standard.numpy())
+        else:
+            shrinkage = self.shrinkage
+        self.shrinkage_ = float(shrinkage)
+        correlation = (1 - shrinkage) * correlation + shrinkage * eye
         # A zero-variance column has zero correlations; its diagonal must stay 1.
         correlation = correlation * (1 - eye) + eye
         r_xx, r_xy, r_yy = correlation[:n_x, :n_x], correlation[:n_x, n_x:], correlation[n_x:, n_x:]
@@ -360,6 +417,27 @@ class GaussianBaselineCritic(nn.Module):
         self.y_quadratic.copy_(-0.5 * (residual_inv - torch.linalg.inv(r_yy)))
         log_det = torch.linalg.slogdet(r_yy)[1] - torch.linalg.slogdet(residual)[1]
         self.offset.copy_(0.5 * log_det)
+
+    def baseline_scores(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The closed-form part alone, ``s * q(x_i, y_j) + c`` for every pair, ``(n, m)``.
+
+        Its bound on held-out rows says whether the Gaussian model helps at all: a
+        critic whose bound is below 0 is worse than a constant one.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sk_mlcpc.critics import GaussianBaselineCritic, SeparableCritic
+        >>> critic = GaussianBaselineCritic(SeparableCritic(2, 2, 4, (8,)), 2, 2)
+        >>> x = torch.randn(100, 2)
+        >>> critic.fit_baseline(x, x + torch.randn(100, 2))
+        >>> critic.baseline_scores(x[:5], x[:3]).shape
+        torch.Size([5, 3])
+        """
+        xs, ys = self._standard(x, y)
+        scale = self.log_scale.exp()
+        a, b = self._marginals(xs, ys, scale)
+        return scale * (xs @ self.cross) @ ys.T + a[:, None] + b[None, :]
 
     def _standard(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (x - self.x_mean) * self.x_inv_std, (y - self.y_mean) * self.y_inv_std
@@ -403,11 +481,7 @@ class GaussianBaselineCritic(nn.Module):
         return self.critic.embed_y(y)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        xs, ys = self._standard(x, y)
-        scale = self.log_scale.exp()
-        a, b = self._marginals(xs, ys, scale)
-        quadratic = scale * (xs @ self.cross) @ ys.T + a[:, None] + b[None, :]
-        return self.critic(x, y) + quadratic
+        return self.critic(x, y) + self.baseline_scores(x, y)
 
     def pointwise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Scores of the aligned pairs ``f(x_i, y_i)``, shape ``(n,)``."""
@@ -420,6 +494,34 @@ class GaussianBaselineCritic(nn.Module):
 
 def _last_linear(module: nn.Module) -> nn.Linear:
     return [layer for layer in module.modules() if isinstance(layer, nn.Linear)][-1]
+
+
+def _first_linear(module: nn.Module) -> nn.Linear | None:
+    return next((layer for layer in module.modules() if isinstance(layer, nn.Linear)), None)
+
+
+def _input_widths(critic: nn.Module) -> tuple[int, int] | None:
+    """The widths of ``x`` and ``y`` a package critic takes (None for other modules)."""
+    pairs = (("x_encoder", "y_encoder"), ("x_input", "y_input"))
+    for x_name, y_name in pairs:
+        x_side, y_side = getattr(critic, x_name, None), getattr(critic, y_name, None)
+        if isinstance(x_side, nn.Module) and isinstance(y_side, nn.Module):
+            x_layer, y_layer = _first_linear(x_side), _first_linear(y_side)
+            if x_layer is not None and y_layer is not None:
+                return x_layer.in_features, y_layer.in_features
+    return None
+
+
+def _ledoit_wolf(standard: np.ndarray) -> float:
+    return float(ledoit_wolf_shrinkage(standard, assume_centered=True))
+
+
+def _oas(standard: np.ndarray) -> float:
+    return float(oas(standard, assume_centered=True)[1])
+
+
+#: Shrinkage estimated from the standardised rows, by name.
+_SHRINKAGE_ESTIMATORS = {"ledoit_wolf": _ledoit_wolf, "oas": _oas}
 
 
 #: Closed-form critic parts accepted by ``baseline=`` (``None`` for none).

@@ -225,7 +225,11 @@ def test_deferred_restore_drops_the_batches_after_the_fault(gaussians, check_eve
     assert len(train_batches) == 15 - 3
     assert np.isfinite(estimator.history_[:, "train_loss"]).all()
     valid_mi = estimator.history_[:, "valid_mi"]
-    assert math.isfinite(estimator.mi_) and valid_mi[-1] > valid_mi[1] > valid_mi[0]
+    # Training went on from the restored weights: every held-out bound is finite and the
+    # model ends as good as one trained without the fault.
+    clean = _mi().fit(X, Y).history_[:, "valid_mi"]
+    assert math.isfinite(estimator.mi_) and np.isfinite(valid_mi).all()
+    assert len(valid_mi) == len(clean) and abs(valid_mi[-1] - clean[-1]) < 0.05
 
 
 def test_a_fault_in_the_last_steps_is_caught_at_the_end_of_the_pass(gaussians):
