@@ -8,7 +8,8 @@ loop, callbacks, progress bar and history are skorch's. What this module adds:
   per-sample ``__getitem__`` plus collation;
 * :class:`BoundLoss`: the criterion, ``-bound(scores)``, which also carries MINE's moving
   average between steps;
-* callbacks: :class:`DivergenceGuard` (raise with advice on a non-finite loss) and
+* callbacks: :class:`DivergenceGuard` (raise with advice on a non-finite loss, or roll
+  back and report the restores) and
   :class:`MutualInformationLog` (held-out MI in nats in ``history``).
 """
 
@@ -611,6 +612,12 @@ class DivergenceGuard(Callback):
     to a state well below the limit: an epoch's end is kept as the state to restore only
     while the scale is under a tenth of the limit.
 
+    Restores never pass unnoticed: after training, :meth:`check_fit` lists them (the
+    estimators count them in ``n_restores_`` and warn) and raises when every epoch was
+    rolled back. A divergence in a validation pass is raised even with ``"restore"``
+    (there is no step to roll back), and advice never suggests ``"restore"`` to a guard
+    that has it on.
+
     Parameters
     ----------
     max_loss : float, default=1e4
@@ -914,17 +921,31 @@ class DivergenceGuard(Callback):
 
     _diverged = "Training"
 
+    def _restore_hint(self) -> str:
+        """The end of an advice: suggest restores only to a fit that does not make them."""
+        if self.on_divergence == "restore":
+            return "."
+        return ", or pass on_divergence='restore' to roll back and halve the learning rate."
+
     def _advice(self, net) -> str:
         return (
             f"Lower learning_rate (currently {net.lr}), standardise the inputs "
-            "(keep the estimator's preprocessing on), use a smaller network, choose a "
-            "lower-variance objective ('ml_cpc' or 'cpc' rather than 'nwj'/'dv'), or pass "
-            "on_divergence='restore' to roll back and halve the learning rate."
+            "(keep the estimator's preprocessing on), use a smaller network, or choose a "
+            "lower-variance objective ('ml_cpc' or 'cpc' rather than 'nwj'/'dv')"
+            + self._restore_hint()
         )
 
     def _raise(self, net, reason: str, *, training: bool, batch: int) -> None:
         phase = "training" if training else "validation"
         advice = self._scale_advice(net) if "outputs grown" in reason else self._advice(net)
+        if not training and self.on_divergence == "restore":
+            # Restores repair training steps; a held-out pass has nothing to roll back,
+            # and advising the option already on would send the user in a circle.
+            advice = (
+                "on_divergence='restore' is on, but it repairs training steps only: the "
+                "weights of a training pass without a fault give a non-finite or "
+                f"exploding held-out loss. {advice}"
+            )
         raise DivergenceError(
             f"{self._diverged} diverged: {reason} at {phase} batch {batch} of epoch "
             f"{len(net.history)}. {advice}"
@@ -934,10 +955,47 @@ class DivergenceGuard(Callback):
         return (
             "The loss compares normalised projections and does not see the scale of the "
             "outputs, so a learning rate too large for the network inflates them without "
-            f"any loss going wrong. Lower learning_rate (currently {net.lr}), set "
-            "weight_decay (1e-3 to 1e-2) to keep the weights' scale in check, or pass "
-            "on_divergence='restore' to roll back and halve the learning rate."
+            f"any loss going wrong. Lower learning_rate (currently {net.lr}) or set "
+            "weight_decay (1e-3 to 1e-2) to keep the weights' scale in check" + self._restore_hint()
         )
+
+    def check_fit(self, net, *, first_epoch: int = 0) -> list[tuple[int, dict]]:
+        """The restores of the epochs from ``first_epoch`` on; raise if all were rolled back.
+
+        An epoch with a restore ends on weights the guard rolled back to; when every
+        epoch of a fit had one, no epoch finished cleanly and what the fit returns may be
+        the state it started from (an untrained network, bit for bit), so that is a
+        :class:`DivergenceError`, with the advice of the last restore.
+
+        Parameters
+        ----------
+        net : ContrastiveNet
+            The net this guard watched, after training.
+        first_epoch : int, default=0
+            Index in ``net.history`` of the fit's first epoch (a warm start continues a
+            history).
+
+        Returns
+        -------
+        restores : list of (int, dict)
+            Each restore, in order, as its epoch (1-based) and its ``divergence`` record.
+        """
+        rows = list(net.history)[first_epoch:]
+        restores = [
+            (epoch, event)
+            for epoch, row in enumerate(rows, start=first_epoch + 1)
+            for event in row.get("divergence") or []
+        ]
+        if rows and all(row.get("divergence") for row in rows):
+            reason = restores[-1][1]["reason"]
+            advice = self._scale_advice(net) if "outputs grown" in reason else self._advice(net)
+            raise DivergenceError(
+                f"{self._diverged} diverged in every epoch of the fit: {len(restores)} "
+                f"restore(s) in {len(rows)} epoch(s), the last for {reason}. No epoch "
+                "finished cleanly: each rollback went back to the weights this fit started "
+                f"from, so the model would be returned barely trained or untrained. {advice}"
+            )
+        return restores
 
 
 class QuietPrintLog(PrintLog):

@@ -27,6 +27,7 @@ import torch
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 from skorch.history import History
 
+from sk_mlcpc._engine.preprocessing import NormalQuantileTransformer
 from sk_mlcpc._nn.devices import resolve_device
 from sk_mlcpc._version import __version__
 
@@ -34,7 +35,11 @@ __all__ = ["FITTED_ATTRIBUTE_TYPES", "ModelFileError", "PersistenceMixin"]
 
 FORMAT = "sk-mlcpc-model"
 FORMAT_VERSION = 1
-_PREPROCESSORS = {"QuantileTransformer": QuantileTransformer, "StandardScaler": StandardScaler}
+_PREPROCESSORS = {
+    "NormalQuantileTransformer": NormalQuantileTransformer,
+    "QuantileTransformer": QuantileTransformer,  # files written before NormalQuantileTransformer
+    "StandardScaler": StandardScaler,
+}
 _JSON_SCALARS = (bool, int, float, str, type(None))
 # model.json is read before anything tells how large the model is, so its cap is fixed:
 # parsing a hostile manifest of this size peaks near 150 MB, and a real one is far smaller
@@ -159,7 +164,8 @@ _NUMBER: _Check = (_is_number, "a number")
 _FLAG: _Check = (lambda v: isinstance(v, bool), "true or false")
 
 _COUNTS = (
-    "batch_size_", "validation_batch_size_", "eval_batch_size_", "n_epochs_", "n_features_in_",
+    "batch_size_", "validation_batch_size_", "eval_batch_size_", "n_epochs_", "n_restores_",
+    "n_features_in_",
     "n_features_y_", "n_components_", "n_timesteps_", "n_windows_", "n_anchor_times_",
     "n_teacher_features_", "n_negatives_", "_n_train",
 )  # fmt: skip
@@ -169,6 +175,9 @@ FITTED_ATTRIBUTE_TYPES: dict[str, _Check] = {
     **dict.fromkeys(
         ("mi_", "mi_std_", "mi_cap_", "alpha_", "eval_alpha_", "score_ceiling_"), _NUMBER
     ),
+    **dict.fromkeys(("baseline_valid_mi_", "valid_mi_"), _NUMBER),
+    "baseline_": (lambda v: v is None or v == "gaussian", "'gaussian' or null"),
+    "critic_choice_": (lambda v: v in ("trained", "constant"), "'trained' or 'constant'"),
     "alpha_initial_": _NUMBER,
     "saturation_gain_": (lambda v: v is None or _is_number(v), "a number or null"),
     "mi_ci_": (
@@ -201,6 +210,13 @@ _PREPROCESSOR_ATTRIBUTES: dict[str, dict[str, _Check]] = {
         "n_features_in_": _COUNT,
         "feature_names_in_": FITTED_ATTRIBUTE_TYPES["feature_names_in_"],
     },
+    "NormalQuantileTransformer": {
+        "n_quantiles_": _COUNT,
+        "quantiles_": _ARRAY,
+        "references_": _ARRAY,
+        "n_features_in_": _COUNT,
+        "feature_names_in_": FITTED_ATTRIBUTE_TYPES["feature_names_in_"],
+    },
     "QuantileTransformer": {
         "n_quantiles_": _COUNT,
         "quantiles_": _ARRAY,
@@ -208,6 +224,56 @@ _PREPROCESSOR_ATTRIBUTES: dict[str, dict[str, _Check]] = {
         "n_features_in_": _COUNT,
         "feature_names_in_": FITTED_ATTRIBUTE_TYPES["feature_names_in_"],
     },
+}
+
+
+#: The preprocessor classes a fit keeps for each value of ``preprocessing`` (see
+#: ``fitting.make_preprocessor``; QuantileTransformer in files written before
+#: NormalQuantileTransformer). ``None``: the fit keeps none, and the entry is null.
+_PREPROCESSING_CLASSES: dict[str | None, frozenset[str]] = {
+    "quantile": frozenset({"NormalQuantileTransformer", "QuantileTransformer"}),
+    "standard": frozenset({"StandardScaler"}),
+    None: frozenset(),
+}
+#: The fitted width each saved preprocessor transforms, by its attribute name: a
+#: preprocessor of another width would load and fail at the first transform.
+_PREPROCESSOR_WIDTHS = {
+    "preprocessor_": "n_features_in_",
+    "preprocessor_x_": "n_features_in_",
+    "preprocessor_y_": "n_features_y_",
+    "_teacher_scaler": "n_teacher_features_",
+}
+
+#: Fitted attributes a model file may lack, whatever the class: set by some fits only
+#: (``feature_names_in_``: data with string column names).
+_SET_BY_SOME_FITS = frozenset({"feature_names_in_"})
+#: Fitted attributes added to a class (and its subclasses) after the first files of
+#: format 1 were written: a file from before has none, and loads without them, as the
+#: version that wrote it did. Every other attribute a class declares is required; an
+#: attribute added later belongs here, or in _DERIVED_ATTRIBUTES (the model files kept
+#: in tests/engine/data fail to load otherwise).
+_ADDED_SINCE_FORMAT_1: dict[str, frozenset[str]] = {
+    "MutualInformationEstimator": frozenset(
+        {"baseline_", "baseline_valid_mi_", "critic_choice_", "score_ceiling_", "valid_mi_"}
+    ),
+    "ContrastiveEncoder": frozenset(
+        {"blockwise_", "eval_alpha_", "mi_ci_", "saturated_", "saturation_gain_"}
+    ),
+    "ContrastivePredictiveCoding": frozenset(
+        {"eval_alpha_", "mi_ci_", "mi_std_", "saturated_", "saturation_gain_"}
+    ),
+}
+
+
+def _restores_in_history(history: list) -> int:
+    """The restores a saved history records (``divergence`` events, see DivergenceGuard)."""
+    return sum(len(row["divergence"]) for row in history if isinstance(row.get("divergence"), list))
+
+
+#: Fitted attributes added since format 1 that the rest of an older file determines:
+#: filled in from the checked manifest when absent.
+_DERIVED_ATTRIBUTES: dict[str, Callable[[dict], Any]] = {
+    "n_restores_": lambda manifest: _restores_in_history(manifest["history"]),
 }
 
 
@@ -332,7 +398,30 @@ def _restore_preprocessor(state: Any, prefix: str, tensors: dict):
             )
         _check(value, allowed[attribute], f"preprocessors[{prefix!r}].{attribute}")
         setattr(preprocessor, attribute, value)
+    # A preprocessor short of a fitted array would load and fail at the first transform.
+    for attribute in allowed:
+        if attribute not in values and attribute not in _SET_BY_SOME_FITS:
+            raise _Malformed(
+                f"preprocessors[{prefix!r}] has no {attribute!r}, which a fitted {name} holds"
+            )
+    _check_preprocessor_shapes(preprocessor, prefix)
     return preprocessor
+
+
+def _check_preprocessor_shapes(preprocessor, prefix: str) -> None:
+    """Refuse fitted arrays whose shapes disagree with the preprocessor's width."""
+    width = preprocessor.n_features_in_
+    expected = {name: (width,) for name in ("mean_", "var_", "scale_")}
+    if hasattr(preprocessor, "quantiles_"):
+        levels = preprocessor.n_quantiles_
+        expected.update(quantiles_=(levels, width), references_=(levels,))
+    for name, shape in expected.items():
+        value = getattr(preprocessor, name, None)
+        if value is not None and value.shape != shape:
+            raise _Malformed(
+                f"preprocessors[{prefix!r}].{name} has shape {value.shape}, not {shape} "
+                f"(n_features_in_={width})"
+            )
 
 
 _FITTED_WIDTHS = ("n_features_in_", "n_features_y_", "n_teacher_features_")
@@ -411,10 +500,17 @@ def _check_header(manifest: Any, cls: type, path: Path) -> None:
             f"(format {FORMAT_VERSION}), which reads files of the same major version."
         )
     held = manifest.get("class")
-    if held != cls.__name__:
-        held = _short(held, quote=False)
+    if not isinstance(held, str) or not held.isidentifier():
+        # No class to name: advising "load it with None.load" would be no help.
+        what = "has no 'class' entry" if held is None else f"has the class {_short(held)}"
         raise ModelFileError(
-            f"{path} holds a {held}, not a {cls.__name__}; load it with {held}.load."
+            f"{path} does not say which estimator it holds: its model.json {what}. It is "
+            f"corrupted or was edited; save the {cls.__name__} again."
+        )
+    if held != cls.__name__:
+        raise ModelFileError(
+            f"{path} holds a {_short(held, quote=False)}, not a {cls.__name__}; load it with "
+            f"{_short(held, quote=False)}.load."
         )
 
 
@@ -701,6 +797,8 @@ class PersistenceMixin:
                 raise _Malformed(
                     f"preprocessors has {name!r}, which is not a preprocessor {cls.__name__} saves"
                 )
+        for name in cls._saved_preprocessors:
+            estimator._check_preprocessor_entry(name, preprocessors)
 
         seeds = _mapping(manifest.get("net"), "net")
         if not set(seeds) <= {"shuffle_seed", "eval_seed", "lr"}:
@@ -710,7 +808,64 @@ class PersistenceMixin:
         history = manifest.get("history")
         if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
             raise _Malformed(f"history is {_short(history)}, not a list of epochs")
+
+        # A required attribute missing would load, and fail later with an AttributeError.
+        optional = cls._optional_fitted_attributes()
+        for name in cls._saved_attributes:
+            if name in fitted:
+                continue
+            if name in _DERIVED_ATTRIBUTES:
+                setattr(estimator, name, _DERIVED_ATTRIBUTES[name](manifest))
+            elif name not in optional:
+                raise _Malformed(
+                    f"fitted has no {name!r}, which every {cls.__name__} model file holds"
+                )
         return estimator
+
+    @classmethod
+    def _optional_fitted_attributes(cls) -> frozenset[str]:
+        """The declared fitted attributes a valid file of this class may lack."""
+        optional = set(_SET_BY_SOME_FITS)
+        for klass in cls.__mro__:
+            optional |= _ADDED_SINCE_FORMAT_1.get(klass.__name__, frozenset())
+        return frozenset(optional)
+
+    def _preprocessor_classes(self, name: str) -> tuple[frozenset[str], str]:
+        """The classes the preprocessor ``name`` may have for these parameters (none:
+        the entry must be null), and the setting that decides it, for messages."""
+        preprocessing = getattr(self, "preprocessing", None)
+        return _PREPROCESSING_CLASSES.get(preprocessing, frozenset()), (
+            f"preprocessing={preprocessing!r}"
+        )
+
+    def _check_preprocessor_entry(self, name: str, preprocessors: dict) -> None:
+        """Refuse a preprocessor entry that is missing or disagrees with the parameters.
+
+        A null preprocessor where the parameters fit one would score raw inputs with a
+        network trained on preprocessed ones: the scores would change without a word.
+        """
+        if name not in preprocessors:
+            raise _Malformed(
+                f"preprocessors has no {name!r}, which every {type(self).__name__} model "
+                "file holds (null when the fit kept none)"
+            )
+        state = preprocessors[name]
+        held = None if state is None else _mapping(state, f"preprocessors[{name!r}]").get("class")
+        if state is not None and not isinstance(held, str):
+            return  # a malformed entry: _restore_preprocessor names what is wrong with it
+        accepted, setting = self._preprocessor_classes(name)
+        if held is None and accepted:
+            raise _Malformed(
+                f"preprocessors[{name!r}] is null, but {setting} fits a "
+                f"{' or '.join(sorted(accepted))}: without it the network would see inputs "
+                "it was not trained on"
+            )
+        if held is not None and held not in accepted:
+            wanted = f"a {' or '.join(sorted(accepted))}" if accepted else "none (null)"
+            raise _Malformed(
+                f"preprocessors[{name!r}] is a {_short(held, quote=False)}, but {setting} "
+                f"fits {wanted}"
+            )
 
     def _weights_size_range(self, manifest: dict) -> tuple[int, int]:
         """The fewest and most bytes ``weights.pt`` may hold for the model ``manifest``
@@ -755,7 +910,15 @@ class PersistenceMixin:
         _mapping(tensors["optimizer"], "weights.pt['optimizer']")
         flat = _tensor_mapping(tensors["fitted"], "weights.pt['fitted']")
         for name, state in manifest["preprocessors"].items():
-            setattr(self, name, _restore_preprocessor(state, name, flat))
+            preprocessor = _restore_preprocessor(state, name, flat)
+            width = _PREPROCESSOR_WIDTHS.get(name)
+            if preprocessor is not None and width is not None and hasattr(self, width):
+                if preprocessor.n_features_in_ != getattr(self, width):
+                    raise _Malformed(
+                        f"preprocessors[{name!r}] transforms {preprocessor.n_features_in_} "
+                        f"columns, but fitted[{width!r}] is {getattr(self, width)}"
+                    )
+            setattr(self, name, preprocessor)
 
         self.device_ = device
         self._restore_tensors(flat)

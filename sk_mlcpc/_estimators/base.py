@@ -173,6 +173,7 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
     # load() accepts only these, each of its kind (persistence.FITTED_ATTRIBUTE_TYPES).
     batch_size_: int
     n_epochs_: int
+    n_restores_: int
     n_features_in_: int
     feature_names_in_: np.ndarray
 
@@ -212,6 +213,8 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
                 f"{sorted(fit_params)}; they are refused rather than silently ignored."
             )
         warm = bool(self.warm_start) and hasattr(self, "net_")
+        # A warm start continues the fitted history: this fit's epochs follow its rows.
+        first_epoch = len(self.net_.history) if warm else 0
         data = self._validate_fit_data(X, y, warm=warm, **extra)
         split = self._split(data["n_samples"])
         if not warm:
@@ -239,8 +242,35 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
         self.net_ = net
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
+        self._check_restores(net, first_epoch)
         self._finish_fit(data, split)
         return self
+
+    def _check_restores(self, net, first_epoch: int) -> None:
+        """Count the divergence guard's restores (``n_restores_``) and report this fit's.
+
+        A restore rolls training back silently inside the loop: a fit whose epochs were
+        all rolled back is refused (see ``DivergenceGuard.check_fit``), and one with any
+        restore warns, so that ``on_divergence="restore"`` never hides a fault.
+        """
+        self.n_restores_ = sum(len(row.get("divergence") or []) for row in net.history)
+        guard = dict(getattr(net, "callbacks_", [])).get("divergence_guard")
+        if not isinstance(guard, DivergenceGuard):
+            return
+        restores = guard.check_fit(net, first_epoch=first_epoch)
+        if restores:
+            epochs = sorted({epoch for epoch, _ in restores})
+            warnings.warn(
+                f"{type(self).__name__}.fit diverged and was rolled back {len(restores)} "
+                f"time(s) (on_divergence='restore'), in epoch(s) "
+                f"{', '.join(map(str, epochs))}; each restore halved the learning rate, to "
+                f"{restores[-1][1]['learning_rate']:g} at the last. Training went on from "
+                "the last good state, without the steps rolled back: lower learning_rate to "
+                "train without faults. history_ records each restore under 'divergence'; "
+                "n_restores_ counts them.",
+                UserWarning,
+                stacklevel=4,  # the user's call of fit
+            )
 
     # ------------------------------------------------------------------ hooks
 

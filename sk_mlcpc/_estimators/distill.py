@@ -53,7 +53,7 @@ from sk_mlcpc._engine.inputs import INPUT_DTYPES
 from sk_mlcpc._engine.net import DivergenceError
 from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit
 from sk_mlcpc._estimators.docs import shared_parameter_docs
-from sk_mlcpc._estimators.labels import LabelsMixin, unlabelled_rows
+from sk_mlcpc._estimators.labels import LabelsMixin
 from sk_mlcpc._estimators.students import StudentMixin
 from sk_mlcpc._estimators.teachers import TeacherMixin
 from sk_mlcpc._math.bounds import bound_validity, resolve_alpha
@@ -186,8 +186,11 @@ None, default=None
         1e6): raise a :class:`~sk_mlcpc.DivergenceError` naming the first bad batch, with
         advice, or restore the weights, memory banks and optimiser state of the last good
         epoch, drop the steps from the bad one on, halve the learning rate and go on (at
-        most 5 times). Each event is recorded in ``history_`` as ``divergence``. The
-        checks are read after every step on the CPU, every 64 steps on an accelerator.
+        most 5 times). Each event is recorded in ``history_`` as ``divergence`` and
+        counted in ``n_restores_``; ``fit`` warns when any happened, and raises a
+        :class:`~sk_mlcpc.DivergenceError` when every epoch was rolled back (no epoch
+        finished cleanly: the student would be returned barely trained). The checks are
+        read after every step on the CPU, every 64 steps on an accelerator.
     callbacks : list of skorch callbacks or (name, callback) tuples, or None, default=None
         Extra skorch callbacks; copies are used.
 
@@ -222,6 +225,9 @@ None, default=None
         ``divergence`` (repaired steps, with ``on_divergence="restore"``), and per-batch
         ``train_ce``, ``train_kd``, ``train_contrast``.
     .. shared-parameter:: n_epochs_
+    n_restores_ : int
+        Restores of ``on_divergence="restore"`` recorded in ``history_`` (0 when training
+        never diverged).
     .. shared-parameter:: device_
     n_features_in_ : int
         Columns of ``X``.
@@ -470,7 +476,7 @@ None, default=None
         X, y = validate_data(self, X, y, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
         if X_transfer is not None:
             X_transfer = self._check_transfer(X_transfer)
-        unlabelled = unlabelled_rows(y, self.unlabeled_value)
+        unlabelled = self._unlabelled_rows(y)
         labelled_y = y[~unlabelled]
         if len(labelled_y):
             check_classification_targets(labelled_y)
@@ -593,6 +599,12 @@ None, default=None
     _memory_released: bool
     _saved_preprocessors = ("preprocessor_", "_teacher_scaler")
 
+    def _preprocessor_classes(self, name: str) -> tuple[frozenset[str], str]:
+        if name == "_teacher_scaler":
+            # The teacher's features are standardised whatever ``preprocessing`` says.
+            return frozenset({"StandardScaler"}), "distillation"
+        return super()._preprocessor_classes(name)
+
     def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int) -> DistillationNet:
         net = self._make_net(shuffle_seed=shuffle_seed, eval_seed=eval_seed)
         if self._memory_released:
@@ -664,7 +676,7 @@ None, default=None
         """
         if self.unlabeled_value is not None:
             labels = np.asarray(y)
-            keep = ~unlabelled_rows(labels.ravel(), self.unlabeled_value)
+            keep = ~self._unlabelled_rows(labels.ravel())
             if not keep.any():
                 raise ValueError(
                     "score needs labelled rows, but every label of y is unlabeled_value="

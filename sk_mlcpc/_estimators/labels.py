@@ -25,18 +25,53 @@ def unlabelled_rows(y: np.ndarray, value) -> np.ndarray:
     """Boolean mask of the rows of ``y`` whose label is ``value`` (none when ``None``).
 
     A number matches numeric labels and numbers in an ``object`` array, a string matches
-    string labels; a number never matches a string array or vice versa.
+    string labels; a number never matches a string array or vice versa (the estimator
+    refuses labels that are ``value`` written the other way, see
+    :meth:`LabelsMixin._unlabelled_rows`).
     """
     if value is None:
         return np.zeros(len(y), dtype=bool)
     if y.dtype == object:
         return np.fromiter((label == value for label in y), dtype=bool, count=len(y))
-    numeric_value = isinstance(value, Real) and not isinstance(value, str)
-    if y.dtype.kind in "biuf" and numeric_value:
+    if y.dtype.kind in "biuf" and _is_number(value):
         return np.asarray(y == value, dtype=bool)
     if y.dtype.kind in "US" and isinstance(value, str):
         return np.asarray(y == value, dtype=bool)
     return np.zeros(len(y), dtype=bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, str | bool | np.bool_)
+
+
+def _check_no_lookalike(labels: np.ndarray, value) -> None:
+    """Refuse labels that are ``value`` written as the other type (a string for a number)."""
+    numeric_labels = labels.dtype.kind in "biuf"
+    string_labels = labels.dtype.kind in "US"
+    if (numeric_labels and _is_number(value)) or (string_labels and isinstance(value, str)):
+        return  # one type on both sides: only the labels equal to value are value
+    for label in set(labels.tolist()):
+        if _same_number(label, value):
+            kind = "a number" if _is_number(value) else "a string"
+            raise ValueError(
+                f"unlabeled_value={value!r} is {kind}, but y holds the label {label!r}: "
+                f"the rows labelled {label!r} would be taken for a class of their own, not "
+                f"for unlabelled rows. Pass unlabeled_value={label!r} (unlabeled_value and "
+                "the labels must have the same type)."
+            )
+
+
+def _same_number(label, value) -> bool:
+    """Whether ``label`` and ``value`` are one number, one written as a string."""
+    if isinstance(label, str) == isinstance(value, str):
+        return False
+    text, number = (label, value) if isinstance(label, str) else (value, label)
+    if not _is_number(number):
+        return False
+    try:
+        return float(text) == float(number)
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------
@@ -46,6 +81,19 @@ def unlabelled_rows(y: np.ndarray, value) -> np.ndarray:
 
 class LabelsMixin:
     """Label handling of the distiller (reads its ``unlabeled_value`` and ``classes_``)."""
+
+    def _unlabelled_rows(self, y: np.ndarray) -> np.ndarray:
+        """:func:`unlabelled_rows` for ``unlabeled_value``, refusing look-alike labels.
+
+        A label that is ``unlabeled_value`` written as the other type (``"-1"`` for
+        ``-1``: numpy reads ``["setosa", ..., -1]`` as strings) marks rows meant to be
+        unlabelled; matched by type alone they would become a class, and the default
+        teacher would learn it. That is a ``ValueError`` naming the value to pass.
+        """
+        mask = unlabelled_rows(y, self.unlabeled_value)
+        if self.unlabeled_value is not None:
+            _check_no_lookalike(y[~mask], self.unlabeled_value)
+        return mask
 
     def _encode_labels(self, y: np.ndarray, *, warm: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Class indices of the labelled rows ``y``, and their classes.

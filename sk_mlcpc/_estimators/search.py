@@ -81,6 +81,12 @@ def search_mi(
         ``estimate`` (an :class:`MIEstimate` on the rows set aside), ``best_params`` and
         the fitted ``search``.
 
+    Raises
+    ------
+    ValueError
+        When ``checkpoint_dir`` is given (fixed or in the grid): a checkpoint directory
+        holds one fit, and the search makes many; checkpoint the final fit instead.
+
     See Also
     --------
     estimate_mi : One fit, no search (``estimate_mi(..., search=grid)`` calls this).
@@ -102,6 +108,7 @@ def search_mi(
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
+    _refuse_checkpoints(param_grid, params, cv)
     n_samples = len(X)
     if len(Y) != n_samples:
         raise ValueError(
@@ -131,6 +138,31 @@ def search_mi(
         _safe_indexing(X, test_rows), _safe_indexing(Y, test_rows)
     )
     return MISearchResult(estimate=estimate, best_params=search.best_params_, search=search)
+
+
+def _refuse_checkpoints(param_grid: dict | list[dict], params: dict, cv: int) -> None:
+    """Refuse a ``checkpoint_dir``: one directory holds the checkpoint of one fit.
+
+    Every candidate and fold would share it, so the second fit would find the first's
+    checkpoint and stop with an error about a different fit, naming neither the search
+    nor the way out.
+    """
+    grids = [param_grid] if isinstance(param_grid, dict) else list(param_grid)
+    values = [params.get("checkpoint_dir")]
+    for grid in grids:
+        # A malformed grid is GridSearchCV's to report.
+        if isinstance(grid, dict):
+            values += list(grid.get("checkpoint_dir", ()))
+    directories = [value for value in values if value is not None]
+    if directories:
+        raise ValueError(
+            f"search_mi cannot use checkpoint_dir={str(directories[0])!r}: the search fits "
+            f"one model per candidate and fold ({cv} folds) and refits the best, and a "
+            "checkpoint directory holds the checkpoint of one fit, so the second fit would "
+            "find the first's. Leave checkpoint_dir out of search_mi; to checkpoint a long "
+            "fit, fit MutualInformationEstimator(**result.best_params, "
+            "checkpoint_dir=...) after the search."
+        )
 
 
 def estimate_mi(
