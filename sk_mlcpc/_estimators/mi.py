@@ -102,9 +102,11 @@ class MutualInformationEstimator(
     baseline : {"gaussian"} or None, default="gaussian"
         A closed-form part of the critic that the network builds on. ``"gaussian"`` adds
         the log density ratio ``log p(y | x) - log p(y)`` of a Gaussian model fitted to the
-        preprocessed training rows (means and a shrunk correlation matrix; see
+        preprocessed training rows (means and a correlation matrix shrunk by
+        Ledoit-Wolf's data-driven weight; see
         :class:`sk_mlcpc.critics.GaussianBaselineCritic`), with a trained scale and
         offset; the network starts from zero and learns what the Gaussian model misses.
+        It is kept only if its bound on the validation rows is above 0 (``baseline_``).
         With the default quantile preprocessing the model is a Gaussian copula, close to
         the optimal critic whenever the dependence is near-Gaussian after per-column
         monotone maps, which a network trained on a few thousand rows in many dimensions
@@ -150,8 +152,10 @@ class MutualInformationEstimator(
     preprocessing : {"quantile", "standard"} or None, default="quantile"
         Per-column transformation learnt on the training split and applied everywhere.
         ``"quantile"`` maps each column to a standard normal through its empirical
-        quantiles: mutual information is unchanged by such monotone maps, and heavy
-        tails stop mattering. ``"standard"`` centres and scales; ``None`` leaves the data.
+        quantiles (:class:`~sk_mlcpc._engine.preprocessing.NormalQuantileTransformer`:
+        the same output in any units, tied levels at their mid-rank): mutual information
+        is unchanged by such monotone maps, and heavy tails stop mattering.
+        ``"standard"`` centres and scales; ``None`` leaves the data.
     .. shared-parameter:: device
     random_state : int, RandomState instance or None, default=None
         Controls the split, the initialisation and the batch order. The global torch
@@ -222,6 +226,22 @@ class MutualInformationEstimator(
         critic is still a fixed critic (chosen without the evaluation rows), so the bound
         stays valid; dense and blockwise evaluations clamp alike. Training and early
         stopping use the critic's own scores.
+    critic_choice_ : {"trained", "constant"}
+        ``"constant"`` when the trained critic's bound on the validation rows
+        (``valid_mi_``) was not above 0, the bound of any constant critic: that critic is
+        then the one kept, so ``mi_``, :meth:`score` and :meth:`score_samples` are
+        exactly 0 (its bound on any rows), and a ``UserWarning`` says so. The choice is
+        made on the validation rows, like the epoch, never on the test rows.
+    valid_mi_ : float
+        The trained critic's bound on the validation rows (NaN without them).
+    baseline_ : {"gaussian"} or None
+        The baseline the critic uses: ``baseline``, unless its closed-form critic alone
+        was not above 0 on the validation rows (``baseline_valid_mi_``), or X and Y have
+        more than 4,096 columns together (its dense model would take gigabytes; a warning
+        says so); then None.
+    baseline_valid_mi_ : float
+        The Gaussian baseline's own bound on the validation rows, before training (NaN
+        when it was not fitted).
     net_ : ContrastiveNet
         The fitted skorch net.
     critic_ : torch.nn.Module

@@ -124,6 +124,10 @@ def _cells(line: str, delimiter: str | None) -> list[str]:
 
 
 def _number(cell: str) -> float | None:
+    # Python's float() accepts digit separators ("1_000"); a data file's cell with one is
+    # text, not the number a reader of the file would see.
+    if "_" in cell:
+        return None
     try:
         return float(cell)
     except ValueError:
@@ -224,6 +228,8 @@ _OPTIONS = {
     "device": "--device",
     "random_state": "--seed",
     "verbose": "--verbose",
+    "preprocessing": "--preprocessing",
+    "baseline": "--baseline",
 }
 
 
@@ -244,6 +250,8 @@ def _estimate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         eval_batch_size=args.eval_batch_size,
         max_epochs=args.max_epochs,
+        preprocessing=None if args.preprocessing == "none" else args.preprocessing,
+        baseline=None if args.baseline == "none" else args.baseline,
         device=args.device,
         random_state=args.seed,
         verbose=args.verbose,
@@ -281,6 +289,11 @@ def _estimate(args: argparse.Namespace) -> int:
         f"{estimator.bound_validity_}; "
         f"{len(X)} rows, {estimator.n_epochs_} epochs, {time.perf_counter() - started:.1f} s"
     )
+    if estimator.critic_choice_ == "constant":
+        print(
+            "critic: constant (the trained critic was not above 0 on the validation rows, "
+            f"{estimator.valid_mi_:.4f} nats)"
+        )
     return 0
 
 
@@ -441,6 +454,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     estimate.add_argument(
         "--max-epochs", type=_integer(1), default=100, help="training epochs at most"
+    )
+    estimate.add_argument(
+        "--preprocessing",
+        default="quantile",
+        choices=["quantile", "standard", "none"],
+        help="per-column map fitted on the training rows: 'quantile' (to a normal through "
+        "the ranks; any units), 'standard' (mean 0, variance 1) or 'none'",
+    )
+    estimate.add_argument(
+        "--baseline",
+        default="gaussian",
+        choices=["gaussian", "none"],
+        help="closed-form Gaussian part of the critic (kept only if it beats a constant "
+        "critic on the validation rows), or 'none'",
     )
     estimate.add_argument(
         "--device", type=_device, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"

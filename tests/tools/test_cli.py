@@ -300,3 +300,31 @@ def test_staircase_figure_gives_each_objective_one_colour_in_every_panel(tmp_pat
     assert colours.keys() == {"cpc", "ml_cpc a=auto"}
     assert all(len(found) == 1 for found in colours.values()), colours
     assert colours["cpc"] != colours["ml_cpc a=auto"]
+
+
+def test_a_digit_separator_is_not_read_as_a_number(tmp_path, capsys):
+    """float("1_000") is 1000 in Python; in a data file it is a typo or a label."""
+    (tmp_path / "bad.csv").write_text("1,2\n1_000,3\n")
+    with pytest.raises(ValueError, match=r"line 2, column 1: '1_000' is not a number"):
+        read_table(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e12])
+def test_estimate_reads_the_same_in_any_units_and_switches_preprocessing(tmp_path, capsys, scale):
+    """A 2-d Gaussian in units of 1e-9 printed 0.0000 nats before (scikit-learn's quantile
+    map has an absolute tolerance of 1e-7); the estimate is now the same in any units."""
+    X, Y, _ = make_correlated_gaussians(800, 2, mi=1.0, random_state=0)
+    readings = {}
+    for name, factor in (("unit", 1.0), ("scaled", scale)):
+        np.savetxt(tmp_path / f"x_{name}.csv", X * factor, delimiter=",", fmt="%.17g")
+        np.savetxt(tmp_path / f"y_{name}.csv", Y * factor, delimiter=",", fmt="%.17g")
+        arguments = ["estimate", str(tmp_path / f"x_{name}.csv"), str(tmp_path / f"y_{name}.csv")]
+        assert main([*arguments, "--max-epochs", "5"]) == 0
+        out = capsys.readouterr().out
+        readings[name] = float(out.split("I(X; Y) estimate: ")[1].split()[0])
+    assert readings["unit"] > 0.3
+    assert readings["scaled"] == pytest.approx(readings["unit"], abs=1e-3)
+    arguments = [*arguments, "--max-epochs", "2", "--preprocessing", "standard", "--baseline"]
+    assert main([*arguments, "none"]) == 0
+    assert main([*arguments, "other"]) == 2
+    assert "argument --baseline: invalid choice" in capsys.readouterr().err
