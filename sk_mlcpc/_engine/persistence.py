@@ -177,6 +177,7 @@ FITTED_ATTRIBUTE_TYPES: dict[str, _Check] = {
     ),
     **dict.fromkeys(("baseline_valid_mi_", "valid_mi_"), _NUMBER),
     "baseline_": (lambda v: v is None or v == "gaussian", "'gaussian' or null"),
+    "baseline_structure_": (lambda v: v in (None, "dense", "sparse"), "'dense', 'sparse' or null"),
     "critic_choice_": (lambda v: v in ("trained", "constant"), "'trained' or 'constant'"),
     "alpha_initial_": _NUMBER,
     "saturation_gain_": (lambda v: v is None or _is_number(v), "a number or null"),
@@ -254,7 +255,14 @@ _SET_BY_SOME_FITS = frozenset({"feature_names_in_"})
 #: in tests/engine/data fail to load otherwise).
 _ADDED_SINCE_FORMAT_1: dict[str, frozenset[str]] = {
     "MutualInformationEstimator": frozenset(
-        {"baseline_", "baseline_valid_mi_", "critic_choice_", "score_ceiling_", "valid_mi_"}
+        {
+            "baseline_",
+            "baseline_structure_",
+            "baseline_valid_mi_",
+            "critic_choice_",
+            "score_ceiling_",
+            "valid_mi_",
+        }
     ),
     "ContrastiveEncoder": frozenset(
         {"blockwise_", "eval_alpha_", "mi_ci_", "saturated_", "saturation_gain_"}

@@ -157,6 +157,7 @@ class MutualInformationEstimator(
         is unchanged by such monotone maps, and heavy tails stop mattering.
         ``"standard"`` centres and scales; ``None`` leaves the data.
     .. shared-parameter:: device
+    .. shared-parameter:: n_threads
     random_state : int, RandomState instance or None, default=None
         Controls the split, the initialisation and the batch order. The global torch
         random state is left untouched.
@@ -239,9 +240,14 @@ class MutualInformationEstimator(
         was not above 0 on the validation rows (``baseline_valid_mi_``), or X and Y have
         more than 4,096 columns together (its dense model would take gigabytes; a warning
         says so); then None.
+    baseline_structure_ : {"dense", "sparse"} or None
+        How the kept baseline regularises the correlations between X and Y columns
+        (``cross_structure`` of :class:`~sk_mlcpc.critics.GaussianBaselineCritic`):
+        both are fitted on the training rows and the one with the higher bound on the
+        validation rows is kept. None without a baseline.
     baseline_valid_mi_ : float
-        The Gaussian baseline's own bound on the validation rows, before training (NaN
-        when it was not fitted).
+        The kept Gaussian model's own bound on the validation rows, before training
+        (NaN when it was not fitted).
     net_ : ContrastiveNet
         The fitted skorch net.
     critic_ : torch.nn.Module
@@ -326,6 +332,7 @@ class MutualInformationEstimator(
         tol: float = 1e-3,
         preprocessing: str | None = "quantile",
         device: str | torch.device = "auto",
+        n_threads: int | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         blockwise: bool | str = "auto",
@@ -409,7 +416,12 @@ class MutualInformationEstimator(
         if rows is not None:
             critic = self._fitted_baseline_or_not(critic, *rows)
         elif getattr(self, "baseline_", self.baseline) == "gaussian":
-            critic = GaussianBaselineCritic(critic, self.n_features_in_, self.n_features_y_)
+            critic = GaussianBaselineCritic(
+                critic,
+                self.n_features_in_,
+                self.n_features_y_,
+                cross_structure=getattr(self, "baseline_structure_", None) or "dense",
+            )
         net_class, placement = ContrastiveNet, {"device": self.device_}
         if self.accelerator is not None:
             from sk_mlcpc._engine.distributed import AcceleratedContrastiveNet
@@ -454,22 +466,36 @@ class MutualInformationEstimator(
             )
             self.baseline_ = None
             return critic
-        wrapped = GaussianBaselineCritic(critic, self.n_features_in_, self.n_features_y_)
-        wrapped.fit_baseline(x_train, y_train)
         n_valid = min(len(x_valid), self.validation_batch_size_)
-        if n_valid < 2:  # nothing to choose on: keep it
+        candidates = {}
+        for structure in ("dense", "sparse"):
+            wrapped = GaussianBaselineCritic(
+                critic, self.n_features_in_, self.n_features_y_, cross_structure=structure
+            )
+            wrapped.fit_baseline(x_train, y_train)
+            if n_valid < 2:  # nothing to choose on: keep the dense model
+                self.baseline_structure_ = structure
+                return wrapped
+            candidates[structure] = (self._baseline_bound(wrapped, x_valid, y_valid), wrapped)
+        structure = max(candidates, key=lambda name: candidates[name][0])
+        value, wrapped = candidates[structure]
+        self.baseline_valid_mi_ = value
+        if math.isfinite(value) and value > 0:
+            self.baseline_structure_ = structure
             return wrapped
+        self.baseline_ = None
+        return wrapped.critic
+
+    def _baseline_bound(self, wrapped, x_valid, y_valid) -> float:
+        """The closed-form critic's bound on (the first batch of) the validation rows."""
+        n_valid = min(len(x_valid), self.validation_batch_size_)
         wrapped = wrapped.to(x_valid.device)
         with torch.no_grad():
             scores = wrapped.baseline_scores(x_valid[:n_valid], y_valid[:n_valid])
             options = {"alpha": self._alpha_at(n_valid)} if self._takes_alpha else {}
             value = BOUNDS[self.objective](scores, **options)
         value = float(value[0] if isinstance(value, tuple) else value)
-        self.baseline_valid_mi_ = value
-        if math.isfinite(value) and value > 0:
-            return wrapped
-        self.baseline_ = None
-        return wrapped.critic
+        return value if math.isfinite(value) else -math.inf
 
     def _own_callbacks(self) -> list:
         callbacks = super()._own_callbacks()
@@ -492,6 +518,7 @@ class MutualInformationEstimator(
     score_ceiling_: float
     n_features_y_: int
     baseline_: str | None
+    baseline_structure_: str | None
     baseline_valid_mi_: float
     critic_choice_: str
     valid_mi_: float
@@ -590,6 +617,7 @@ class MutualInformationEstimator(
         if not warm:
             self.baseline_ = self.baseline
             self.baseline_valid_mi_ = math.nan
+            self.baseline_structure_ = None
             if self.baseline is not None:
                 # Popped by the next _make_net of this fit, which fits the baseline on the
                 # training rows and keeps it only if it beats a constant on validation.

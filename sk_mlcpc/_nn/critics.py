@@ -16,6 +16,7 @@ marginal_terms=True)`` adds them explicitly: ``g(x) . h(y) + a(x) + b(y)``.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from numbers import Real
 
@@ -254,6 +255,13 @@ class GaussianBaselineCritic(nn.Module):
         passed in is left unchanged.
     x_features, y_features : int
         Widths of ``x`` and ``y``.
+    cross_structure : {"dense", "sparse"}, default="dense"
+        How the correlations between ``x`` and ``y`` columns are regularised.
+        ``"dense"`` shrinks them with the rest (``shrinkage``). ``"sparse"``
+        soft-thresholds each sample cross-correlation at the universal threshold
+        ``sqrt(2 log(p q) / n)`` (a few informative pairs among many columns: the
+        dense model spreads its weight over every noisy pair), then scales the cross
+        block down if needed to keep the correlation matrix positive definite.
     shrinkage : {"ledoit_wolf", "oas"} or float, default="ledoit_wolf"
         Weight of the identity in the correlation matrix the Gaussian model uses,
         ``(1 - shrinkage) R + shrinkage I``. The sample correlations of many columns
@@ -295,8 +303,14 @@ class GaussianBaselineCritic(nn.Module):
         x_features: int,
         y_features: int,
         shrinkage: float | str = "ledoit_wolf",
+        cross_structure: str = "dense",
     ) -> None:
         super().__init__()
+        if cross_structure not in ("dense", "sparse"):
+            raise ValueError(
+                f"cross_structure must be 'dense' or 'sparse', got {cross_structure!r}."
+            )
+        self.cross_structure = cross_structure
         if isinstance(shrinkage, str):
             if shrinkage not in _SHRINKAGE_ESTIMATORS:
                 raise ValueError(
@@ -400,10 +414,13 @@ class GaussianBaselineCritic(nn.Module):
         else:
             shrinkage = self.shrinkage
         self.shrinkage_ = float(shrinkage)
+        sample_cross = correlation[:n_x, n_x:].clone()
         correlation = (1 - shrinkage) * correlation + shrinkage * eye
         # A zero-variance column has zero correlations; its diagonal must stay 1.
         correlation = correlation * (1 - eye) + eye
         r_xx, r_xy, r_yy = correlation[:n_x, :n_x], correlation[:n_x, n_x:], correlation[n_x:, n_x:]
+        if self.cross_structure == "sparse":
+            r_xy = _thresholded_cross(sample_cross, r_xx, r_yy, len(rows))
         regression = torch.linalg.solve(r_xx, r_xy)  # E[y | x] = x @ regression
         residual = r_yy - r_xy.T @ regression
         residual_inv = torch.linalg.inv(residual)
@@ -510,6 +527,25 @@ def _input_widths(critic: nn.Module) -> tuple[int, int] | None:
             if x_layer is not None and y_layer is not None:
                 return x_layer.in_features, y_layer.in_features
     return None
+
+
+def _thresholded_cross(
+    sample_cross: torch.Tensor, r_xx: torch.Tensor, r_yy: torch.Tensor, n_rows: int
+) -> torch.Tensor:
+    """The sample cross-correlations soft-thresholded at the universal threshold, scaled
+    so that ``[[r_xx, c], [c.T, r_yy]]`` stays positive definite (its whitened cross
+    block's largest singular value at most 0.95)."""
+    p, q = sample_cross.shape
+    threshold = math.sqrt(2 * math.log(max(p * q, 2)) / n_rows)
+    cross = torch.sign(sample_cross) * (sample_cross.abs() - threshold).clamp(min=0)
+    if not bool(cross.any()):
+        return cross
+    left = torch.linalg.cholesky(r_xx)
+    right = torch.linalg.cholesky(r_yy)
+    whitened = torch.linalg.solve_triangular(left, cross, upper=False)
+    whitened = torch.linalg.solve_triangular(right, whitened.T, upper=False).T
+    largest = float(torch.linalg.matrix_norm(whitened, ord=2))
+    return cross * min(1.0, 0.95 / largest)
 
 
 def _ledoit_wolf(standard: np.ndarray) -> float:

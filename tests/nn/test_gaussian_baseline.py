@@ -133,8 +133,11 @@ def test_the_estimator_fits_the_baseline_on_the_training_rows_only(weak_gaussian
     estimator = MutualInformationEstimator(max_epochs=1, random_state=0).fit(X, Y)
     n_valid = math.ceil(0.1 * 2000)
     n_test = math.ceil(0.2 * 2000)
-    assert seen == [2000 - n_valid - n_test]
+    # Two models (dense and sparse cross-correlations), both on the training rows; the
+    # validation rows only choose between them.
+    assert seen == [2000 - n_valid - n_test] * 2
     assert isinstance(estimator.critic_, GaussianBaselineCritic)
+    assert estimator.baseline_structure_ in ("dense", "sparse")
     # None trains the network alone.
     seen.clear()
     alone = MutualInformationEstimator(baseline=None, max_epochs=1, random_state=0).fit(X, Y)
@@ -254,3 +257,36 @@ def test_the_users_critic_is_left_unchanged(name):
     for key, value in critic.state_dict().items():
         assert torch.equal(value, before[key])
     assert wrapped.critic is not critic
+
+
+def test_a_sparse_cross_structure_finds_few_pairs_among_many_columns():
+    """2 informative pairs among 100 columns a side, 700 training rows (MI 1): the dense
+    model, shrunk as a whole, is worth almost nothing on held-out rows; thresholding the
+    cross-correlations keeps the two pairs and most of the information."""
+    from sk_mlcpc.datasets import make_sparse_gaussians
+
+    X, Y, _ = make_sparse_gaussians(
+        1000, 100, n_informative=2, mi=1.0, n_features_y=100, random_state=0
+    )
+    x, y = torch.as_tensor(X), torch.as_tensor(Y)
+    bounds = {}
+    for structure in ("dense", "sparse"):
+        critic = _wrapped("separable", 100, 100, cross_structure=structure).double()
+        critic.fit_baseline(x[:700], y[:700])
+        with torch.no_grad():
+            bounds[structure] = float(ml_cpc(critic.baseline_scores(x[700:], y[700:])))
+    assert bounds["dense"] < 0.2
+    assert bounds["sparse"] > 0.6
+
+
+def test_the_sparse_cross_block_keeps_the_correlation_positive_definite():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 3))
+    y = x + 0.01 * rng.normal(size=(50, 3))  # near-perfect correlation, few rows
+    critic = _wrapped("separable", 3, 3, cross_structure="sparse").double()
+    critic.fit_baseline(x, y)
+    with torch.no_grad():
+        scores = critic.baseline_scores(torch.as_tensor(x), torch.as_tensor(y))
+    assert torch.isfinite(scores).all()
+    with pytest.raises(ValueError, match="cross_structure must be"):
+        _wrapped("separable", cross_structure="banded")
