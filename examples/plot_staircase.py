@@ -7,8 +7,10 @@ whose true mutual information steps through 2, 4, 6, 8 and 10 nats, on a fresh b
 128 pairs at every step, so each recorded value is a held-out estimate. CPC cannot report
 more than ``log 128 = 4.85`` nats; ML-CPC at its working limit (``alpha="auto"``) can
 report up to 9.69 nats (about ``log(128 * 127 + 1)``) while staying below the truth. The
-full experiment is ``sk-mlcpc staircase``; this version runs 300 steps per level with a
-small critic.
+full experiment is ``sk-mlcpc staircase`` (the paper's 4,000 steps per level); this is a
+quick run, 300 steps per level with a small critic, so ML-CPC ends further below the truth
+at the top levels than after the full run (7.3 nats at true MI 10 after 4,000 steps, see
+the benchmarks page); CPC stops at its cap either way.
 """
 
 # %%
@@ -53,7 +55,8 @@ for result in results:
 # Plot
 # ----
 # Thin lines are per-step estimates, thick ones a running mean over 50 steps; the black
-# steps are the truth and the dotted lines the caps.
+# steps are the truth and the dotted lines each bound's cap at batch 128: CPC's
+# ``log 128 = 4.85`` and ML-CPC's 9.69, which the estimates cannot pass.
 
 fig, ax = plt.subplots(figsize=(8, 4))
 truth = np.repeat(levels, steps)
@@ -61,10 +64,16 @@ ax.plot(truth, "k", lw=1.5, label="true MI")
 for colour, result in zip(("C0", "C3"), results):
     values = result.estimates.ravel()
     smooth = np.convolve(values, np.ones(50) / 50, mode="valid")
+    name = result.config.label.split(" ", 1)[1]  # the bound, without the critic
     ax.plot(values, color=colour, alpha=0.25, lw=0.6)
-    ax.plot(np.arange(49, len(values)), smooth, color=colour, lw=2, label=result.config.label)
-    ax.axhline(result.cap, color=colour, ls=":", lw=1)
+    ax.plot(np.arange(49, len(values)), smooth, color=colour, lw=2, label=name)
+    ax.axhline(result.cap, color=colour, ls=":", lw=1.2, label=f"cap of {name}: {result.cap:.2f}")
 ax.set(xlabel="training step", ylabel="estimate (nats)", ylim=(0, 11))
+ax.set_title(
+    f"Quick run: {steps} training steps per level (the paper: 4,000), "
+    f"{configs[0].critic} critic, batch 128",
+    fontsize=10,
+)
 ax.legend(loc="upper left", fontsize=8)
 fig.tight_layout()
 plt.show()

@@ -12,11 +12,10 @@ from numbers import Real
 
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.validation import check_array
 from torch import nn
 
 from sk_mlcpc._engine.fitting import check_has_features
-from sk_mlcpc._engine.inputs import INPUT_DTYPES
+from sk_mlcpc._engine.inputs import INPUT_DTYPES, check_input
 
 __all__ = ["LabelsMixin", "unlabelled_rows"]
 
@@ -129,7 +128,7 @@ class LabelsMixin:
         """``X_transfer`` as float rows with the columns of ``X``, or a clear error."""
         check_has_features(X_transfer, "X_transfer")
         names = getattr(X_transfer, "columns", None)
-        X_transfer = check_array(X_transfer, dtype=INPUT_DTYPES, input_name="X_transfer")
+        X_transfer = check_input(X_transfer, dtype=INPUT_DTYPES, input_name="X_transfer")
         if X_transfer.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X_transfer has {X_transfer.shape[1]} features, but X has "

@@ -14,7 +14,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from sk_mlcpc._engine.evaluation import HeldOutEstimate
@@ -23,7 +23,7 @@ from sk_mlcpc._engine.fitting import (
     auto_blockwise,
     check_has_features,
 )
-from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32
+from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32, check_input, validate_input
 from sk_mlcpc._engine.net import (
     BoundLoss,
     ContrastiveNet,
@@ -367,7 +367,7 @@ class MutualInformationEstimator(
 
     def _validate_y(self, Y, n_samples: int, *, reset: bool, min_samples: int = 2) -> np.ndarray:
         check_has_features(Y, "Y")
-        Y = check_array(
+        Y = check_input(
             Y, dtype=INPUT_DTYPES, ensure_2d=False, input_name="Y", ensure_min_samples=min_samples
         )
         if Y.ndim == 1:
@@ -574,7 +574,7 @@ class MutualInformationEstimator(
                 "Accelerator(mixed_precision='bf16'). Leave precision='fp32'."
             )
         check_has_features(X)
-        X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
+        X = validate_input(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
         Y = self._validate_y(y, len(X), reset=not warm)
         self._check_hidden_layer_sizes()
         return {"arrays": (X, Y), "n_samples": len(X)}
@@ -748,7 +748,7 @@ class MutualInformationEstimator(
     def _validated_pair(self, X, Y, *, min_samples: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=min_samples, reset=False)
+        X = validate_input(self, X, dtype=INPUT_DTYPES, ensure_min_samples=min_samples, reset=False)
         Y = self._validate_y(Y, len(X), reset=False, min_samples=min_samples)
         return self._preprocess(X, Y)
 
@@ -860,7 +860,7 @@ class MutualInformationEstimator(
         """
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=INPUT_DTYPES, reset=False)
+        X = validate_input(self, X, dtype=INPUT_DTYPES, reset=False)
         x = self._preprocess(X)
         critic = self.critic_.eval()
         with torch.no_grad():

@@ -271,7 +271,8 @@ class GaussianBaselineCritic(nn.Module):
         ``"ledoit_wolf"`` and ``"oas"`` estimate the weight from the rows passed to
         :meth:`fit_baseline` (Ledoit-Wolf's and the oracle approximating shrinkage
         estimators of :mod:`sklearn.covariance`, applied to the standardised rows); it
-        grows with the ratio of columns to rows. A number in [0, 1] fixes it.
+        grows with the ratio of columns to rows (at least 0.001, so that repeated columns
+        keep the matrix invertible). A number in [0, 1] fixes it.
 
     Attributes
     ----------
@@ -410,7 +411,9 @@ class GaussianBaselineCritic(nn.Module):
         correlation = standard.T @ standard / max(len(rows) - 1, 1)
         eye = torch.eye(len(correlation), dtype=correlation.dtype, device=correlation.device)
         if isinstance(self.shrinkage, str):
-            shrinkage = _SHRINKAGE_ESTIMATORS[self.shrinkage](standard.numpy())
+            # The floor keeps the matrix invertible when columns repeat one another (an
+            # estimated weight can be 0 there).
+            shrinkage = max(_SHRINKAGE_ESTIMATORS[self.shrinkage](standard.numpy()), 1e-3)
         else:
             shrinkage = self.shrinkage
         self.shrinkage_ = float(shrinkage)

@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import math
+import re
 import sys
 import time
 import warnings
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
+from skorch.callbacks import Callback
 
 from sk_mlcpc._estimators.mi import MutualInformationEstimator
 from sk_mlcpc._math.bounds import BOUNDS
@@ -26,6 +28,7 @@ from sk_mlcpc._tools.staircase import (
     plot_staircase,
     run_staircase,
 )
+from sk_mlcpc._version import __version__
 
 __all__ = ["build_parser", "main", "read_table"]
 
@@ -143,6 +146,12 @@ def read_table(path: str | Path) -> np.ndarray:
     with ``#`` are skipped. Every error names the file and the line as an editor counts
     them (from 1, header and blank lines included) and the column.
 
+    A header whose first cell is empty, or which names one column fewer than the rows
+    hold, marks the first column as row labels, not data: pandas' ``to_csv`` writes its
+    index so by default, R's ``write.csv`` and ``write.table`` their row names. That
+    column is left out (its cells need not be numbers) with a warning, since estimating
+    with it would measure the row order.
+
     Parameters
     ----------
     path : str or path-like
@@ -159,6 +168,11 @@ def read_table(path: str | Path) -> np.ndarray:
         number (missing, text, infinite), or lines with different numbers of columns.
     OSError
         The file cannot be read (its message names it).
+
+    Warns
+    -----
+    UserWarning
+        The first column is a row index (see above) and is left out.
 
     Examples
     --------
@@ -182,6 +196,8 @@ def read_table(path: str | Path) -> np.ndarray:
     delimiter: str | None = None
     rows: list[list[float]] = []
     first_line = 0  # the first line of data, to name it when a later one differs
+    header: tuple[int, list[str]] | None = None  # its line number and cells
+    skip = 0  # 1 when the first column is a row index, left out
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -191,10 +207,16 @@ def read_table(path: str | Path) -> np.ndarray:
         values = [_number(cell) for cell in cells]
         if first_line == 0 and all(value is None for value in values):
             first_line = -1  # a header; only the first line may be one
+            header = (number, cells)
             continue
         if first_line <= 0:
             first_line = number
+            if header is not None and _names_a_row_index(header[1], len(cells)):
+                skip = 1
+                _warn_row_index(path, header[0], header[1])
         for column, (cell, value) in enumerate(zip(cells, values, strict=True), start=1):
+            if column <= skip:
+                continue  # a row label: any text
             where = f"{path}, line {number}, column {column}"
             if cell.lower() in _MISSING:
                 raise ValueError(
@@ -205,15 +227,73 @@ def read_table(path: str | Path) -> np.ndarray:
                 raise ValueError(f"{where}: {cell!r} is not a number.")
             if not np.isfinite(value):
                 raise ValueError(f"{where}: {cell!r} is not a finite number.")
-        if rows and len(values) != len(rows[0]):
+        if rows and len(values) != len(rows[0]) + skip:
             raise ValueError(
                 f"{path}, line {number}: {len(values)} column{'s' * (len(values) != 1)}, "
-                f"but line {first_line} has {len(rows[0])}."
+                f"but line {first_line} has {len(rows[0]) + skip}."
             )
-        rows.append(values)  # type: ignore[arg-type]
+        rows.append(values[skip:])  # type: ignore[arg-type]
     if not rows:
         raise ValueError(f"{path} holds no rows of numbers.")
     return np.asarray(rows, dtype=np.float64)
+
+
+def _names_a_row_index(header: list[str], n_columns: int) -> bool:
+    """Whether a header marks the first of ``n_columns`` columns as row labels.
+
+    pandas' ``to_csv`` writes an unnamed index under an empty header cell (``,a,b``), R's
+    ``write.csv`` its row names under ``""``, and R's ``write.table`` names one column
+    fewer than the rows hold. A data column with no name is not written by either.
+    """
+    if n_columns < 2:
+        return False
+    return header[0] == "" or len(header) == n_columns - 1
+
+
+def _warn_row_index(path: str | Path, line: int, header: list[str]) -> None:
+    why = (
+        "its header cell is empty"
+        if header[0] == ""
+        else f"the header names {len(header)} columns and the rows hold {len(header) + 1}"
+    )
+    warnings.warn(
+        f"{path}: column 1 is left out: {why} (line {line}), the mark of a row index, "
+        "as pandas' to_csv writes one by default (and R its row names), not data. Write "
+        "the file with to_csv(path, index=False) to leave it out yourself.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _row_numbers(table: np.ndarray) -> int | None:
+    """The first number (0 or 1) when the table's first column counts the rows, else None."""
+    if len(table) < 3:
+        return None
+    for start in (0, 1):
+        if np.array_equal(table[:, 0], np.arange(start, start + len(table))):
+            return start
+    return None
+
+
+def _refuse_a_shared_row_index(x: str, y: str, X: np.ndarray, Y: np.ndarray) -> None:
+    """Refuse two files whose first column is the same count of the rows.
+
+    Such a column is a row index written as data (pandas' ``to_csv(header=False)``, or an
+    index named in the header): in both files it makes the estimate measure the row order
+    they share, far above the MI between the data columns, with no sign in the result.
+    Unlike an unnamed header cell it could be a column the user meant, so it is refused
+    with the remedy rather than dropped.
+    """
+    start = _row_numbers(X)
+    if start is None or _row_numbers(Y) != start:
+        return
+    raise ValueError(
+        f"{x} and {y} both begin with the column {start}, {start + 1}, {start + 2}, ... "
+        "(the row number): a row index, as pandas' to_csv writes one unless index=False, "
+        "not a measurement; with it in both files the estimate would measure the row order "
+        "the files share, not the dependence between their data. Remove column 1 from both "
+        "files, or write them with to_csv(path, index=False)."
+    )
 
 
 # The estimator's parameters and the options that set them, to name the option in an
@@ -242,7 +322,76 @@ def _name_the_option(message: str) -> str:
     return message
 
 
+# Warnings come from the Python estimator and advise its parameters; on the command line
+# they name the options instead, and say which parameters have none.
+_ASSIGNMENT = re.compile(
+    r"(?<![\w.-])(?P<name>[a-z][a-z_]*)=(?P<quote>['\"]?)(?P<value>[^\s'\",;:()]+)(?P=quote)"
+)
+_NAME = re.compile(r"(?<![\w.'-])(?P<name>[a-z]+(?:_[a-z]+)+)(?![\w=])")
+
+
+def _for_the_command_line(message: str, command: str) -> str:
+    """A warning's advice in options: ``max_epochs`` as ``--max-epochs``,
+    ``baseline=None`` as ``--baseline none``, and a note naming the parameters it advises
+    that the command has no option for (``learning_rate``, ``warm_start``)."""
+    parameters = set(MutualInformationEstimator().get_params())
+    python_only: list[str] = []
+
+    def note(name: str) -> None:
+        if name in parameters and name not in _OPTIONS and name not in python_only:
+            python_only.append(name)
+
+    def assignment(match: re.Match) -> str:
+        name, value = match["name"], match["value"]
+        if name not in _OPTIONS:
+            note(name)
+            return match[0]
+        value = value.lower() if value in ("None", "True", "False") else value
+        return f"{_OPTIONS[name]} {value}"
+
+    def bare(match: re.Match) -> str:
+        name = match["name"]
+        if name in _OPTIONS:
+            return _OPTIONS[name]
+        note(name)
+        return name
+
+    message = _NAME.sub(bare, _ASSIGNMENT.sub(assignment, message))
+    if python_only:
+        python_only.sort(key=message.find)  # as they appear
+        names = ", ".join(python_only[:-1]) + " and " if len(python_only) > 1 else ""
+        names += python_only[-1]
+        what = "they are parameters" if len(python_only) > 1 else "it is a parameter"
+        message = (
+            f"{message.rstrip()} ({names}: no option of {command}; {what} of the Python "
+            "class sk_mlcpc.MutualInformationEstimator)"
+        )
+    return message
+
+
+class _EpochLines(Callback):
+    """One line per epoch on stderr (the command's progress on a terminal): the epoch,
+    the bounds on the training and validation rows, and the time so far."""
+
+    def __init__(self, max_epochs: int) -> None:
+        self.max_epochs = max_epochs
+
+    def on_train_begin(self, net, **kwargs) -> None:
+        self.started_ = time.perf_counter()
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        row = net.history[-1]
+        parts = [f"epoch {row['epoch']}/{self.max_epochs}"]
+        for key, what in (("train_mi", "training"), ("valid_mi", "validation")):
+            if key in row:
+                parts.append(f"{what} bound {float(row[key]):.3f} nats")
+        parts.append(f"{time.perf_counter() - self.started_:.1f} s")
+        print(f"sk-mlcpc estimate: {', '.join(parts)}", file=sys.stderr, flush=True)
+
+
 def _estimate(args: argparse.Namespace) -> int:
+    # 'auto': the estimator is quiet, and a terminal gets one line per epoch on stderr.
+    progress = args.verbose == "auto" and sys.stderr.isatty()
     estimator = MutualInformationEstimator(
         objective=args.objective,
         alpha=args.alpha,
@@ -254,7 +403,8 @@ def _estimate(args: argparse.Namespace) -> int:
         baseline=None if args.baseline == "none" else args.baseline,
         device=args.device,
         random_state=args.seed,
-        verbose=args.verbose,
+        verbose=0 if args.verbose == "auto" else args.verbose,
+        callbacks=[("progress", _EpochLines(args.max_epochs))] if progress else None,
     )
     try:
         estimator._validate_params()
@@ -267,6 +417,7 @@ def _estimate(args: argparse.Namespace) -> int:
             f"{args.x} and {args.y} must have the same number of rows (the paired samples, "
             f"row by row): {args.x} has {len(X)}, {args.y} has {len(Y)}."
         )
+    _refuse_a_shared_row_index(args.x, args.y, X, Y)
     started = time.perf_counter()
     try:
         estimator.fit(X, Y)
@@ -340,6 +491,15 @@ def _batch_or_auto(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected 'auto' or {message}") from None
 
 
+def _verbosity(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return _integer(0)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto', 0, 1 or 2, got {text!r}") from None
+
+
 def _device(text: str) -> str:
     try:
         resolve_device(text)
@@ -361,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sk-mlcpc", description="Multi-label contrastive predictive coding tools."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     stair = commands.add_parser(
@@ -476,7 +637,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="random seed (same seed, same result)"
     )
     estimate.add_argument(
-        "--verbose", type=_integer(0), default=0, help="0: quiet; 1: one line per epoch"
+        "--verbose",
+        type=_verbosity,
+        default="auto",
+        help="'auto': one progress line per epoch on stderr when it is a terminal, else "
+        "quiet; 0: quiet; 1: a table of every epoch (losses, bounds, time) on stdout; 2: "
+        "that table and a progress bar of the batches",
     )
     estimate.set_defaults(handler=_estimate)
     return parser
@@ -522,7 +688,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = f"sk-mlcpc {args.command}"
 
     def show(message, category, *_, **__) -> None:
-        print(f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
+        text = _one_line(message)
+        if args.command == "estimate":
+            text = _for_the_command_line(text, prefix)
+        print(f"{prefix}: warning: {text}", file=sys.stderr)
 
     try:
         with warnings.catch_warnings():

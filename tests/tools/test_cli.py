@@ -328,3 +328,154 @@ def test_estimate_reads_the_same_in_any_units_and_switches_preprocessing(tmp_pat
     assert main([*arguments, "none"]) == 0
     assert main([*arguments, "other"]) == 2
     assert "argument --baseline: invalid choice" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ row indexes (issue 27)
+
+
+def _estimate_line(out: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith("I(X; Y) estimate:"))
+
+
+def test_a_pandas_index_column_is_left_out_with_a_warning(tmp_path, capsys):
+    """pandas' default to_csv writes the row index under an empty header cell; in both
+    files it read 4.45 nats where the truth was 2.49. It is left out, with a warning."""
+    pd = pytest.importorskip("pandas")
+    X, Y, _ = make_correlated_gaussians(300, 2, mi=1.0, random_state=0)
+    pd.DataFrame(X, columns=["a", "b"]).to_csv(tmp_path / "x_pandas.csv")
+    pd.DataFrame(Y, columns=["c", "d"]).to_csv(tmp_path / "y_pandas.csv")
+    with pytest.warns(UserWarning, match=r"x_pandas.csv: column 1 is left out: its header cell"):
+        np.testing.assert_array_equal(read_table(tmp_path / "x_pandas.csv"), X)
+    x, y = _files(tmp_path)
+    assert main(["estimate", x, y, "--max-epochs", "2"]) == 0
+    clean = _estimate_line(capsys.readouterr().out)
+    args = [str(tmp_path / "x_pandas.csv"), str(tmp_path / "y_pandas.csv"), "--max-epochs", "2"]
+    assert main(["estimate", *args]) == 0
+    captured = capsys.readouterr()
+    assert _estimate_line(captured.out) == clean  # the same rows, the same estimate
+    for name in ("x_pandas.csv", "y_pandas.csv"):
+        assert f"warning: {tmp_path / name}: column 1 is left out" in captured.err
+    assert "index=False" in captured.err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ",a,b\n0,1.5,2\n1,3,4\n",  # pandas, unnamed index
+        '"","a","b"\n"r1",1.5,2\n"r2",3,4\n',  # R's write.csv, text row names
+        '"a" "b"\n"1" 1.5 2\n"2" 3 4\n',  # R's write.table: one name fewer than columns
+    ],
+)
+def test_row_labels_marked_by_the_header_are_left_out(tmp_path, text):
+    (tmp_path / "t.csv").write_text(text)
+    with pytest.warns(UserWarning, match="column 1 is left out"):
+        table = read_table(tmp_path / "t.csv")
+    np.testing.assert_array_equal(table, [[1.5, 2.0], [3.0, 4.0]])
+
+
+def test_a_named_first_column_is_data(tmp_path, recwarn):
+    (tmp_path / "t.csv").write_text("t,a\n0,1.5\n1,3\n")
+    np.testing.assert_array_equal(read_table(tmp_path / "t.csv"), [[0, 1.5], [1, 3]])
+    assert not [w for w in recwarn if "left out" in str(w.message)]
+
+
+@pytest.mark.parametrize("start", [0, 1])
+def test_the_same_row_numbers_in_both_files_are_refused_with_the_remedy(tmp_path, capsys, start):
+    """An index written without the empty header cell (header=False, or a named index)
+    cannot be told from data, so the CLI refuses it rather than guess."""
+    X, Y, _ = make_correlated_gaussians(300, 2, mi=1.0, random_state=0)
+    rows = np.arange(start, start + 300)[:, None]
+    np.savetxt(tmp_path / "x.csv", np.hstack([rows, X]), delimiter=",")
+    np.savetxt(tmp_path / "y.csv", np.hstack([rows, Y]), delimiter=",")
+    assert main(["estimate", str(tmp_path / "x.csv"), str(tmp_path / "y.csv")]) == 2
+    err = _one_error_line(capsys)
+    assert f"both begin with the column {start}, {start + 1}, {start + 2}, ..." in err
+    assert "Remove column 1 from both files, or write them with to_csv(path, index=False)" in err
+
+
+# ------------------------------------------------------------------ progress, warnings, version
+
+
+def test_version(capsys):
+    from sk_mlcpc import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"sk-mlcpc {__version__}\n"
+
+
+def test_verbose_help_lists_every_level(capsys):
+    assert main(["estimate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for level in (
+        "'auto': one progress line per epoch on stderr when it is a terminal",
+        "0:",
+        "1:",
+        "2:",
+    ):
+        assert level in text
+    assert "(default: auto)" in text
+
+
+class _Terminal:
+    """A stderr that says it is a terminal."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.lines.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_lines_on_a_terminal_only(tmp_path, capsys, monkeypatch, terminal):
+    x, y = _files(tmp_path)
+    stream = _Terminal()
+    if terminal:
+        monkeypatch.setattr(sys, "stderr", stream)
+    assert main(["estimate", x, y, "--max-epochs", "2"]) == 0
+    err = "".join(stream.lines) + capsys.readouterr().err
+    epochs = [line for line in err.splitlines() if ": epoch " in line]
+    if terminal:
+        assert len(epochs) == 2 and epochs[0].startswith("sk-mlcpc estimate: epoch 1/2, ")
+        assert "validation bound" in epochs[0] and "nats" in epochs[0]
+    else:
+        assert epochs == []
+    if terminal:  # --verbose 0 silences the terminal too
+        stream.lines.clear()
+        assert main(["estimate", x, y, "--max-epochs", "2", "--verbose", "0"]) == 0
+        assert not [line for line in "".join(stream.lines).splitlines() if ": epoch " in line]
+
+
+@pytest.mark.filterwarnings("default::sklearn.exceptions.ConvergenceWarning")
+def test_warnings_name_options_not_python_parameters(tmp_path, capsys):
+    """The convergence warning advised learning_rate and warm_start=True, which the
+    command has no option for; it names --max-epochs and says which have none."""
+    x, y = _files(tmp_path)
+    assert main(["estimate", x, y, "--max-epochs", "1"]) == 0
+    (line,) = [w for w in capsys.readouterr().err.splitlines() if "still improving" in w]
+    assert "Raise --max-epochs or learning_rate" in line and "max_epochs" not in line
+    assert line.endswith(
+        "(learning_rate and warm_start: no option of sk-mlcpc estimate; they are "
+        "parameters of the Python class sk_mlcpc.MutualInformationEstimator)"
+    )
+
+
+def test_warning_advice_in_options():
+    from sk_mlcpc._tools.cli import _for_the_command_line
+
+    text = _for_the_command_line(
+        "pass baseline=None to silence this; eval_batch_size='auto' takes them all; "
+        "baseline_ is None; use alpha='auto'.",
+        "sk-mlcpc estimate",
+    )
+    assert text == (
+        "pass --baseline none to silence this; --eval-batch-size auto takes them all; "
+        "baseline_ is None; use --alpha auto."
+    )
