@@ -168,8 +168,17 @@ def format_table(results: Sequence[StaircaseResult]) -> str:
     return "\n".join(lines)
 
 
+#: Training steps per MI level in the paper's experiment: fewer is a quick run.
+PAPER_STEPS_PER_LEVEL = 4000
+
+
 def plot_staircase(results: Sequence[StaircaseResult], path: str) -> None:
-    """Save the staircase figure: one panel per (task, critic), smoothed estimates vs step."""
+    """Save the staircase figure: one panel per (task, critic), smoothed estimates vs step.
+
+    Each curve's cap (``log 128`` for CPC, ``log(m / alpha)`` for ML-CPC) is drawn as a
+    dotted line of its colour; a run with fewer steps per level than the paper's 4,000
+    says so in its title.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -198,8 +207,19 @@ def plot_staircase(results: Sequence[StaircaseResult], path: str) -> None:
             axis.plot(steps, smoothed, label=objective, color=colours[objective])
         truth = np.repeat(members[0].true_mi, members[0].steps_per_level)
         axis.plot(np.arange(len(truth)), truth, "k--", linewidth=1, label="true MI")
-        axis.axhline(math.log(128), color="grey", linestyle=":", linewidth=1, label="log 128")
-        axis.set_title(f"{task}, {critic} critic")
+        caps: dict[float, str] = {}
+        for result in members:  # one dotted line per distinct cap, in its curve's colour
+            objective = result.config.label.split(" ", 1)[1]
+            caps.setdefault(round(result.cap, 2), colours[objective])
+        for value, colour in caps.items():
+            axis.axhline(value, color=colour, linestyle=":", linewidth=1, label=f"cap {value:.2f}")
+        steps = members[0].steps_per_level
+        quick = (
+            f" (quick run: {steps:,} steps a level; the paper: {PAPER_STEPS_PER_LEVEL:,})"
+            if steps < PAPER_STEPS_PER_LEVEL
+            else ""
+        )
+        axis.set_title(f"{task}, {critic} critic{quick}", fontsize=9 if quick else None)
         axis.set_xlabel("training step")
         axis.xaxis.set_major_locator(MaxNLocator(5))
         axis.set_ylim(-1, 12)

@@ -281,7 +281,7 @@ def test_staircase_figure_gives_each_objective_one_colour_in_every_panel(tmp_pat
         config = SimpleNamespace(critic=critic, label=f"{critic} {label}")
         return SimpleNamespace(
             transform=None, config=config, estimates=np.zeros((2, 20)), steps_per_level=20,
-            true_mi=np.array([2.0, 4.0]),
+            true_mi=np.array([2.0, 4.0]), cap=4.85,
         )  # fmt: skip
 
     # The joint critic's panel lacks CPC: a colour cycle per panel would shift its colours.
@@ -479,3 +479,28 @@ def test_warning_advice_in_options():
         "pass --baseline none to silence this; --eval-batch-size auto takes them all; "
         "baseline_ is None; use --alpha auto."
     )
+
+
+def test_the_staircase_figure_says_quick_run_and_draws_each_cap(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    captured = []
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def capture(figure, *args, **kwargs):
+        captured.append(
+            [(axis.get_title(), [line.get_label() for line in axis.lines]) for axis in figure.axes]
+        )
+        return real_savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", capture)
+    arguments = ["staircase", "--steps", "4", "--critics", "separable", "--tasks", "gaussian"]
+    assert main([*arguments, "--output", str(tmp_path)]) == 0
+    ((title, labels),) = [panel for panel in captured[-1] if panel[0]]
+    assert "quick run: 4 steps a level; the paper: 4,000" in title
+    caps = sorted(float(label.split()[1]) for label in labels if label.startswith("cap "))
+    # CPC's log 128, ML-CPC's log(128 / 0.1) and, at alpha="auto", log(128 * 127 + 1) less
+    # the searched margin (alpha = 1 shares CPC's cap).
+    assert caps[0] == pytest.approx(np.log(128), abs=0.01)
+    assert caps[-1] == pytest.approx(np.log(128 * 127 + 1) - np.log(1.007), abs=0.01)
+    assert len(caps) == 3
