@@ -18,6 +18,7 @@ is the tightest valid estimate, provided the bounds compared are valid
 
 import os
 import sys
+import warnings
 
 import matplotlib
 
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GridSearchCV, KFold
 
-from sk_mlcpc import MutualInformationEstimator
+from sk_mlcpc import MutualInformationEstimator, SaturationWarning
 from sk_mlcpc.datasets import make_correlated_gaussians
 
 X, Y, true_mi = make_correlated_gaussians(3000, 5, mi=6.0, random_state=0)
@@ -46,7 +47,12 @@ grid = [
     {"objective": ["cpc"]},
     {"objective": ["ml_cpc"], "alpha": [1.0, "auto"]},
 ]
-search = GridSearchCV(base, grid, cv=KFold(3, shuffle=True, random_state=0)).fit(X, Y)
+# CPC's cap, the log of the evaluation batch size, lies near or below the truth (6 nats):
+# its fits are flagged saturated, which is the point of the comparison; the table below
+# shows the scores, so the warnings are not printed.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", SaturationWarning)
+    search = GridSearchCV(base, grid, cv=KFold(3, shuffle=True, random_state=0)).fit(X, Y)
 
 results = pd.DataFrame(search.cv_results_)
 results["alpha"] = (
