@@ -480,10 +480,20 @@ class MutualInformationEstimator(
         structure = max(candidates, key=lambda name: candidates[name][0])
         value, wrapped = candidates[structure]
         self.baseline_valid_mi_ = value
-        if math.isfinite(value) and value > 0:
+        # Above rounding: a sparse model whose every cross-correlation fell below the
+        # threshold is the independence model, whose bound is 0 up to float error.
+        if math.isfinite(value) and value > 1e-6:
             self.baseline_structure_ = structure
             return wrapped
         self.baseline_ = None
+        warnings.warn(
+            f"baseline='gaussian' was not used: the Gaussian model's bound on the validation "
+            f"rows is {value:.3f} nats, no better than a constant critic's 0, so the critic "
+            "is the network alone (baseline_ is None). Its correlations carry no dependence "
+            "that holds on new rows; pass baseline=None to skip fitting it.",
+            UserWarning,
+            stacklevel=6,  # the user's call of fit
+        )
         return wrapped.critic
 
     def _baseline_bound(self, wrapped, x_valid, y_valid) -> float:

@@ -106,3 +106,15 @@ def test_more_columns_do_not_read_lower_than_their_informative_subset():
     assert full.mi_ci_[1] >= subset.mi_ci_[0]
     assert full.mi_ > 0.5
     assert full.baseline_structure_ == "sparse"
+
+
+def test_a_baseline_that_does_not_help_is_dropped_with_a_warning(monkeypatch):
+    """Whatever made both Gaussian models no better than a constant on the validation rows
+    (here: their bound forced to -1), the network alone is trained, and the user told."""
+    monkeypatch.setattr(MutualInformationEstimator, "_baseline_bound", lambda *args: -1.0)
+    X, Y, _ = make_correlated_gaussians(600, 2, mi=1.0, random_state=0)
+    with pytest.warns(UserWarning, match="baseline='gaussian' was not used"):
+        estimator = MutualInformationEstimator(**SMALL).fit(X, Y)
+    assert estimator.baseline_ is None and estimator.baseline_valid_mi_ == -1.0
+    assert estimator.baseline_structure_ is None
+    assert not hasattr(estimator.critic_, "baseline_scores")
