@@ -7,6 +7,7 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
+import sk_mlcpc._engine.loop as engine_loop
 import sk_mlcpc._engine.net as engine
 from sk_mlcpc import ContrastiveEncoder, DivergenceError, MutualInformationEstimator
 from sk_mlcpc.critics import make_critic
@@ -154,7 +155,7 @@ def test_any_non_finite_gradient_element_is_caught_at_its_own_step(
     # paths: every step on the CPU (each tensor's sum read at once), and the deferred one
     # of accelerators (fused norms kept on the device, read every 8 steps here).
     if check == "every 8 steps":
-        monkeypatch.setattr(engine, "_default_check_every", lambda device: 8)
+        monkeypatch.setattr(engine_loop, "_default_check_every", lambda device: 8)
     X, Y = gaussians
     estimator = _mi(callbacks=[PoisonGradients(3, values)], on_divergence="restore").fit(X, Y)
     (event,) = estimator.history_[0]["divergence"]
@@ -201,7 +202,7 @@ def test_bad_on_divergence_is_rejected(gaussians):
 # read drains the device's queue). Checking every 8 steps on the CPU runs the same path.
 @pytest.fixture
 def check_every_8_steps(monkeypatch):
-    monkeypatch.setattr(engine, "_default_check_every", lambda device: 8)
+    monkeypatch.setattr(engine_loop, "_default_check_every", lambda device: 8)
 
 
 def test_deferred_check_still_names_the_first_bad_batch(gaussians, check_every_8_steps):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-import sk_mlcpc._engine.net as engine
+import sk_mlcpc._engine.loop as engine_loop
 from sk_mlcpc import (
     ContrastiveDistillationClassifier,
     ContrastiveEncoder,
@@ -70,7 +70,7 @@ def counted_host_reads(monkeypatch):
         monkeypatch.setattr(torch.Tensor, name, wrap(name, getattr(torch.Tensor, name)))
     monkeypatch.setattr(torch.Tensor, "to", wrap("to", torch.Tensor.to, only_device_moves=True))
     # Check the guard the way it runs on an accelerator (every 64 steps), not per step.
-    monkeypatch.setattr(engine, "_default_check_every", lambda device: 64)
+    monkeypatch.setattr(engine_loop, "_default_check_every", lambda device: 64)
     yield counts
 
 
