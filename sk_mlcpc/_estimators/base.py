@@ -2,7 +2,9 @@
 
 :class:`ContrastiveEstimator` is a template in the spirit of skorch's ``NeuralNet`` and
 scikit-learn's ``BaseSearchCV``: :meth:`~ContrastiveEstimator._fit` runs the steps every
-estimator takes (parameter and ``fit_params`` checks, warm-start detection, the
+estimator takes (parameter and ``fit_params`` checks, the thread count ``n_threads``
+(:mod:`sk_mlcpc._engine.threads`; the public methods that compute on a fitted model are
+wrapped in it when a subclass is created), warm-start detection, the
 training / validation / test split and the fit's seeds, the device, training fresh,
 warm-started or resumed through :func:`~sk_mlcpc._engine.fitting.run_training`, and the
 fitted net, history and epoch count), and calls small named hooks for what each estimator
@@ -57,6 +59,7 @@ from sk_mlcpc._engine.fitting import (
 )
 from sk_mlcpc._engine.net import DivergenceError, DivergenceGuard, MutualInformationLog
 from sk_mlcpc._engine.persistence import PersistenceMixin
+from sk_mlcpc._engine.threads import limits_threads, resolve_n_threads, thread_limit
 from sk_mlcpc._math.bounds import BOUNDS, bound_validity, cap, get_objective, resolve_alpha
 from sk_mlcpc._nn.devices import resolve_device
 from sk_mlcpc._nn.encoders import ACTIVATIONS
@@ -92,6 +95,11 @@ SHARED_CONSTRAINTS: dict[str, list] = {
     "tol": [_NON_NEGATIVE],
     "preprocessing": [StrOptions({"quantile", "standard"}), None],
     "device": [str, torch.device],
+    "n_threads": [
+        Interval(Integral, None, -1, closed="right"),
+        Interval(Integral, 1, None, closed="left"),
+        None,
+    ],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
     "blockwise": ["boolean", StrOptions({"auto"})],
@@ -102,6 +110,21 @@ SHARED_CONSTRAINTS: dict[str, list] = {
     "on_divergence": [StrOptions({"raise", "restore"})],
     "callbacks": [list, None],
 }
+
+#: The public methods that compute on a fitted model, each run under the estimator's
+#: ``n_threads`` (``fit`` applies it in ``_fit``).
+_THREAD_LIMITED_METHODS = (
+    "transform",
+    "inverse_transform",
+    "score",
+    "score_samples",
+    "score_per_step",
+    "evaluate",
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+)
 
 
 class MIEstimate(NamedTuple):
@@ -186,6 +209,11 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
             name: own[name] if name in own else SHARED_CONSTRAINTS[name]
             for name in cls._get_param_names()
         }
+        # Wrapped here, once, so that no entry point of a subclass can forget the limit;
+        # scikit-learn's set_output wraps transform after this, outside the limit.
+        for name in _THREAD_LIMITED_METHODS:
+            if name in cls.__dict__:
+                setattr(cls, name, limits_threads(cls.__dict__[name]))
 
     def _store_init_arguments(self, arguments: dict[str, Any]) -> None:
         """Keep the constructor's arguments unchanged, as scikit-learn requires."""
@@ -212,39 +240,42 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
                 f"{type(self).__name__}.fit() got the unsupported fit parameters "
                 f"{sorted(fit_params)}; they are refused rather than silently ignored."
             )
-        warm = bool(self.warm_start) and hasattr(self, "net_")
-        # A warm start continues the fitted history: this fit's epochs follow its rows.
-        first_epoch = len(self.net_.history) if warm else 0
-        data = self._validate_fit_data(X, y, warm=warm, **extra)
-        split = self._split(data["n_samples"])
-        if not warm:
-            self.device_ = self._resolve_device()
-        train_set, valid_set = self._prepare_data(data, split, warm=warm)
+        # Inside the block, not around fit: a wrapper would add a frame between the
+        # user's call and the warnings below, whose stacklevel counts frames.
+        with thread_limit(resolve_n_threads(self.n_threads)):
+            warm = bool(self.warm_start) and hasattr(self, "net_")
+            # A warm start continues the fitted history: this fit's epochs follow its rows.
+            first_epoch = len(self.net_.history) if warm else 0
+            data = self._validate_fit_data(X, y, warm=warm, **extra)
+            split = self._split(data["n_samples"])
+            if not warm:
+                self.device_ = self._resolve_device()
+            train_set, valid_set = self._prepare_data(data, split, warm=warm)
 
-        def make_net(valid_set):
-            return self._make_net(
-                shuffle_seed=split.seeds["shuffle"],
-                eval_seed=split.seeds.get("eval", 0),
-                valid_set=valid_set,
+            def make_net(valid_set):
+                return self._make_net(
+                    shuffle_seed=split.seeds["shuffle"],
+                    eval_seed=split.seeds.get("eval", 0),
+                    valid_set=valid_set,
+                )
+
+            net = run_training(
+                self,
+                make_net,
+                train_set,
+                valid_set,
+                init_seed=split.seeds["init"],
+                device=self.device_,
+                fingerprint=self._fingerprint(data) if self.checkpoint_dir else "",
             )
-
-        net = run_training(
-            self,
-            make_net,
-            train_set,
-            valid_set,
-            init_seed=split.seeds["init"],
-            device=self.device_,
-            fingerprint=self._fingerprint(data) if self.checkpoint_dir else "",
-        )
-        # The held-out tensors are not part of the model: do not pickle them with it.
-        net.train_split = None
-        self.net_ = net
-        self.history_ = net.history
-        self.n_epochs_ = len(net.history)
-        self._check_restores(net, first_epoch)
-        self._finish_fit(data, split)
-        return self
+            # The held-out tensors are not part of the model: do not pickle them with it.
+            net.train_split = None
+            self.net_ = net
+            self.history_ = net.history
+            self.n_epochs_ = len(net.history)
+            self._check_restores(net, first_epoch)
+            self._finish_fit(data, split)
+            return self
 
     def _check_restores(self, net, first_epoch: int) -> None:
         """Count the divergence guard's restores (``n_restores_``) and report this fit's.
@@ -485,7 +516,7 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
                     f"instead of {self.eval_batch_size_}; the bound's cap and bias change "
                     f"with the batch size (validity at this size: {validity}).",
                     UserWarning,
-                    stacklevel=3,  # the user's call of evaluate
+                    stacklevel=4,  # the user's call of evaluate, past the thread limit
                 )
         estimate = self._evaluate(dataset, batch_size)
         bound_cap = cap(self.objective, batch_size, alpha=estimate.alpha)

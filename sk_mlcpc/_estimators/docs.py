@@ -18,6 +18,18 @@ PARAMETERS: dict[str, str] = {
     "device": """\
 device : str or torch.device, default="auto"
     ``"auto"`` trains on CUDA when available, else on the CPU.""",
+    "n_threads": """\
+n_threads : int or None, default=None
+    CPU threads that ``fit``, ``transform``, ``score`` and the other methods compute
+    with: torch's intra-op threads (:func:`torch.set_num_threads`) and the BLAS and
+    OpenMP pools that :mod:`threadpoolctl` finds. The count applies only inside those
+    calls; the one found before is restored afterwards, also when the call raises.
+    ``None`` means 1: the default networks gain little from more threads, and threads
+    that wait for each other on cores that other processes keep busy
+    (``GridSearchCV(n_jobs=2)``, a shared machine, a CI runner) made a fit 13-35 times
+    slower. A negative value counts back from the cores this process may use, as
+    ``n_jobs`` does (-1: all of them). Raise it for large networks or batches on an
+    otherwise idle machine.""",
     "n_iter_no_change": """\
 n_iter_no_change : int, default=10
     Patience of early stopping, in epochs.""",

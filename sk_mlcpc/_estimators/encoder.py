@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from sk_mlcpc._engine.encoder_net import (
@@ -29,7 +29,7 @@ from sk_mlcpc._engine.fitting import (
     auto_blockwise,
     check_has_features,
 )
-from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32
+from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32, validate_input
 from sk_mlcpc._engine.net import (
     AlphaSchedule,
     BoundLoss,
@@ -141,6 +141,7 @@ class ContrastiveEncoder(
         Per-column transformation learnt on the training rows, applied before the views
         and at :meth:`transform`.
     .. shared-parameter:: device
+    .. shared-parameter:: n_threads
     random_state : int, RandomState instance or None, default=None
         Controls the split, the initialisation, the batch order and the views. The
         global torch random state is left untouched.
@@ -282,6 +283,7 @@ class ContrastiveEncoder(
         tol: float = 1e-3,
         preprocessing: str | None = "standard",
         device: str | torch.device = "auto",
+        n_threads: int | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         blockwise: bool | str = "auto",
@@ -385,7 +387,7 @@ class ContrastiveEncoder(
 
     def _validate_fit_data(self, X, y, *, warm: bool) -> dict:
         check_has_features(X)
-        X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
+        X = validate_input(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
         if self.early_stopping and self.validation_fraction == 0:
             raise ValueError(
                 "early_stopping=True needs held-out rows: set validation_fraction > 0."
@@ -557,7 +559,7 @@ class ContrastiveEncoder(
         """
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=INPUT_DTYPES, reset=False)
+        X = validate_input(self, X, dtype=INPUT_DTYPES, reset=False)
         x = self._preprocess(X)
         encoder = self.encoder_.eval()
         with torch.no_grad():
@@ -640,7 +642,7 @@ class ContrastiveEncoder(
         """
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=False)
+        X = validate_input(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=False)
         x = self._preprocess(X)
         return self._evaluate_rows(RowDataset(x), len(x))
 

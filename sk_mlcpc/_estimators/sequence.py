@@ -39,12 +39,13 @@ import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from sk_mlcpc._engine.fitting import (
     check_has_features,
 )
+from sk_mlcpc._engine.inputs import validate_input
 from sk_mlcpc._engine.sequence_net import (
     PredictiveBoundLoss,
     PredictiveCodingModule,
@@ -145,6 +146,7 @@ class ContrastivePredictiveCoding(
         deviation over the training sequences and times (the same affine map at every
         time step, so the temporal structure is kept). ``None`` leaves the data.
     .. shared-parameter:: device
+    .. shared-parameter:: n_threads
     random_state : int, RandomState instance or None, default=None
         Controls the split, the initialisation, the batch order and the anchor times.
         The global torch random state is left untouched.
@@ -281,6 +283,7 @@ class ContrastivePredictiveCoding(
         tol: float = 1e-3,
         preprocessing: str | None = "standard",
         device: str | torch.device = "auto",
+        n_threads: int | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         precision: str = "fp32",
@@ -355,7 +358,7 @@ class ContrastivePredictiveCoding(
 
     def _validate_fit_data(self, X, y, *, warm: bool) -> dict:
         check_has_features(X)
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, reset=not warm)
+        X = validate_input(self, X, dtype=np.float32, ensure_min_samples=2, reset=not warm)
         self._check_hidden_layer_sizes()
         n_timesteps, n_windows = self._check_geometry(X.shape[1])
         return {"arrays": (X,), "n_samples": len(X), "geometry": (n_timesteps, n_windows)}
@@ -462,7 +465,7 @@ class ContrastivePredictiveCoding(
     def _validated_sequences(self, X, *, min_samples: int = 1) -> torch.Tensor:
         check_is_fitted(self)
         check_has_features(X)
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=min_samples, reset=False)
+        X = validate_input(self, X, dtype=np.float32, ensure_min_samples=min_samples, reset=False)
         return self._to_sequences(X, self._data_device)
 
     def score_per_step(self, X) -> np.ndarray:
