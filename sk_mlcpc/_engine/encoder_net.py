@@ -44,7 +44,7 @@ class ViewBatches(SeededBatches):
     """Batches of two random views of the same rows, ``{"x": view_a, "y": view_b}``.
 
     Rows are sliced from a shuffled index (full batches only, as in
-    :class:`sk_mlcpc._engine.net.TensorBatches`). Training passes a fresh ``generator`` per
+    :class:`sk_mlcpc._engine.batches.TensorBatches`). Training passes a fresh ``generator`` per
     epoch (``generator_factory`` is called at the start of each pass); evaluation
     (``shuffle=False``) reseeds from ``seed`` at every pass, so the
     order *and* the views are the same each time and a held-out score is repeatable.
@@ -94,7 +94,7 @@ class ViewPairModule(nn.Module):
     shows only there (the weights and outputs grow without bound, the loss stays finite).
     In training, every forward pass leaves ``output_scale``: the root mean square of the
     encoder's outputs (the larger of the two views'), a device tensor that
-    :class:`~sk_mlcpc._engine.net.DivergenceGuard` reads and checks after each step.
+    :class:`~sk_mlcpc._engine.divergence.DivergenceGuard` reads and checks after each step.
     """
 
     output_scale: torch.Tensor | None = None
