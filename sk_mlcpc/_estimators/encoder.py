@@ -79,8 +79,8 @@ class ContrastiveEncoder(
         first epoch's alpha.
     alpha_schedule : {"geometric", "cosine"} or None, default=None
         Curriculum from ``alpha`` (first epoch) to ``alpha_final`` (epoch
-        ``max_epochs``), see :class:`sk_mlcpc._engine.alpha_schedule.AlphaSchedule`. The paper's CIFAR
-        runs use ``alpha=10, alpha_final=0.1, alpha_schedule="geometric"``.
+        ``max_epochs``), see :class:`sk_mlcpc._engine.alpha_schedule.AlphaSchedule`. The
+        paper's CIFAR runs use ``alpha=10, alpha_final=0.1, alpha_schedule="geometric"``.
     alpha_final : float or "auto", default="auto"
         Last alpha of the schedule; also the alpha of every held-out evaluation
         (``valid_mi`` in ``history_``, :meth:`score`). Ignored without a schedule.
