@@ -5,7 +5,8 @@
 
 * :class:`_DistillationModule`: the student plus CRD's training-time parts (linear
   embeddings of both sides and two memory banks updated with momentum);
-* :func:`_sample_negatives`: bank rows drawn uniformly, never the anchor's own row;
+* :func:`_draw_negatives` and :func:`_sample_negatives`: bank rows drawn uniformly, never
+  the anchor's own row (shared by a batch's anchors, or per anchor);
 * :class:`DistillationLoss`: cross-entropy + Hinton KD + the contrastive term on anchored
   score matrices (ML-CPC, CPC or CRD's NCE);
 * :class:`DistillationNet` with device-side batches (the training order and the negatives
@@ -114,15 +115,84 @@ def _sample_negatives(
     return draws + (draws >= index[:, None]).long()
 
 
+def _draw_negatives(
+    n_samples: int,
+    n_negatives: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Draw ``n_negatives`` integers uniformly from ``{0, ..., n_samples - 2}``, for a batch.
+
+    Every anchor of the batch shares these draws. Anchor ``i`` (bank row ``index[i]``) reads
+    draw ``r`` as bank row ``r``, except that the draw equal to its own row stands for the
+    last row, ``n_samples - 1``: a one-to-one map from the draws onto the other rows, so each
+    anchor's negatives are uniform on its other rows, as with :func:`_sample_negatives`,
+    while a batch reads ``n_negatives + 1`` bank rows instead of
+    ``batch_size * n_negatives``.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows in the memory bank (at least 2).
+    n_negatives : int
+        Draws per batch.
+    generator : torch.Generator or None, default=None
+        Source of randomness; ``None`` uses torch's global generator.
+    device : torch.device, str or None, default=None
+        Where the draws are made; ``None``: the generator's device (or the CPU).
+
+    Returns
+    -------
+    draws : torch.Tensor of shape (n_negatives,), int64
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mlcpc._engine.distill_net import _draw_negatives, _negatives_of_draws
+    >>> draws = _draw_negatives(5, 8, torch.Generator().manual_seed(0))
+    >>> draws.shape, bool(draws.max() <= 3)
+    (torch.Size([8]), True)
+    >>> index = torch.tensor([0, 4])
+    >>> negatives = _negatives_of_draws(draws, index, 5)
+    >>> bool((negatives != index[:, None]).all())
+    True
+    """
+    if n_samples < 2:
+        raise ValueError(f"The memory bank needs at least 2 rows, got {n_samples}.")
+    if device is None:
+        device = "cpu" if generator is None else generator.device
+    return torch.randint(0, n_samples - 1, (n_negatives,), generator=generator, device=device)
+
+
+def _negatives_of_draws(draws: torch.Tensor, index: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """The bank rows ``(n, k)`` that shared ``draws`` stand for, anchor by anchor.
+
+    Row ``i`` is ``draws`` with the anchor's own row replaced by the last row
+    (see :func:`_draw_negatives`); used to check the shared scores, not to train.
+    """
+    own = draws[None, :] == index[:, None]
+    return torch.where(own, torch.full_like(own, n_samples - 1, dtype=draws.dtype), draws)
+
+
 class _DistillationModule(nn.Module):
     """The student plus CRD's training-time parts: two linear embeddings and two memory banks.
 
-    ``forward(x, index, teacher_features, negatives)`` returns ``(logits, student_scores,
-    teacher_scores)``. In training mode and with a contrastive term it also scores each
-    student embedding against teacher embeddings from the bank (column 0: the same row,
-    columns 1..: ``n_negatives`` other rows, given as ``negatives`` or else drawn from
-    torch's global generator) and vice versa, then updates both banks with momentum. In
-    evaluation mode, or without a contrastive term, the scores are ``None``.
+    ``forward(x, index, teacher_features, negatives, negative_draws)`` returns ``(logits,
+    student_scores, teacher_scores)``. In training mode and with a contrastive term it also
+    scores each student embedding against teacher embeddings from the bank (column 0: the
+    same row, columns 1..: ``n_negatives`` other rows) and vice versa, then updates both
+    banks with momentum. In evaluation mode, or without a contrastive term, the scores are
+    ``None``.
+
+    The other rows are ``negatives`` when given (``(n, n_negatives)`` bank rows, one set
+    per anchor); otherwise the batch's shared draws ``negative_draws`` (from
+    :func:`_draw_negatives`; shape ``(n_negatives,)``, or ``(n, n_negatives)`` with equal
+    rows, as the batches pass them so that every input has one row per anchor), else draws
+    from torch's global generator. Shared draws give each anchor the same distribution of
+    negatives as per-anchor rows do, and are what training uses: the scores are then two
+    ``(n, d) x (d, n_negatives + 1)`` products over ``n_negatives + 1`` bank rows, where
+    per-anchor rows gather ``n x n_negatives`` bank rows (that ``(n, m, d)`` gather, its
+    products and their backward pass were most of the time of a training step).
     """
 
     def __init__(
@@ -181,14 +251,40 @@ class _DistillationModule(nn.Module):
         index: torch.Tensor | None = None,
         teacher_features: torch.Tensor | None = None,
         negatives: torch.Tensor | None = None,
+        negative_draws: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         features, logits = self.student(x)
         if not (self.training and self.contrastive and teacher_features is not None):
             return logits, None, None
         student_embedding = F.normalize(self.embed_student(features), dim=1)  # (n, d)
         teacher_embedding = F.normalize(self.embed_teacher(teacher_features), dim=1)  # (n, d)
-        if negatives is None:
-            negatives = _sample_negatives(index, self.n_samples, self.n_negatives)
+        if negatives is not None:
+            student_scores, teacher_scores = self._anchored_scores(
+                student_embedding, teacher_embedding, index, negatives
+            )
+        else:
+            if negative_draws is None:
+                negative_draws = _draw_negatives(
+                    self.n_samples, self.n_negatives, device=index.device
+                )
+            elif negative_draws.dim() == 2:
+                negative_draws = negative_draws[0]
+            student_scores, teacher_scores = self._shared_scores(
+                student_embedding, teacher_embedding, index, negative_draws
+            )
+        with torch.no_grad():
+            self._update(self.memory_student, index, student_embedding.detach())
+            self._update(self.memory_teacher, index, teacher_embedding.detach())
+        return logits, student_scores, teacher_scores
+
+    def _anchored_scores(
+        self,
+        student_embedding: torch.Tensor,
+        teacher_embedding: torch.Tensor,
+        index: torch.Tensor,
+        negatives: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores against per-anchor bank rows ``negatives`` (n, k): an (n, m, d) gather."""
         columns = torch.cat([index[:, None], negatives], dim=1)  # (n, m), column 0 positive
         # Anchored layout: anchor i against bank rows columns[i]; the bank carries no gradient.
         flat = columns.reshape(-1)
@@ -198,10 +294,40 @@ class _DistillationModule(nn.Module):
         tau = self.contrastive_temperature
         student_scores = torch.einsum("nd,nmd->nm", student_embedding, teacher_bank) / tau
         teacher_scores = torch.einsum("nd,nmd->nm", teacher_embedding, student_bank) / tau
-        with torch.no_grad():
-            self._update(self.memory_student, index, student_embedding.detach())
-            self._update(self.memory_teacher, index, teacher_embedding.detach())
-        return logits, student_scores, teacher_scores
+        return student_scores, teacher_scores
+
+    def _shared_scores(
+        self,
+        student_embedding: torch.Tensor,
+        teacher_embedding: torch.Tensor,
+        index: torch.Tensor,
+        draws: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores against the batch's shared ``draws`` (k,), see :func:`_draw_negatives`.
+
+        The same anchored ``(n, 1 + k)`` matrices as :meth:`_anchored_scores` with
+        ``negatives = _negatives_of_draws(draws, index, n_samples)``, from ``k + 1`` bank
+        rows: the draws and the last row, which replaces a draw equal to the anchor's own.
+        """
+        n = index.shape[0]
+        last = torch.full((1,), self.memory_student.shape[0] - 1, device=index.device)
+        rows = torch.cat([index, draws, last])  # positives, the draws, the last row
+        own = draws[None, :] == index[:, None]  # (n, k): the draw is the anchor's own row
+        scale = 1.0 / self.contrastive_temperature
+        scores = []
+        for embedding, memory in (
+            (student_embedding, self.memory_teacher),
+            (teacher_embedding, self.memory_student),
+        ):
+            # The temperature scales the (n, d) embedding rather than the (n, k) scores: fewer
+            # elementwise operations, forward and backward.
+            embedding = embedding * scale
+            bank = memory.index_select(0, rows)  # (n + k + 1, d); the bank carries no gradient
+            positive = (embedding * bank[:n]).sum(dim=1, keepdim=True)  # (n, 1)
+            candidates = embedding @ bank[n:].T  # (n, k + 1): the draws, then the last row
+            negative = torch.where(own, candidates[:, -1:], candidates[:, :-1])
+            scores.append(torch.cat([positive, negative], dim=1))
+        return scores[0], scores[1]
 
 
 class DistillationLoss(nn.Module):
@@ -374,8 +500,9 @@ class _DistillationBatches:
 
     A training pass draws its order from ``generator``, or from a fresh
     ``generator_factory()`` called at the start of the pass, and then, when
-    ``n_negatives`` is positive, each batch's memory-bank negatives from the same generator
-    (``inputs["negatives"]``): the pass is a function of the generator's seed alone.
+    ``n_negatives`` is positive, each batch's memory-bank negative draws from the same
+    generator (``inputs["negative_draws"]``, shared by the batch's anchors, see
+    :func:`_draw_negatives`): the pass is a function of the generator's seed alone.
     """
 
     def __init__(
@@ -414,9 +541,9 @@ class _DistillationBatches:
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             inputs, targets = self.dataset.batch(order[start : start + self.batch_size])
             if self.shuffle and self.n_negatives:
-                inputs["negatives"] = _sample_negatives(
-                    inputs["index"], n_rows, self.n_negatives, generator
-                )
+                draws = _draw_negatives(n_rows, self.n_negatives, generator, device)
+                # A view with one row per anchor: every input of a batch has its length.
+                inputs["negative_draws"] = draws.expand(len(inputs["index"]), -1)
             yield inputs, targets
 
 

@@ -20,8 +20,16 @@ from sklearn.svm import SVC
 from torch import nn
 
 from sk_mlcpc import DivergenceError, bounds
-from sk_mlcpc._engine.distill_net import DistillationLoss, _DistillationModule, _sample_negatives
-from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
+from sk_mlcpc._engine.distill_net import (
+    DistillationLoss,
+    _DistillationBatches,
+    _DistillationData,
+    _DistillationModule,
+    _draw_negatives,
+    _negatives_of_draws,
+    _sample_negatives,
+)
+from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier, _auto_batch_size
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -553,3 +561,100 @@ def test_more_negatives_than_training_rows_are_capped_with_a_warning(iris, mlp_t
     assert est.n_negatives_ == 149
     assert est.alpha_ == pytest.approx(bounds.valid_alpha_range(32, 150).low)
     assert _fast(teacher=mlp_teacher, max_epochs=1).fit(X, y).n_negatives_ == 32
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 27.9: negatives shared by a batch's anchors
+# ---------------------------------------------------------------------------------------
+
+
+def test_shared_draws_score_as_the_per_anchor_rows_they_stand_for():
+    """Shared draws score as the per-anchor rows they stand for: same gradients and banks."""
+    draws = _draw_negatives(10, 6, torch.Generator().manual_seed(1))
+    index = torch.tensor([0, 3, 5, 9])
+    x, teacher = torch.randn(4, 3), torch.randn(4, 5)
+    shared, per_anchor = _module().train(), _module().train()
+    draws[:2] = torch.tensor([3, 0])  # the own rows of two anchors: read as the last row
+    negatives = _negatives_of_draws(draws, index, 10)
+    assert bool((negatives != index[:, None]).all())
+    assert negatives[1, 0] == negatives[0, 1] == 9
+    results = [
+        shared(x, index, teacher, negative_draws=draws),
+        per_anchor(x, index, teacher, negatives=negatives),
+    ]
+    torch.testing.assert_close(results[0][1], results[1][1])
+    torch.testing.assert_close(results[0][2], results[1][2])
+    for _, student_scores, teacher_scores in results:
+        (student_scores.logsumexp(1).sum() + teacher_scores.logsumexp(1).sum()).backward()
+    for a, b in zip(shared.parameters(), per_anchor.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad)
+    torch.testing.assert_close(shared.memory_student, per_anchor.memory_student)
+    torch.testing.assert_close(shared.memory_teacher, per_anchor.memory_teacher)
+
+
+def test_shared_draws_may_come_as_one_row_per_anchor():
+    draws = _draw_negatives(10, 6, torch.Generator().manual_seed(2))
+    index = torch.tensor([1, 2, 8])
+    x, teacher = torch.randn(3, 3), torch.randn(3, 5)
+    flat = _module().train()(x, index, teacher, negative_draws=draws)
+    expanded = _module().train()(x, index, teacher, negative_draws=draws.expand(3, -1))
+    torch.testing.assert_close(flat[1], expanded[1])
+    torch.testing.assert_close(flat[2], expanded[2])
+
+
+@pytest.mark.parametrize("n_samples", [2, 3, 40])
+def test_shared_draws_are_uniform_on_each_anchors_other_rows(n_samples):
+    draws = _draw_negatives(n_samples, 20_000, torch.Generator().manual_seed(0))
+    assert draws.shape == (20_000,) and draws.dtype == torch.int64
+    assert set(draws.tolist()) == set(range(n_samples - 1))
+    index = torch.arange(n_samples)
+    negatives = _negatives_of_draws(draws, index, n_samples)
+    for row in range(n_samples):
+        counts = torch.bincount(negatives[row], minlength=n_samples).double()
+        assert counts[row] == 0
+        others = counts[torch.arange(n_samples) != row] / len(draws)
+        np.testing.assert_allclose(others.numpy(), 1.0 / (n_samples - 1), atol=0.02)
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        _draw_negatives(1, 4)
+
+
+def test_training_batches_share_their_draws_between_anchors():
+    n = 50
+    data = _DistillationData(
+        torch.randn(n, 3), torch.zeros(n, dtype=torch.long), torch.randn(n, 2), torch.randn(n, 5)
+    )
+    batches = _DistillationBatches(
+        data, 8, shuffle=True, generator=torch.Generator().manual_seed(0), n_negatives=7
+    )
+    seen = []
+    for inputs, _ in batches:
+        draws = inputs["negative_draws"]
+        assert draws.shape == (8, 7)
+        assert bool((draws == draws[0]).all())
+        assert draws.min() >= 0 and draws.max() <= n - 2
+        seen.append(draws[0])
+    assert len(seen) == n // 8
+    # Each batch draws afresh.
+    assert not all(torch.equal(seen[0], other) for other in seen[1:])
+
+
+def test_auto_batch_size_keeps_64_on_small_data_and_grows_to_256():
+    """Issue 27.9: larger batches only where an epoch keeps about 50 steps."""
+    assert [_auto_batch_size(n) for n in (10, 3_249, 3_250, 12_799, 12_800, 10**6)] == [
+        64,
+        64,
+        65,
+        255,
+        256,
+        256,
+    ]
+    assert ContrastiveDistillationClassifier().batch_size == "auto"
+
+
+def test_auto_batch_size_is_capped_by_the_training_rows(iris, mlp_teacher):
+    X, y = iris
+    est = _fast(teacher=mlp_teacher, batch_size="auto", max_epochs=1).fit(X, y)
+    assert est.batch_size_ == 64
+    assert est.alpha_ == pytest.approx(bounds.valid_alpha_range(64, 33).low)
+    small = _fast(teacher=mlp_teacher, batch_size="auto", max_epochs=1).fit(X[::4], y[::4])
+    assert small.batch_size_ == 38
