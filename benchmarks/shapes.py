@@ -63,7 +63,6 @@ import math
 import multiprocessing
 import os
 import resource
-import subprocess
 import sys
 import time
 import traceback
@@ -73,6 +72,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+# The revision line of the table, as the development suite's (this folder is sys.path[0]).
+from suite import _revision
 
 Data = tuple[np.ndarray, np.ndarray, float | None]
 NAN = float("nan")
@@ -685,23 +687,6 @@ class Table:
         if failed:
             lines.append(f"failed rows: {', '.join(failed)}")
         return lines
-
-
-def _revision() -> str:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{commit}{' (uncommitted changes)' if dirty else ''}" if commit else "unknown"
 
 
 def _select(rows: list[Row], words) -> list[Row]:

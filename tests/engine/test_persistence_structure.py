@@ -6,9 +6,6 @@ an ``AttributeError`` (or let one escape ``load``), and a nulled preprocessor lo
 silently changed every score.
 """
 
-import json
-import zipfile
-
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
@@ -21,6 +18,7 @@ from sk_mlcpc import (
 )
 from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
 from sk_mlcpc.datasets import make_correlated_gaussians, make_switching_ar
+from tests.engine.test_persistence_load import _edited
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -66,18 +64,6 @@ def saved(tmp_path_factory, data):
         fit().save(path)
         files[key] = path.read_bytes()
     return files
-
-
-def _edited(data: bytes, path, edit) -> None:
-    """Write ``data`` to ``path`` with ``edit(manifest)`` applied to its model.json."""
-    path.write_bytes(data)
-    with zipfile.ZipFile(path) as archive:
-        manifest = json.loads(archive.read("model.json"))
-        weights = archive.read("weights.pt")
-    edit(manifest)
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("model.json", json.dumps(manifest))
-        archive.writestr("weights.pt", weights)
 
 
 def _without(section, key, *inner):

@@ -8,9 +8,6 @@ message came before.
 - a ``model.json`` without its class said "load it with None.load".
 """
 
-import json
-import zipfile
-
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
@@ -18,6 +15,7 @@ from sklearn.datasets import load_iris
 from sk_mlcpc import ModelFileError, MutualInformationEstimator, estimate_mi, search_mi
 from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
 from sk_mlcpc.datasets import make_correlated_gaussians
+from tests.engine.test_persistence_load import _edited
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -120,17 +118,6 @@ def saved(tmp_path_factory, gaussians):
     return path.read_bytes()
 
 
-def _with_class(data: bytes, path, edit) -> None:
-    path.write_bytes(data)
-    with zipfile.ZipFile(path) as archive:
-        manifest = json.loads(archive.read("model.json"))
-        weights = archive.read("weights.pt")
-    edit(manifest)
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("model.json", json.dumps(manifest))
-        archive.writestr("weights.pt", weights)
-
-
 @pytest.mark.parametrize(
     "edit, says",
     [
@@ -143,7 +130,7 @@ def _with_class(data: bytes, path, edit) -> None:
 )
 def test_a_model_file_without_its_class_says_so(saved, tmp_path, edit, says):
     path = tmp_path / "edited.skmlcpc"
-    _with_class(saved, path, edit)
+    _edited(saved, path, edit)
     with pytest.raises(ModelFileError) as caught:
         MutualInformationEstimator.load(path)
     message = str(caught.value)
@@ -153,6 +140,6 @@ def test_a_model_file_without_its_class_says_so(saved, tmp_path, edit, says):
 
 def test_a_model_file_of_another_class_still_names_it(saved, tmp_path):
     path = tmp_path / "edited.skmlcpc"
-    _with_class(saved, path, lambda m: m.update({"class": "ContrastiveEncoder"}))
+    _edited(saved, path, lambda m: m.update({"class": "ContrastiveEncoder"}))
     with pytest.raises(ModelFileError, match=r"load it with ContrastiveEncoder\.load"):
         MutualInformationEstimator.load(path)
