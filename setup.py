@@ -26,8 +26,11 @@ setup(
         "scikit-learn>=1.6,<1.10",
         "torch>=2.2,<3",
         "skorch>=1.0,<2",
-        # Already required by scikit-learn; used directly for confidence intervals.
+        # Already required by scikit-learn; used directly for confidence intervals and the
+        # normal quantiles of NormalQuantileTransformer.
         "scipy>=1.10",
+        # Already required by scikit-learn; limits the BLAS/OpenMP pools (n_threads).
+        "threadpoolctl>=3.1",
     ],
     extras_require={
         "plot": ["matplotlib>=3.6"],
