@@ -57,6 +57,9 @@ _CHUNK_PAIRS_FROM = 1024
 _BASELINE_MAX_COLUMNS = 4096
 # Training rows per column (of X and Y together) below which the estimate is flagged loose.
 _LOOSE_ROWS_PER_COLUMN = 10
+# Validation rows on which the trained critic's CPC and ML-CPC bounds are compared (dense
+# scores of a separable critic: 4M pairs at most).
+_CPC_CHECK_ROWS = 2048
 
 
 def _has_embedding(estimator: MutualInformationEstimator) -> bool:
@@ -724,6 +727,35 @@ class MutualInformationEstimator(
                 "rows or fewer columns, or lower learning_rate.",
                 UserWarning,
                 stacklevel=5,  # the user's call of fit
+            )
+        elif self.objective == "ml_cpc" and self.critic in _SEPARABLE_CRITICS:
+            self._warn_if_cpc_reads_more(data["x"][rows], data["y"][rows])
+
+    def _warn_if_cpc_reads_more(self, x_valid: torch.Tensor, y_valid: torch.Tensor) -> None:
+        """Warn when the trained critic's CPC bound on the validation rows is clearly above
+        its ML-CPC bound: ML-CPC's one normaliser over every pair is then held down by
+        scores whose level varies from row to row, as heavy joint tails make them; CPC
+        normalises each row on its own. Both are bounds of the same fixed critic."""
+        n_rows = min(len(x_valid), _CPC_CHECK_ROWS)
+        critic = self.critic_
+        was_training = critic.training
+        critic.eval()
+        try:
+            with torch.no_grad():
+                scores = _at_most(critic(x_valid[:n_rows], y_valid[:n_rows]), self.score_ceiling_)
+                multi_label = float(BOUNDS["ml_cpc"](scores, alpha=self._alpha_at(n_rows)))
+                per_row = float(BOUNDS["cpc"](scores))
+        finally:
+            critic.train(was_training)
+        if per_row - multi_label > max(0.1, 0.05 * abs(multi_label)):
+            warnings.warn(
+                f"On the validation rows the trained critic's CPC bound ({per_row:.3f} nats) "
+                f"is above its ML-CPC bound ({multi_label:.3f}): ML-CPC's single normaliser "
+                "over all pairs is held down by scores whose level varies between rows, as "
+                "heavy joint tails make them, so mi_ is likely loose. objective='cpc' "
+                "reports the per-row bound (capped at log of the evaluation batch).",
+                UserWarning,
+                stacklevel=6,  # the user's call of fit
             )
 
     def _evaluate(self, dataset, batch_size: int) -> HeldOutEstimate:

@@ -118,3 +118,19 @@ def test_a_baseline_that_does_not_help_is_dropped_with_a_warning(monkeypatch):
     assert estimator.baseline_ is None and estimator.baseline_valid_mi_ == -1.0
     assert estimator.baseline_structure_ is None
     assert not hasattr(estimator.critic_, "baseline_scores")
+
+
+def test_heavy_joint_tails_are_flagged_when_cpc_reads_more_than_ml_cpc():
+    """The development suite's 20-d Student-t (df 4, MI 4): the trained critic's CPC bound
+    on the validation rows is above its ML-CPC bound (2.81 against 2.61), so mi_ is
+    flagged loose; a Gaussian task of the same width is not flagged."""
+    from sk_mlcpc.datasets import make_mi_task
+
+    heavy = make_mi_task("t4-20d-mi4", random_state=0)
+    with pytest.warns(UserWarning, match=r"CPC bound \(\d\.\d+ nats\) is above its ML-CPC"):
+        MutualInformationEstimator(random_state=0).fit(heavy.X, heavy.Y)
+    gaussian = make_mi_task("gauss-20d-mi2", random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MutualInformationEstimator(random_state=0).fit(gaussian.X, gaussian.Y)
+    assert not any("is above its ML-CPC" in str(w.message) for w in caught)
