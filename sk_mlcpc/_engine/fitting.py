@@ -562,15 +562,21 @@ def _recover(directory: Path) -> None:
             shutil.rmtree(entry.path)
 
 
-def _read_manifest(directory: Path) -> dict:
-    """``directory``'s checkpoint.json, checked: the epoch, and a size and hash per file."""
-    data = _read_regular(directory, _MANIFEST_FILE, _SMALL_FILE_MAX)
+def _read_small_json(directory: Path, name: str) -> object:
+    """The JSON value of ``directory / name`` (a regular file of bounded size), or a
+    ValueError naming the folder and the file."""
+    data = _read_regular(directory, name, _SMALL_FILE_MAX)
     try:
-        manifest = json.loads(data)
+        return json.loads(data)
     except ValueError as error:
         raise _unreadable_checkpoint(
-            directory, _MANIFEST_FILE, f"cannot be read ({type(error).__name__}: {error})"
+            directory, name, f"cannot be read ({type(error).__name__}: {error})"
         ) from error
+
+
+def _read_manifest(directory: Path) -> dict:
+    """``directory``'s checkpoint.json, checked: the epoch, and a size and hash per file."""
+    manifest = _read_small_json(directory, _MANIFEST_FILE)
 
     def malformed(reason: str) -> ValueError:
         return _unreadable_checkpoint(directory, _MANIFEST_FILE, reason)
@@ -863,13 +869,7 @@ def _read_state(directory: Path) -> dict | None:
     """The fit state file of ``directory``, None when absent, a ValueError when unreadable."""
     if not os.path.lexists(directory / _STATE_FILE):
         return None
-    data = _read_regular(directory, _STATE_FILE, _SMALL_FILE_MAX)
-    try:
-        state = json.loads(data)
-    except ValueError as error:
-        raise _unreadable_checkpoint(
-            directory, _STATE_FILE, f"cannot be read ({type(error).__name__}: {error})"
-        ) from error
+    state = _read_small_json(directory, _STATE_FILE)
     if not isinstance(state, dict):
         raise _unreadable_checkpoint(directory, _STATE_FILE, "is not a JSON object")
     return state
