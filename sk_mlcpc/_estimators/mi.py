@@ -470,16 +470,21 @@ class MutualInformationEstimator(
             self.baseline_ = None
             return critic
         n_valid = min(len(x_valid), self.validation_batch_size_)
-        candidates = {}
-        for structure in ("dense", "sparse"):
-            wrapped = GaussianBaselineCritic(
+        # Both models come from the same moments of the training rows, computed once.
+        models = {
+            structure: GaussianBaselineCritic(
                 critic, self.n_features_in_, self.n_features_y_, cross_structure=structure
             )
-            wrapped.fit_baseline(x_train, y_train)
-            if n_valid < 2:  # nothing to choose on: keep the dense model
-                self.baseline_structure_ = structure
-                return wrapped
-            candidates[structure] = (self._baseline_bound(wrapped, x_valid, y_valid), wrapped)
+            for structure in (("dense",) if n_valid < 2 else ("dense", "sparse"))
+        }
+        GaussianBaselineCritic.fit_baselines(list(models.values()), x_train, y_train)
+        if n_valid < 2:  # nothing to choose on: keep the dense model
+            self.baseline_structure_ = "dense"
+            return models["dense"]
+        candidates = {
+            structure: (self._baseline_bound(model, x_valid, y_valid), model)
+            for structure, model in models.items()
+        }
         structure = max(candidates, key=lambda name: candidates[name][0])
         value, wrapped = candidates[structure]
         self.baseline_valid_mi_ = value

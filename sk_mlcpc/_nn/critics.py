@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
@@ -386,6 +387,61 @@ class GaussianBaselineCritic(nn.Module):
             When the widths or row counts do not match, or a value is NaN or infinite
             (naming the first such row).
         """
+        self._fit_from(_moments(*self._checked_rows(x, y), self.shrinkage))
+
+    @staticmethod
+    @torch.no_grad()
+    def fit_baselines(
+        critics: Sequence[GaussianBaselineCritic],
+        x: torch.Tensor | np.ndarray,
+        y: torch.Tensor | np.ndarray,
+    ) -> None:
+        """:meth:`fit_baseline` of several critics on the same rows, the rows' moments
+        (means, correlations, estimated shrinkage) computed once for all of them.
+
+        The critics must share their widths and ``shrinkage``; they may differ in
+        ``cross_structure``.
+
+        Parameters
+        ----------
+        critics : sequence of GaussianBaselineCritic
+        x : torch.Tensor or ndarray of shape (n, p)
+        y : torch.Tensor or ndarray of shape (n, q)
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sk_mlcpc.critics import GaussianBaselineCritic, SeparableCritic
+        >>> network = SeparableCritic(3, 3, 4, (8,))
+        >>> critics = [
+        ...     GaussianBaselineCritic(network, 3, 3, cross_structure=structure)
+        ...     for structure in ("dense", "sparse")
+        ... ]
+        >>> x = torch.randn(500, 3)
+        >>> GaussianBaselineCritic.fit_baselines(critics, x, x + torch.randn(500, 3))
+        >>> [round(critic.shrinkage_, 3) == round(critics[0].shrinkage_, 3) for critic in critics]
+        [True, True]
+        """
+        if not critics:
+            return
+        first = critics[0]
+        for critic in critics[1:]:
+            same = (len(critic.x_mean), len(critic.y_mean), critic.shrinkage) == (
+                len(first.x_mean),
+                len(first.y_mean),
+                first.shrinkage,
+            )
+            if not same:
+                raise ValueError(
+                    "fit_baselines needs critics of the same widths and shrinkage; fit the "
+                    "others with fit_baseline."
+                )
+        moments = _moments(*first._checked_rows(x, y), first.shrinkage)
+        for critic in critics:
+            critic._fit_from(moments)
+
+    def _checked_rows(self, x, y) -> tuple[torch.Tensor, int]:
+        """``x`` and ``y`` side by side in float64 on the CPU, and the width of ``x``."""
         x = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
         y = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
         expected = (len(self.x_mean), len(self.y_mean))
@@ -403,31 +459,25 @@ class GaussianBaselineCritic(nn.Module):
         if not bool(finite.all()):
             first = int(torch.nonzero(~finite)[0, 0])
             raise ValueError(f"fit_baseline needs finite rows; row {first} holds NaN or infinity.")
-        n_x = x.shape[1]
-        mean = rows.mean(dim=0)
-        std = rows.std(dim=0)
-        std = torch.where(std > 1e-12 * (1 + mean.abs()), std, torch.ones_like(std))
-        standard = (rows - mean) / std
-        correlation = standard.T @ standard / max(len(rows) - 1, 1)
-        eye = torch.eye(len(correlation), dtype=correlation.dtype, device=correlation.device)
-        if isinstance(self.shrinkage, str):
-            # The floor keeps the matrix invertible when columns repeat one another (an
-            # estimated weight can be 0 there).
-            shrinkage = max(_SHRINKAGE_ESTIMATORS[self.shrinkage](standard.numpy()), 1e-3)
-        else:
-            shrinkage = self.shrinkage
+        return rows, x.shape[1]
+
+    def _fit_from(self, moments: _Moments) -> None:
+        """Set the buffers from the rows' moments, with this critic's cross structure."""
+        n_x, shrinkage = moments.n_x, moments.shrinkage
         self.shrinkage_ = float(shrinkage)
-        sample_cross = correlation[:n_x, n_x:].clone()
-        correlation = (1 - shrinkage) * correlation + shrinkage * eye
+        correlation = moments.correlation
+        eye = torch.eye(len(correlation), dtype=correlation.dtype)
+        shrunk = (1 - shrinkage) * correlation + shrinkage * eye
         # A zero-variance column has zero correlations; its diagonal must stay 1.
-        correlation = correlation * (1 - eye) + eye
-        r_xx, r_xy, r_yy = correlation[:n_x, :n_x], correlation[:n_x, n_x:], correlation[n_x:, n_x:]
+        shrunk = shrunk * (1 - eye) + eye
+        r_xx, r_xy, r_yy = shrunk[:n_x, :n_x], shrunk[:n_x, n_x:], shrunk[n_x:, n_x:]
         if self.cross_structure == "sparse":
-            r_xy = _thresholded_cross(sample_cross, r_xx, r_yy, len(rows))
+            r_xy = _thresholded_cross(correlation[:n_x, n_x:], r_xx, r_yy, moments.n_rows)
         regression = torch.linalg.solve(r_xx, r_xy)  # E[y | x] = x @ regression
         residual = r_yy - r_xy.T @ regression
         residual_inv = torch.linalg.inv(residual)
         cross = regression @ residual_inv
+        mean, std = moments.mean, moments.std
         self.x_mean.copy_(mean[:n_x])
         self.y_mean.copy_(mean[n_x:])
         self.x_inv_std.copy_(1 / std[:n_x])
@@ -530,6 +580,32 @@ def _input_widths(critic: nn.Module) -> tuple[int, int] | None:
             if x_layer is not None and y_layer is not None:
                 return x_layer.in_features, y_layer.in_features
     return None
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """What the Gaussian model takes from its rows: means, scales, the (unshrunk)
+    correlation matrix, the shrinkage weight, the rows and the width of ``x``."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    correlation: torch.Tensor
+    shrinkage: float
+    n_rows: int
+    n_x: int
+
+
+def _moments(rows: torch.Tensor, n_x: int, shrinkage: float | str) -> _Moments:
+    mean = rows.mean(dim=0)
+    std = rows.std(dim=0)
+    std = torch.where(std > 1e-12 * (1 + mean.abs()), std, torch.ones_like(std))
+    standard = (rows - mean) / std
+    correlation = standard.T @ standard / max(len(rows) - 1, 1)
+    if isinstance(shrinkage, str):
+        # The floor keeps the matrix invertible when columns repeat one another (an
+        # estimated weight can be 0 there).
+        shrinkage = max(_SHRINKAGE_ESTIMATORS[shrinkage](standard.numpy()), 1e-3)
+    return _Moments(mean, std, correlation, float(shrinkage), len(rows), n_x)
 
 
 def _thresholded_cross(

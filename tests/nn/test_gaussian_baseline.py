@@ -123,13 +123,13 @@ def weak_gaussians():
 def test_the_estimator_fits_the_baseline_on_the_training_rows_only(weak_gaussians, monkeypatch):
     X, Y, _ = weak_gaussians
     seen = []
-    real_fit = GaussianBaselineCritic.fit_baseline
+    real_fit = GaussianBaselineCritic.fit_baselines
 
-    def spy(self, x, y):
-        seen.append(len(x))
-        return real_fit(self, x, y)
+    def spy(critics, x, y):
+        seen.extend([len(x)] * len(critics))
+        return real_fit(critics, x, y)
 
-    monkeypatch.setattr(GaussianBaselineCritic, "fit_baseline", spy)
+    monkeypatch.setattr(GaussianBaselineCritic, "fit_baselines", staticmethod(spy))
     estimator = MutualInformationEstimator(max_epochs=1, random_state=0).fit(X, Y)
     n_valid = math.ceil(0.1 * 2000)
     n_test = math.ceil(0.2 * 2000)
@@ -290,3 +290,23 @@ def test_the_sparse_cross_block_keeps_the_correlation_positive_definite():
     assert torch.isfinite(scores).all()
     with pytest.raises(ValueError, match="cross_structure must be"):
         _wrapped("separable", cross_structure="banded")
+
+
+def test_fitted_together_or_alone_the_models_are_the_same():
+    """fit_baselines computes the rows' moments once; each critic ends as fit_baseline
+    alone leaves it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = x[:, :3] + rng.normal(size=(300, 3))
+    together = [_wrapped("separable", 4, 3, cross_structure=s) for s in ("dense", "sparse")]
+    GaussianBaselineCritic.fit_baselines(together, x, y)
+    for critic in together:
+        alone = _wrapped("separable", 4, 3, cross_structure=critic.cross_structure)
+        alone.fit_baseline(x, y)
+        for (name, a), b in zip(critic.named_buffers(), alone.buffers(), strict=True):
+            assert torch.equal(a, b), name
+        assert critic.shrinkage_ == alone.shrinkage_
+    with pytest.raises(ValueError, match="same widths and shrinkage"):
+        GaussianBaselineCritic.fit_baselines(
+            [_wrapped("separable", 4, 3), _wrapped("separable", 4, 3, shrinkage=0.2)], x, y
+        )
