@@ -18,7 +18,7 @@ from torch import nn
 from sk_mlcpc._math.blockwise import DEFAULT_BLOCK_SIZE, blockwise_bound
 from sk_mlcpc._math.bounds import get_bound, get_objective
 
-__all__ = ["BoundLoss"]
+__all__ = ["BoundLoss", "PointwiseBoundLoss"]
 
 
 def _at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
@@ -122,3 +122,30 @@ class BoundLoss(nn.Module):
 
     def forward(self, scores: torch.Tensor, training: bool = True) -> torch.Tensor:
         return -self.estimate(scores, update_state=training, training=training)
+
+
+class PointwiseBoundLoss(nn.Module):
+    """Criterion ``-mean(values)`` for a critic that returns one bound term per row.
+
+    A class-target critic (:class:`~sk_mlcpc._nn.class_critic.ClassCritic`) scores every
+    class for each row itself, so its output is already the Barber-Agakov term
+    ``log q(y_i | x_i) - log pi(y_i)`` of each row, and the bound is their mean. The
+    attributes that :class:`BoundLoss` carries for the loop (``alpha``, ``eval_alpha``,
+    ``score_ceiling``) exist and are unused: the bound takes no alpha and no ceiling.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.objective = "barber_agakov"
+        self.alpha = 1.0
+        self.eval_alpha: float | None = None
+        self.score_ceiling: float | None = None
+
+    def estimate(
+        self, values: torch.Tensor, *, update_state: bool = False, training: bool = False
+    ) -> torch.Tensor:
+        """The bound in nats: the mean of the per-row terms."""
+        return _at_least_fp32(values).mean()
+
+    def forward(self, values: torch.Tensor, training: bool = True) -> torch.Tensor:
+        return -self.estimate(values, training=training)

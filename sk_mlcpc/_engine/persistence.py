@@ -167,6 +167,7 @@ _COUNTS = (
     "batch_size_", "validation_batch_size_", "eval_batch_size_", "n_epochs_", "n_restores_",
     "n_features_in_",
     "n_features_y_", "n_components_", "n_timesteps_", "n_windows_", "n_anchor_times_",
+    "window_", "stride_", "n_channels_",
     "n_teacher_features_", "n_negatives_", "_n_train",
 )  # fmt: skip
 #: The kind of every fitted attribute any estimator saves, by name. A name a class
@@ -177,7 +178,15 @@ FITTED_ATTRIBUTE_TYPES: dict[str, _Check] = {
     ),
     **dict.fromkeys(("baseline_valid_mi_", "valid_mi_"), _NUMBER),
     "baseline_": (lambda v: v is None or v == "gaussian", "'gaussian' or null"),
-    "baseline_structure_": (lambda v: v in (None, "dense", "sparse"), "'dense', 'sparse' or null"),
+    "baseline_structure_": (
+        lambda v: v in (None, "dense", "sparse", "shared_covariance", "logistic"),
+        "'dense', 'sparse', 'shared_covariance', 'logistic' or null",
+    ),
+    "target_type_": (lambda v: v in ("continuous", "classes"), "'continuous' or 'classes'"),
+    "_target_classes_record": (
+        lambda v: v is None or _is_classes_record(v),
+        "a record of class labels and their dtype, or null",
+    ),
     "critic_choice_": (lambda v: v in ("trained", "constant"), "'trained' or 'constant'"),
     "alpha_initial_": _NUMBER,
     "saturation_gain_": (lambda v: v is None or _is_number(v), "a number or null"),
@@ -261,6 +270,8 @@ _ADDED_SINCE_FORMAT_1: dict[str, frozenset[str]] = {
             "baseline_valid_mi_",
             "critic_choice_",
             "score_ceiling_",
+            "target_type_",
+            "_target_classes_record",
             "valid_mi_",
         }
     ),
@@ -282,6 +293,10 @@ def _restores_in_history(history: list) -> int:
 #: filled in from the checked manifest when absent.
 _DERIVED_ATTRIBUTES: dict[str, Callable[[dict], Any]] = {
     "n_restores_": lambda manifest: _restores_in_history(manifest["history"]),
+    # ContrastivePredictiveCoding before window="auto" and 3-D input: the parameters.
+    "window_": lambda manifest: manifest["params"]["window"],
+    "stride_": lambda manifest: manifest["params"]["stride"],
+    "n_channels_": lambda manifest: manifest["params"]["n_channels"],
 }
 
 

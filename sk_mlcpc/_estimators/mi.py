@@ -24,9 +24,11 @@ from sk_mlcpc._engine.fitting import (
     check_has_features,
 )
 from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32, check_input, validate_input
+from sk_mlcpc._engine.loss import PointwiseBoundLoss
 from sk_mlcpc._engine.net import (
     BoundLoss,
     ContrastiveNet,
+    DivergenceError,
     PairedTensorDataset,
 )
 from sk_mlcpc._estimators.base import (
@@ -35,8 +37,18 @@ from sk_mlcpc._estimators.base import (
     MIEstimate,
     ReportsHeldOutBound,
 )
+from sk_mlcpc._estimators.class_targets import (
+    class_baselines,
+    class_entropy,
+    class_log_prior,
+    class_log_q,
+    encode_labels,
+    held_out_class_estimate,
+    is_class_target,
+)
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._math.bounds import BOUNDS
+from sk_mlcpc._nn.class_critic import ClassCritic, class_indices
 from sk_mlcpc._nn.critics import BASELINES, CRITICS, GaussianBaselineCritic, make_critic
 from sk_mlcpc._nn.devices import resolve_device
 
@@ -63,6 +75,8 @@ _CPC_CHECK_ROWS = 2048
 
 
 def _has_embedding(estimator: MutualInformationEstimator) -> bool:
+    if getattr(estimator, "target_type_", None) == "classes":
+        return True  # a class critic embeds x on its own, whatever ``critic`` says
     if estimator.critic not in _SEPARABLE_CRITICS:
         raise AttributeError(
             f"transform is only available for separable or bilinear critics, which embed x "
@@ -115,6 +129,21 @@ class MutualInformationEstimator(
         monotone maps, which a network trained on a few thousand rows in many dimensions
         finds only roughly. Any critic gives a valid bound, so this changes how tight
         ``mi_`` is, never whether it is a bound. ``None`` trains the network alone.
+        For class targets, ``"gaussian"`` is the Gaussian model of each class with one
+        covariance for all (linear discriminant analysis, covariance shrunk by
+        Ledoit-Wolf), or multinomial logistic regression, whichever has the higher
+        bound on the validation rows (``baseline_structure_``).
+    target_type : {"auto", "continuous", "classes"}, default="auto"
+        Whether ``y`` is a continuous variable or class labels. ``"auto"`` reads a
+        single column of strings, booleans or objects as classes, and numeric labels
+        too when scikit-learn's :func:`~sklearn.utils.multiclass.type_of_target` calls
+        them ``"binary"`` or ``"multiclass"`` with at most 50 distinct values (more are
+        read as a continuous ``y``, such as a count). For class labels the critic scores
+        every class for each row (:class:`~sk_mlcpc.critics.ClassCritic`): every class
+        is a negative, weighted by its frequency in the training rows, and ``mi_`` is
+        the Barber-Agakov bound ``H(y) - cross-entropy`` on the test rows, capped by
+        ``H(y)``; ``objective`` and ``alpha`` do not apply. See
+        :ref:`class-targets`.
     hidden_layer_sizes : tuple of int, default=(256, 256)
         Hidden widths of the critic's MLP(s).
     n_components : int, default=64
@@ -268,7 +297,11 @@ class MutualInformationEstimator(
     n_features_in_ : int
         Columns of ``X``.
     n_features_y_ : int
-        Columns of ``Y``.
+        Columns of ``Y`` (1 for class labels).
+    target_type_ : {"continuous", "classes"}
+        How ``y`` was read (``target_type`` resolved).
+    classes_ : ndarray of shape (n_classes,) or None
+        The sorted class labels of ``y`` (None for a continuous ``y``).
     .. shared-parameter:: feature_names_in_
 
     See Also
@@ -309,6 +342,7 @@ class MutualInformationEstimator(
         "critic": [StrOptions(set(CRITICS))],
         "baseline": [StrOptions(set(BASELINES)), None],
         "test_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "target_type": [StrOptions({"auto", "continuous", "classes"})],
         "accelerator": [HasMethods(["prepare", "backward"]), None],
     }
 
@@ -319,6 +353,7 @@ class MutualInformationEstimator(
         alpha: float | str = "auto",
         critic: str = "separable_additive",
         baseline: str | None = "gaussian",
+        target_type: str = "auto",
         hidden_layer_sizes: tuple[int, ...] = (256, 256),
         n_components: int = 64,
         activation: str = "gelu",
@@ -368,8 +403,19 @@ class MutualInformationEstimator(
 
     # ------------------------------------------------------------------ input handling
 
+    @property
+    def _class_target(self) -> bool:
+        return getattr(self, "target_type_", "continuous") == "classes"
+
     def _validate_y(self, Y, n_samples: int, *, reset: bool, min_samples: int = 2) -> np.ndarray:
         check_has_features(Y, "Y")
+        if reset:
+            if Y is not None and is_class_target(Y, self.target_type):
+                return self._validate_labels(Y, n_samples, reset=True, min_samples=min_samples)
+            self.target_type_ = "continuous"
+            self.classes_ = None
+        elif self._class_target:
+            return self._validate_labels(Y, n_samples, reset=False, min_samples=min_samples)
         Y = check_input(
             Y, dtype=INPUT_DTYPES, ensure_2d=False, input_name="Y", ensure_min_samples=min_samples
         )
@@ -388,6 +434,52 @@ class MutualInformationEstimator(
             )
         return Y
 
+    def _validate_labels(self, y, n_samples: int, *, reset: bool, min_samples: int) -> np.ndarray:
+        """Class labels -> their indices among ``classes_``, as a float column."""
+        labels = check_input(
+            y,
+            dtype=None,
+            ensure_2d=False,
+            ensure_all_finite=False,
+            input_name="y",
+            ensure_min_samples=min_samples,
+        )
+        if labels.ndim == 2 and labels.shape[1] != 1:
+            raise ValueError(
+                f"Class labels must be one column, but y has shape {labels.shape}; pass "
+                "target_type='continuous' for a multi-column y."
+            )
+        if len(labels) != n_samples:
+            raise ValueError(
+                f"X and y must have the same number of rows, got {n_samples} and {len(labels)}."
+            )
+        if reset:
+            classes, indices = encode_labels(labels)
+            previous = getattr(self, "classes_", None) if self.warm_start else None
+            if previous is not None and not np.array_equal(previous, classes):
+                raise ValueError(
+                    f"warm_start continues with the fitted classes {previous.tolist()!r}, "
+                    f"but y holds the classes {classes.tolist()!r}."
+                )
+            self.target_type_, self.classes_, self.n_features_y_ = "classes", classes, 1
+        else:
+            indices = encode_labels(labels, self.classes_)[1]
+        return indices.astype(np.float32).reshape(-1, 1)
+
+    @property
+    def _target_classes_record(self) -> dict | None:
+        # classes_ as JSON (labels may be numbers or strings), None for a continuous y.
+        classes = getattr(self, "classes_", None)
+        if classes is None:
+            return None
+        return {"dtype": classes.dtype.str, "values": classes.tolist()}
+
+    @_target_classes_record.setter
+    def _target_classes_record(self, record: dict | None) -> None:
+        self.classes_ = (
+            None if record is None else np.asarray(record["values"], dtype=record["dtype"])
+        )
+
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
         sizes = super()._check_hidden_layer_sizes()
         if self.critic == "concat" and not sizes:
@@ -405,6 +497,10 @@ class MutualInformationEstimator(
 
     def _make_net(self, *, shuffle_seed: int, eval_seed: int, valid_set=None) -> ContrastiveNet:
         """The (untrained) skorch net of the fitted architecture and batch sizes."""
+        if self._class_target:
+            return self._make_class_net(
+                shuffle_seed=shuffle_seed, eval_seed=eval_seed, valid_set=valid_set
+            )
         critic = make_critic(
             self.critic,
             self.n_features_in_,
@@ -447,6 +543,83 @@ class MutualInformationEstimator(
             chunk_pairs=self.blockwise_ and not self._separable_scores,
             **{**shared, **placement},
         )
+
+    def _make_class_net(self, *, shuffle_seed: int, eval_seed: int, valid_set=None):
+        """The net of a class target: a :class:`ClassCritic` and the pointwise bound."""
+        rows = self.__dict__.pop("_baseline_rows", None)
+        log_prior = (
+            class_log_prior(class_indices(rows[1]).cpu().numpy(), len(self.classes_))
+            if rows is not None
+            else None  # loaded or resumed: the fitted prior comes with the saved state
+        )
+        critic = ClassCritic(
+            self.n_features_in_,
+            len(self.classes_),
+            embedding_dim=self.n_components,
+            hidden_layer_sizes=self._check_hidden_layer_sizes(),
+            activation=self.activation,
+            log_prior=log_prior,
+        )
+        if rows is not None and self.baseline is not None:
+            self._fit_class_baseline(critic, *rows)
+        net_class, placement = ContrastiveNet, {"device": self.device_}
+        if self.accelerator is not None:
+            from sk_mlcpc._engine.distributed import AcceleratedContrastiveNet
+
+            net_class = AcceleratedContrastiveNet
+            placement = {"accelerator": self.accelerator, "device": None}
+        shared = self._net_arguments(
+            shuffle_seed=shuffle_seed,
+            eval_seed=eval_seed,
+            valid_set=valid_set,
+            eval_batch_size=self.validation_batch_size_,
+        )
+        return net_class(
+            critic,
+            criterion=PointwiseBoundLoss,
+            blockwise=False,
+            chunk_pairs=False,
+            **{**shared, **placement},
+        )
+
+    def _fit_class_baseline(self, critic: ClassCritic, x_train, y_train, x_valid, y_valid):
+        """Fit the closed-form class models on the training rows and set the one with the
+        higher bound on the validation rows as ``critic``'s baseline, if above 0."""
+        models = class_baselines(
+            x_train, y_train, len(self.classes_), random_state=int(self._seed_for_baseline())
+        )
+        if len(x_valid) < 2:
+            structure = "shared_covariance"
+        else:
+            values = {}
+            for name, (weight, bias) in models.items():
+                critic.set_baseline(weight, bias)
+                log_q = class_log_q(critic.to(x_valid.device), x_valid, y_valid)
+                values[name] = float(
+                    held_out_class_estimate(log_q, class_indices(y_valid).cpu().numpy()).value
+                )
+            structure = max(values, key=values.get)
+            self.baseline_valid_mi_ = values[structure]
+            if not (math.isfinite(values[structure]) and values[structure] > 1e-6):
+                critic.set_baseline(
+                    np.zeros_like(models[structure][0]), np.zeros(len(self.classes_))
+                )
+                self.baseline_ = None
+                warnings.warn(
+                    f"baseline='gaussian' was not used: the best closed-form class model's "
+                    f"bound on the validation rows is {values[structure]:.3f} nats, no better "
+                    "than a constant critic's 0, so the critic is the network alone "
+                    "(baseline_ is None); pass baseline=None to skip fitting it.",
+                    UserWarning,
+                    stacklevel=6,  # the user's call of fit
+                )
+                return
+        critic.set_baseline(*models[structure])
+        self.baseline_structure_ = structure
+
+    def _seed_for_baseline(self) -> int:
+        random_state = self.random_state
+        return random_state if isinstance(random_state, int | np.integer) else 0
 
     def _fitted_baseline_or_not(self, critic, x_train, y_train, x_valid, y_valid):
         """``critic`` with the Gaussian baseline fitted on the training rows, if it beats
@@ -540,15 +713,23 @@ class MutualInformationEstimator(
     baseline_valid_mi_: float
     critic_choice_: str
     valid_mi_: float
+    target_type_: str
+    _target_classes_record: dict | None
     _saved_preprocessors = ("preprocessor_x_", "preprocessor_y_")
     # Files written before baseline existed hold critics that are the network alone.
-    _parameters_added: ClassVar[dict] = {"baseline": None}
+    _parameters_added: ClassVar[dict] = {"baseline": None, "target_type": "continuous"}
 
     def _saved_tensors(self) -> dict[str, torch.Tensor]:
         return {"reference_y_": self.reference_y_}
 
     def _restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self.reference_y_ = tensors["reference_y_"]
+
+    def _preprocessor_classes(self, name: str) -> tuple[frozenset[str], str]:
+        # Class labels are indices, never preprocessed: the saved entry must be null.
+        if name == "preprocessor_y_" and self._class_target:
+            return frozenset(), "target_type_='classes'"
+        return super()._preprocessor_classes(name)
 
     @property
     def critic_(self) -> nn.Module:
@@ -606,9 +787,14 @@ class MutualInformationEstimator(
         X, Y = data["arrays"]
         if not warm:
             self.preprocessor_x_ = self._make_preprocessor(len(split.train), split.seeds["prep"])
-            self.preprocessor_y_ = self._make_preprocessor(len(split.train), split.seeds["prep"])
+            self.preprocessor_y_ = (
+                None
+                if self._class_target
+                else self._make_preprocessor(len(split.train), split.seeds["prep"])
+            )
             if self.preprocessor_x_ is not None:
                 self.preprocessor_x_.fit(X[split.train])
+            if self.preprocessor_y_ is not None:
                 self.preprocessor_y_.fit(Y[split.train])
         x_all, y_all = self._preprocess(X, Y, device=self._data_device if warm else self.device_)
         data["x"], data["y"] = x_all, y_all
@@ -640,7 +826,8 @@ class MutualInformationEstimator(
                 # Popped by the next _make_net of this fit, which fits the baseline on the
                 # training rows and keeps it only if it beats a constant on validation.
                 self._baseline_rows = (train_set.x, train_set.y, valid_set.x, valid_set.y)
-            self._warn_if_loose(len(split.train))
+            if not self._class_target:  # a linear class model needs no 10 rows a column
+                self._warn_if_loose(len(split.train))
         return train_set, valid_set
 
     def _warn_if_loose(self, n_train: int) -> None:
@@ -687,7 +874,10 @@ class MutualInformationEstimator(
 
     def _finish_fit(self, data: dict, split: FitSplit) -> None:
         train_rows = torch.as_tensor(split.train, device=data["x"].device)
-        self._fit_score_ceiling(data["x"][train_rows], data["y"][train_rows])
+        if self._class_target:
+            self.score_ceiling_ = math.inf  # every class is scored: no pair extrapolates
+        else:
+            self._fit_score_ceiling(data["x"][train_rows], data["y"][train_rows])
         self._choose_critic(data, split)
         rows = torch.as_tensor(split.test, device=data["x"].device)
         estimate = self._evaluate(
@@ -733,7 +923,11 @@ class MutualInformationEstimator(
                 UserWarning,
                 stacklevel=5,  # the user's call of fit
             )
-        elif self.objective == "ml_cpc" and self.critic in _SEPARABLE_CRITICS:
+        elif (
+            self.objective == "ml_cpc"
+            and self.critic in _SEPARABLE_CRITICS
+            and not self._class_target
+        ):
             self._warn_if_cpc_reads_more(data["x"][rows], data["y"][rows])
 
     def _warn_if_cpc_reads_more(self, x_valid: torch.Tensor, y_valid: torch.Tensor) -> None:
@@ -764,6 +958,11 @@ class MutualInformationEstimator(
             )
 
     def _evaluate(self, dataset, batch_size: int) -> HeldOutEstimate:
+        if self._class_target:
+            # Called by fit only (evaluate() takes its own path): the entropy of the rows
+            # evaluated last is the cap that _record_held_out reports.
+            estimate, self._last_class_entropy = self._evaluate_classes(dataset)
+            return estimate
         if getattr(self, "critic_choice_", "trained") != "constant":
             return super()._evaluate(dataset, batch_size)
         # Every bound of a constant critic is exactly 0 (its normalisers equal its
@@ -778,6 +977,45 @@ class MutualInformationEstimator(
             alpha=self._alpha_at(batch_size),
             half_batch_value=0.0,
         )
+
+    def _evaluate_classes(self, dataset) -> tuple[HeldOutEstimate, float]:
+        """The Barber-Agakov estimate on all of ``dataset``'s rows (one batch: every
+        class is a negative of every row, so no other rows are needed), and the plug-in
+        entropy of their labels (the estimate's cap)."""
+        indices = class_indices(dataset.y).cpu().numpy()
+        if getattr(self, "critic_choice_", "trained") == "constant":
+            terms = torch.zeros(len(indices), dtype=torch.float64)
+            estimate = held_out_class_estimate(terms, np.zeros(len(indices), dtype=np.int64))
+        else:
+            log_q = class_log_q(self.critic_, dataset.x, dataset.y)
+            estimate = held_out_class_estimate(log_q, indices)
+        return estimate, class_entropy(indices, len(self.classes_))
+
+    def _record_held_out(self, estimate: HeldOutEstimate, *, advice: str) -> None:
+        if not self._class_target:
+            return super()._record_held_out(estimate, advice=advice)
+        if not math.isfinite(estimate.value):
+            raise DivergenceError(
+                f"The fitted model gives a non-finite held-out estimate. {advice}"
+            )
+        # The cap is the entropy of the test rows' labels (I(X; y) <= H(y)), and the
+        # Barber-Agakov bound takes no alpha and is proven; reaching the cap is a
+        # perfect classifier, not a batch that limits the bound.
+        self.mi_, self.mi_std_, self.mi_ci_ = estimate.value, estimate.std_error, estimate.interval
+        self.eval_alpha_ = 1.0
+        self.eval_batch_size_ = estimate.batch_size
+        self.mi_cap_ = self.__dict__.pop("_last_class_entropy")
+        self.bound_validity_ = "proven"
+        self.saturated_, self.saturation_gain_ = False, 0.0
+        if math.isnan(self.mi_std_):
+            warnings.warn(
+                f"The held-out split holds {self.eval_batch_size_} rows, too few for an "
+                "uncertainty: mi_std_ and mi_ci_ are undefined (NaN). Use more rows or a "
+                "larger held-out fraction.",
+                UserWarning,
+                stacklevel=5,  # the user's call of fit
+            )
+        return None
 
     def _check_process_multiples(self) -> None:
         n_processes = int(self.accelerator.num_processes)
@@ -856,6 +1094,18 @@ class MutualInformationEstimator(
         True
         """
         x, y = self._validated_pair(X, y)
+        if self._class_target:
+            estimate, entropy = self._evaluate_classes(PairedTensorDataset(x, y))
+            return MIEstimate(
+                mi=estimate.value,
+                std_error=estimate.std_error,
+                ci=estimate.interval,
+                cap=entropy,
+                validity="proven",
+                batch_size=estimate.batch_size,
+                alpha=1.0,
+                saturated=False,
+            )
         return self._evaluate_rows(PairedTensorDataset(x, y), len(x))
 
     def score_samples(self, X, y) -> np.ndarray:
@@ -881,6 +1131,8 @@ class MutualInformationEstimator(
         x, y = self._validated_pair(X, y, min_samples=1)
         if getattr(self, "critic_choice_", "trained") == "constant":
             return np.zeros(len(x))  # a constant critic's pointwise MI
+        if self._class_target:
+            return class_log_q(self.critic_, x, y, minus_prior=True).double().cpu().numpy()
         reference = self.reference_y_.to(x.device)
         chunk = max(1, _MAX_PAIRS_PER_CHUNK // len(reference))
         critic = self.critic_.eval()
