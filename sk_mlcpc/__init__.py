@@ -13,6 +13,7 @@ from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
 from sk_mlcpc._estimators.encoder import ContrastiveEncoder
 from sk_mlcpc._estimators.mi import MIEstimate, MutualInformationEstimator
 from sk_mlcpc._estimators.search import MISearchResult, estimate_mi, search_mi
+from sk_mlcpc._estimators.selector import MutualInformationSelector
 from sk_mlcpc._estimators.sequence import ContrastivePredictiveCoding
 from sk_mlcpc._version import __version__
 
@@ -25,6 +26,7 @@ __all__ = [
     "MISearchResult",
     "ModelFileError",
     "MutualInformationEstimator",
+    "MutualInformationSelector",
     "SaturationWarning",
     "__version__",
     "blockwise",
