@@ -169,6 +169,7 @@ _COUNTS = (
     "n_features_y_", "n_components_", "n_timesteps_", "n_windows_", "n_anchor_times_",
     "window_", "stride_", "n_channels_",
     "n_teacher_features_", "n_negatives_", "_n_train",
+    "n_features_to_select_", "_net_columns", "_n_copies", "_mask_seed", "_validation_batch_size",
 )  # fmt: skip
 #: The kind of every fitted attribute any estimator saves, by name. A name a class
 #: declares (annotates) without an entry here must be a plain JSON scalar.

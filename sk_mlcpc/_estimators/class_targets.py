@@ -23,6 +23,7 @@ from sk_mlcpc._nn.class_critic import class_indices, pointwise_log_ratio
 
 __all__ = [
     "MAX_AUTO_CLASSES",
+    "ClassLabelsRecord",
     "class_baselines",
     "class_entropy",
     "class_log_prior",
@@ -38,6 +39,24 @@ __all__ = [
 MAX_AUTO_CLASSES = 50
 
 _Z_95 = 1.959963984540054
+
+
+class ClassLabelsRecord:
+    """``classes_`` written to a model file as ``_target_classes_record``: the labels and
+    their dtype (labels may be numbers or strings), or None for a continuous ``y``."""
+
+    @property
+    def _target_classes_record(self) -> dict | None:
+        classes = getattr(self, "classes_", None)
+        if classes is None:
+            return None
+        return {"dtype": classes.dtype.str, "values": classes.tolist()}
+
+    @_target_classes_record.setter
+    def _target_classes_record(self, record: dict | None) -> None:
+        self.classes_ = (
+            None if record is None else np.asarray(record["values"], dtype=record["dtype"])
+        )
 
 
 def _plain(label):

@@ -38,6 +38,7 @@ from sk_mlcpc._estimators.base import (
     ReportsHeldOutBound,
 )
 from sk_mlcpc._estimators.class_targets import (
+    ClassLabelsRecord,
     class_baselines,
     class_entropy,
     class_log_prior,
@@ -92,7 +93,11 @@ def _at_most(scores: torch.Tensor, ceiling: float | None) -> torch.Tensor:
 
 @shared_parameter_docs
 class MutualInformationEstimator(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ReportsHeldOutBound, ContrastiveEstimator
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    ClassLabelsRecord,
+    ReportsHeldOutBound,
+    ContrastiveEstimator,
 ):
     """Estimate the mutual information ``I(X; Y)`` with a trained contrastive critic.
 
@@ -465,20 +470,6 @@ class MutualInformationEstimator(
         else:
             indices = encode_labels(labels, self.classes_)[1]
         return indices.astype(np.float32).reshape(-1, 1)
-
-    @property
-    def _target_classes_record(self) -> dict | None:
-        # classes_ as JSON (labels may be numbers or strings), None for a continuous y.
-        classes = getattr(self, "classes_", None)
-        if classes is None:
-            return None
-        return {"dtype": classes.dtype.str, "values": classes.tolist()}
-
-    @_target_classes_record.setter
-    def _target_classes_record(self, record: dict | None) -> None:
-        self.classes_ = (
-            None if record is None else np.asarray(record["values"], dtype=record["dtype"])
-        )
 
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
         sizes = super()._check_hidden_layer_sizes()

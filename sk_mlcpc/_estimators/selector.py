@@ -27,7 +27,12 @@ from sk_mlcpc._engine.inputs import INPUT_DTYPES, as_float32, check_input, valid
 from sk_mlcpc._engine.loss import BoundLoss, PointwiseBoundLoss
 from sk_mlcpc._engine.net import ContrastiveNet
 from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit
-from sk_mlcpc._estimators.class_targets import class_log_prior, encode_labels, is_class_target
+from sk_mlcpc._estimators.class_targets import (
+    ClassLabelsRecord,
+    class_log_prior,
+    encode_labels,
+    is_class_target,
+)
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._nn.class_critic import ClassCritic, class_indices
 from sk_mlcpc._nn.critics import SeparableCritic
@@ -47,7 +52,7 @@ _MIN_SHADOWS, _MAX_SHADOWS = 5, 20
 
 
 @shared_parameter_docs
-class MutualInformationSelector(SelectorMixin, ContrastiveEstimator):
+class MutualInformationSelector(SelectorMixin, ClassLabelsRecord, ContrastiveEstimator):
     """Select features by their held-out conditional mutual information with ``y``.
 
     A forward search with a look-ahead of two: at each step every remaining column
@@ -182,6 +187,23 @@ class MutualInformationSelector(SelectorMixin, ContrastiveEstimator):
         "lookahead": ["boolean"],
         "test_fraction": [Interval(Real, 0, 1, closed="neither")],
     }
+    # Fitted attributes save() writes (the arrays as tensors, see _saved_tensors).
+    mi_: float
+    mi_ci_: tuple[float, float]
+    n_features_to_select_: int
+    target_type_: str
+    _target_classes_record: dict | None
+    _net_columns: int
+    _n_copies: int
+    _mask_seed: int
+    _validation_batch_size: int
+    _fitted_arrays: ClassVar[tuple[str, ...]] = (
+        "support_",
+        "selected_order_",
+        "ranking_",
+        "gains_",
+        "gains_ci_",
+    )
     # Read by the shared training steps; not parameters of a selector.
     warm_start = False
     checkpoint_dir = None
@@ -323,14 +345,19 @@ class MutualInformationSelector(SelectorMixin, ContrastiveEstimator):
         p = self._net_columns
         hidden = self._check_hidden_layer_sizes()
         if self.target_type_ == "classes":
-            labels = class_indices(self._train_labels).cpu().numpy()
+            train_labels = self.__dict__.pop("_train_labels", None)
+            log_prior = (  # a loaded model gets the fitted prior with its saved state
+                None
+                if train_labels is None
+                else class_log_prior(class_indices(train_labels).cpu().numpy(), len(self.classes_))
+            )
             inner = ClassCritic(
                 2 * p,
                 len(self.classes_),
                 embedding_dim=self.n_components,
                 hidden_layer_sizes=hidden,
                 activation=self.activation,
-                log_prior=class_log_prior(labels, len(self.classes_)),
+                log_prior=log_prior,
             )
             criterion, criterion_arguments = PointwiseBoundLoss, {}
         else:
@@ -514,6 +541,15 @@ class MutualInformationSelector(SelectorMixin, ContrastiveEstimator):
         rest = [j for j in np.argsort(-last_single, kind="stable") if j not in set(chosen)]
         ranking[rest] = np.arange(len(chosen) + 1, self.n_features_in_ + 1)
         self.ranking_ = ranking
+
+    def _saved_tensors(self) -> dict[str, torch.Tensor]:
+        return {name: torch.as_tensor(getattr(self, name)) for name in self._fitted_arrays}
+
+    def _restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name in self._fitted_arrays:
+            setattr(self, name, tensors[name].numpy())
+        if self.support_.shape != (self.n_features_in_,) or self.support_.dtype != bool:
+            raise ValueError(f"support_ must be {self.n_features_in_} booleans")
 
     def _get_support_mask(self) -> np.ndarray:
         check_is_fitted(self)

@@ -117,3 +117,18 @@ def test_bad_input_gets_clear_errors():
     X_nan[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         MutualInformationSelector(**FAST).fit(X_nan, y)
+
+
+@pytest.mark.parametrize("target", ["classes", "continuous"])
+def test_save_and_load_keep_the_selection(tmp_path, target):
+    X, y = _xor_data(n=400, p=5)
+    labels = np.array(["even", "odd"])[y] if target == "classes" else X[:, 0] + y
+    selector = MutualInformationSelector(n_features_to_select=2, **FAST).fit(X, labels)
+    selector.save(tmp_path / "selector.skmlcpc")
+    loaded = MutualInformationSelector.load(tmp_path / "selector.skmlcpc")
+    for name in ("support_", "selected_order_", "ranking_", "gains_", "gains_ci_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(selector, name))
+    assert loaded.mi_ == selector.mi_ and loaded.target_type_ == target
+    np.testing.assert_array_equal(loaded.transform(X), selector.transform(X))
+    if target == "classes":
+        np.testing.assert_array_equal(loaded.classes_, ["even", "odd"])
