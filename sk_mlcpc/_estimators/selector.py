@@ -117,11 +117,11 @@ class MutualInformationSelector(SelectorMixin, ClassLabelsRecord, ContrastiveEst
 
     Attributes
     ----------
-    support_ : ndarray of shape (n_features_in_,), bool
+    support_ : ndarray of shape (n_features,), bool
         The selected columns.
     selected_order_ : ndarray of int
         The selected columns in the order they were chosen.
-    ranking_ : ndarray of shape (n_features_in_,), int
+    ranking_ : ndarray of shape (n_features,), int
         1 for the first column chosen, 2 for the second, ...; the others follow by
         their gain at the last step (best first).
     gains_ : ndarray of shape (n_selected,)
