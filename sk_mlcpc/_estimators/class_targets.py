@@ -11,6 +11,7 @@ class baselines and the held-out estimate with its interval.
 from __future__ import annotations
 
 import math
+from numbers import Number
 
 import numpy as np
 import torch
@@ -34,8 +35,9 @@ __all__ = [
 ]
 
 #: ``target_type="auto"`` reads numeric labels (integers, or floats with integral values)
-#: as classes up to this many distinct values; more are read as a continuous ``y``
-#: (a count or a measurement with integral values, such as the diabetes target).
+#: as classes up to this many distinct values, each seen at least twice; others are read
+#: as a continuous ``y`` (a count or a measurement with integral values, such as the
+#: diabetes target).
 MAX_AUTO_CLASSES = 50
 
 _Z_95 = 1.959963984540054
@@ -68,7 +70,11 @@ def is_class_target(y, target_type: str) -> bool:
     """Whether ``y`` is treated as class labels under ``target_type``."""
     if target_type == "continuous":
         return False
-    y = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y)
+    if hasattr(y, "to_numpy"):  # pandas
+        y = y.to_numpy()
+    elif not isinstance(y, np.ndarray):
+        # As objects: numpy would turn a list mixing text and numbers into text.
+        y = np.asarray(y, dtype=object)
     shape = y.shape
     single_column = len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
     if target_type == "classes":
@@ -80,13 +86,24 @@ def is_class_target(y, target_type: str) -> bool:
     if not single_column:
         return False
     labels = y.ravel()
-    if labels.dtype.kind in "OUSb":
+    if labels.dtype.kind in "USb":
         return True
+    if labels.dtype.kind == "O":
+        if all(isinstance(value, str | bool | np.str_ | np.bool_) for value in labels):
+            return True
+        if not all(isinstance(value, Number) for value in labels):
+            return False  # text among numbers: the continuous path's checks name the cell
+        labels = labels.astype(np.float64)
     try:
         kind = type_of_target(labels, input_name="y")
     except ValueError:
         return False  # NaN, infinities: the continuous path's checks name the cell
-    return kind in ("binary", "multiclass") and len(np.unique(labels)) <= MAX_AUTO_CLASSES
+    if kind not in ("binary", "multiclass"):
+        return False
+    # Numbers read as labels: 2 to 50 distinct values, each seen at least twice (a value
+    # seen once is more likely a measurement with integral values than a class).
+    _, counts = np.unique(labels, return_counts=True)
+    return 2 <= len(counts) <= MAX_AUTO_CLASSES and bool(np.all(counts >= 2))
 
 
 def encode_labels(y, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +121,13 @@ def encode_labels(y, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.
     elif labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
         raise ValueError("y holds NaN or infinite labels; every row needs a finite class.")
     if classes is None:
-        classes, counts = np.unique(labels, return_counts=True)
+        try:
+            classes, counts = np.unique(labels, return_counts=True)
+        except TypeError:
+            raise ValueError(
+                "y mixes labels that cannot be ordered, such as strings and numbers; make "
+                "every label the same type (e.g. y.astype(str))."
+            ) from None
         if len(classes) < 2:
             raise ValueError(
                 f"y holds a single class ({_plain(classes[0])!r}): the mutual information with a "
@@ -163,6 +186,10 @@ def class_baselines(
         [x[y == c].mean(axis=0) if np.any(y == c) else overall for c in range(n_classes)]
     )
     covariance, _ = ledoit_wolf(x - means[y], assume_centered=True)
+    # A floor on the variances, as the Gaussian baseline's: a class of one training row
+    # has no spread, and a column constant within classes none either.
+    floor = 1e-3 * max(float(np.trace(covariance)) / len(covariance), 1e-3)
+    covariance[np.diag_indices_from(covariance)] += floor
     weight = np.linalg.solve(covariance, means.T).T
     bias = -0.5 * np.einsum("kp,kp->k", weight, means)
     models = {"shared_covariance": (weight, bias)}

@@ -142,8 +142,8 @@ class MutualInformationEstimator(
         Whether ``y`` is a continuous variable or class labels. ``"auto"`` reads a
         single column of strings, booleans or objects as classes, and numeric labels
         too when scikit-learn's :func:`~sklearn.utils.multiclass.type_of_target` calls
-        them ``"binary"`` or ``"multiclass"`` with at most 50 distinct values (more are
-        read as a continuous ``y``, such as a count). For class labels the critic scores
+        them ``"binary"`` or ``"multiclass"`` with at most 50 distinct values, each seen
+        at least twice (others are read as a continuous ``y``, such as a count). For class labels the critic scores
         every class for each row (:class:`~sk_mlcpc.critics.ClassCritic`): every class
         is a negative, weighted by its frequency in the training rows, and ``mi_`` is
         the Barber-Agakov bound ``H(y) - cross-entropy`` on the test rows, capped by
