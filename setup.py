@@ -54,7 +54,7 @@ setup(
             "matplotlib>=3.6",
             "pandas>=1.5",
         ],
-        "bench": ["matplotlib>=3.6", "pandas>=1.5"],
+        "bench": ["matplotlib>=3.6", "pandas>=1.5", "aeon>=1.0"],
     },
     entry_points={"console_scripts": ["sk-mlcpc=sk_mlcpc._tools.cli:main"]},
     classifiers=[

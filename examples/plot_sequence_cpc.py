@@ -37,7 +37,7 @@ X, y = make_frequency_sequences(1200, 96, n_classes=4, random_state=0)
 X_test, y_test = make_frequency_sequences(600, 96, n_classes=4, random_state=1)
 
 cpc = ContrastivePredictiveCoding(
-    window=12, stride=6, prediction_steps=3, max_epochs=25, random_state=0
+    window=12, stride=6, prediction_steps=3, max_epochs=25, pooling="last", random_state=0
 ).fit(X)
 print("held-out predictive bound per step ahead (nats):", np.round(cpc.mi_per_step_, 2))
 print("cap at the evaluation batch:", round(cpc.mi_cap_, 2), "validity:", cpc.bound_validity_)

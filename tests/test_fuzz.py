@@ -368,6 +368,19 @@ def paired_tables(draw: st.DrawFn) -> tuple[Table, Table, bool]:
     return x, y, as_vector
 
 
+def _read_as_labels(y_data) -> bool:
+    """Whether a one-column ``y`` holds text or booleans only (class labels)."""
+    values = y_data.to_numpy() if hasattr(y_data, "to_numpy") else y_data
+    if not isinstance(values, np.ndarray):
+        values = np.asarray(values, dtype=object)
+    values = values.ravel()
+    if values.dtype.kind in "USb":
+        return True
+    return values.dtype.kind == "O" and all(
+        isinstance(value, str | bool | np.str_ | np.bool_) for value in values
+    )
+
+
 def _mi_fuzz(case: tuple[Table, Table, bool], params: dict[str, Any]) -> None:
     """fit(X, y) works or names the problem; a fitted estimate is finite and below its cap."""
     x, y, as_vector = case
@@ -384,6 +397,12 @@ def _mi_fuzz(case: tuple[Table, Table, bool], params: dict[str, Any]) -> None:
     # At least 2 rows each for training, validation (early stopping) and the estimate.
     if x.n_rows < 6:
         reasons["few"] = r"Too few samples"
+    if y.n_cols == 1 and _read_as_labels(y_data):
+        # Text and booleans are class labels (target_type="auto"), which need two classes
+        # of two rows each; the labels' own error names the class.
+        _, counts = np.unique(np.asarray(y_data, dtype=str).ravel(), return_counts=True)
+        if len(counts) < 2 or np.any(counts < 2):
+            reasons["labels"] = r"single row|single class"
     error = _fit(estimator, x.data, y_data)
     unscaled = params["preprocessing"] is None
     fitted = _check_outcome(
@@ -490,7 +509,7 @@ def _sequence_fuzz(x: Table, params: dict[str, Any]) -> None:
         return
     assert math.isfinite(estimator.mi_) and estimator.mi_ <= estimator.mi_cap_ + 1e-4
     context = _assert_finite(estimator.transform(x.data), "transform")
-    assert context.shape == (x.n_rows, 4)
+    assert context.shape == (x.n_rows, len(estimator.get_feature_names_out()))
     per_step = _assert_finite(_quiet(estimator.score_per_step, x.data), "score_per_step")
     assert per_step.shape == (steps,)
     assert _unchanged(before, x.data), "transform or score modified its input"
@@ -672,7 +691,7 @@ _METHODS = [
     ("mi", "transform", 1, lambda n: (n, 4)),
     ("encoder", "transform", 1, lambda n: (n, 4)),
     ("encoder", "score", 2, lambda n: ()),
-    ("sequence", "transform", 1, lambda n: (n, 4)),
+    ("sequence", "transform", 1, lambda n: (n, len(_fitted("sequence").get_feature_names_out()))),
     ("sequence", "score_per_step", 2, lambda n: (2,)),
     ("distillation", "predict_proba", 1, lambda n: (n, 2)),
     ("distillation", "predict", 1, lambda n: (n,)),

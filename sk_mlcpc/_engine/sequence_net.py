@@ -28,6 +28,7 @@ from sk_mlcpc._engine.net import BoundLoss, ContrastiveNet, SeededBatches, _at_l
 from sk_mlcpc._math.bounds import get_objective
 from sk_mlcpc._nn.devices import to_device
 from sk_mlcpc._nn.encoders import ACTIVATIONS
+from sk_mlcpc._nn.temporal import CausalConvEncoder, last_valid, masked_max, masked_mean
 
 __all__ = [
     "PredictiveBoundLoss",
@@ -35,6 +36,7 @@ __all__ = [
     "PredictiveCodingNet",
     "SequenceBatches",
     "SequenceDataset",
+    "draw_anchor_times",
 ]
 
 
@@ -46,10 +48,15 @@ __all__ = [
 class PredictiveCodingModule(nn.Module):
     """Window encoder + causal GRU context network + one linear predictor per step ahead.
 
-    The window encoder is an MLP applied to each window of ``window`` samples (all
-    channels), implemented as a strided ``Conv1d`` with kernel ``window`` followed by
-    pointwise (kernel 1) convolutions: latent ``z_t`` depends on window ``t`` only, and
-    context ``c_t`` on windows ``0..t`` only.
+    Two window encoders, both giving a latent ``z_t`` that depends on window ``t`` (the
+    samples ``t * stride .. t * stride + window - 1``) only, so that context ``c_t``
+    depends on windows ``0..t`` only:
+
+    * ``encoder="conv"``: a :class:`~sk_mlcpc._nn.temporal.CausalConvEncoder`, dilated
+      causal convolutions of receptive field ``window`` run at every time step; ``z_t``
+      is its output at the last sample of window ``t``;
+    * ``encoder="mlp"``: an MLP applied to each window (all channels), implemented as a
+      strided ``Conv1d`` with kernel ``window`` followed by pointwise convolutions.
 
     Parameters
     ----------
@@ -64,9 +71,12 @@ class PredictiveCodingModule(nn.Module):
     context_dim : int
         Width of the contexts ``c_t`` (GRU hidden size).
     hidden_layer_sizes : sequence of int
-        Hidden widths of the window encoder.
+        Hidden widths of the MLP window encoder; for the convolutional encoder its first
+        entry is the width of every dilated layer (empty: one linear convolution).
     activation : str
         One of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
+    encoder : {"mlp", "conv"}, default="mlp"
+        The window encoder.
     """
 
     def __init__(
@@ -79,23 +89,48 @@ class PredictiveCodingModule(nn.Module):
         context_dim: int,
         hidden_layer_sizes: Sequence[int] = (64,),
         activation: str = "relu",
+        encoder: str = "mlp",
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width, kernel, hop = n_channels, window, stride
-        for hidden in hidden_layer_sizes:
-            layers += [nn.Conv1d(width, hidden, kernel, stride=hop), ACTIVATIONS[activation]()]
-            width, kernel, hop = hidden, 1, 1
-        layers.append(nn.Conv1d(width, latent_dim, kernel, stride=hop))
-        self.encoder = nn.Sequential(*layers)
+        self.kind = encoder
+        self.window, self.stride = int(window), int(stride)
+        if encoder == "conv":
+            width = hidden_layer_sizes[0] if len(hidden_layer_sizes) else None
+            self.encoder = CausalConvEncoder(n_channels, window, width, latent_dim, activation)
+        else:
+            layers: list[nn.Module] = []
+            width, kernel, hop = n_channels, window, stride
+            for hidden in hidden_layer_sizes:
+                layers += [
+                    nn.Conv1d(width, hidden, kernel, stride=hop),
+                    ACTIVATIONS[activation](),
+                ]
+                width, kernel, hop = hidden, 1, 1
+            layers.append(nn.Conv1d(width, latent_dim, kernel, stride=hop))
+            self.encoder = nn.Sequential(*layers)
         self.context = nn.GRU(latent_dim, context_dim, batch_first=True)
         self.predictors = nn.ModuleList(
             nn.Linear(context_dim, latent_dim, bias=False) for _ in range(prediction_steps)
         )
 
+    def _encoded(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, bool]:
+        """Hidden layers' outputs, the latents ``(B, latent_dim, L)`` and whether the
+        hidden outputs run at every time step (conv) or on the window grid (mlp)."""
+        if getattr(self, "kind", "mlp") == "conv":
+            hidden, out = self.encoder.hidden(x)
+            # z_t: the output at the last sample of window t.
+            return [*hidden, out], out[:, :, self.window - 1 :: self.stride], True
+        hidden = []
+        h = x
+        for layer in self.encoder:
+            h = layer(h)
+            if not isinstance(layer, nn.Conv1d):
+                hidden.append(h)
+        return [*hidden, h], h, False
+
     def latents(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T)`` sequences -> ``(B, L, latent_dim)`` window latents."""
-        return self.encoder(x).transpose(1, 2)
+        return self._encoded(x)[1].transpose(1, 2)
 
     def contexts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, C, T)`` -> latents ``(B, L, latent_dim)`` and contexts ``(B, L, context_dim)``."""
@@ -111,7 +146,8 @@ class PredictiveCodingModule(nn.Module):
         x : torch.Tensor of shape (B, C, T)
         order : torch.Tensor of shape (B, P), int64
             ``order[b, r]`` is the anchor time of sequence ``b`` in draw ``r``, a time in
-            ``0 .. P - 1`` with ``P = L - prediction_steps``.
+            ``0 .. P_b - 1`` with ``P_b = L_b - prediction_steps`` (``L_b`` the windows
+            of sequence ``b``; padding after them is never read).
 
         Returns
         -------
@@ -120,17 +156,65 @@ class PredictiveCodingModule(nn.Module):
             the diagonal of each ``B x B`` matrix.
         """
         z, c = self.contexts(x)
-        n_anchor_times = order.shape[1]
         index_c = order.unsqueeze(-1).expand(-1, -1, c.shape[-1])
         anchors = torch.gather(c, 1, index_c)  # (B, P, context_dim)
-        index_z = order.unsqueeze(-1).expand(-1, -1, z.shape[-1])
         scores = []
         for step, predictor in enumerate(self.predictors, start=1):
-            future = z[:, step : step + n_anchor_times]  # (B, P, latent_dim)
-            targets = torch.gather(future, 1, index_z)  # (B, P, latent_dim)
+            index_z = (order + step).unsqueeze(-1).expand(-1, -1, z.shape[-1])
+            targets = torch.gather(z, 1, index_z)  # (B, P, latent_dim)
             predictions = predictor(anchors)  # (B, P, latent_dim)
             scores.append(torch.einsum("ird,jrd->rij", predictions, targets))
         return torch.stack(scores)
+
+    def feature_width(self, pooling: str) -> int:
+        """Columns of :meth:`features` for ``pooling``."""
+        context_dim = self.context.hidden_size
+        if pooling in ("last", "mean"):
+            return context_dim
+        latent_dim = self.predictors[0].out_features
+        if getattr(self, "kind", "mlp") == "conv":
+            hidden = sum(self.encoder.hidden_widths)
+        else:
+            hidden = sum(
+                layer.out_channels for layer in self.encoder[:-1] if isinstance(layer, nn.Conv1d)
+            )
+        return 2 * (hidden + latent_dim) + 2 * context_dim
+
+    def features(
+        self, x: torch.Tensor, lengths: torch.Tensor, pooling: str = "multiscale"
+    ) -> torch.Tensor:
+        """One feature vector per sequence, pooled over its real time steps.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, C, T)
+            Sequences, right-padded to ``T``.
+        lengths : torch.Tensor of shape (B,), int64
+            Real time steps of each sequence (at least ``window``).
+        pooling : {"last", "mean", "multiscale"}
+            ``"last"``: the context after the last complete window; ``"mean"``: the mean
+            context over the windows; ``"multiscale"``: the mean and the maximum over
+            time of every encoder layer's output (receptive fields from 2 samples up to
+            ``window``; the latents too), then the mean and the last context.
+
+        Returns
+        -------
+        features : torch.Tensor of shape (B, feature_width(pooling))
+        """
+        layers, z, full_rate = self._encoded(x)
+        c, _ = self.context(z.transpose(1, 2))
+        c = c.transpose(1, 2)  # (B, context_dim, L)
+        windows = torch.div(lengths - self.window, self.stride, rounding_mode="floor") + 1
+        if pooling == "last":
+            return last_valid(c, windows)
+        if pooling == "mean":
+            return masked_mean(c, windows)
+        rates = lengths if full_rate else windows
+        parts = []
+        for h in layers:
+            parts += [masked_mean(h, rates), masked_max(h, rates)]
+        parts += [masked_mean(c, windows), last_valid(c, windows)]
+        return torch.cat(parts, dim=1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -144,19 +228,46 @@ class SequenceDataset(torch.utils.data.Dataset):
     Parameters
     ----------
     x : torch.Tensor of shape (n, C, T)
+        Sequences, right-padded to ``T`` when their lengths differ.
     n_anchor_times : int
-        Anchor times per sequence, ``P``.
+        Anchor times drawn per sequence and pass, ``P``.
+    anchor_counts : torch.Tensor of shape (n,) or None, default=None
+        Anchor times each sequence has, ``P_b = L_b - prediction_steps`` (on the host);
+        None when every sequence has ``P``.
     """
 
-    def __init__(self, x: torch.Tensor, n_anchor_times: int) -> None:
+    def __init__(
+        self, x: torch.Tensor, n_anchor_times: int, anchor_counts: torch.Tensor | None = None
+    ) -> None:
         self.x = x
         self.n_anchor_times = int(n_anchor_times)
+        self.anchor_counts = anchor_counts
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x[index], torch.zeros(())
+
+
+def draw_anchor_times(
+    n_times: int, anchor_counts: torch.Tensor | None, n: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``(n, n_times)`` anchor times: for each sequence, ``n_times`` of its ``P_b`` times.
+
+    Without ``anchor_counts`` (every sequence has ``n_times``) each row is a random
+    permutation of ``0 .. n_times - 1``. A sequence with more times gets a random subset
+    of its own, drawn without replacement; one with fewer repeats its random permutation.
+    """
+    if anchor_counts is None:
+        return torch.argsort(torch.rand(n, n_times, generator=generator), dim=1)
+    most = max(int(anchor_counts.max()), n_times)
+    keys = torch.rand(n, most, generator=generator)
+    # Times a sequence does not have sort last.
+    keys = keys.masked_fill(torch.arange(most) >= anchor_counts.unsqueeze(1), 2.0)
+    times = torch.argsort(keys, dim=1)
+    wrap = torch.arange(n_times) % anchor_counts.unsqueeze(1)
+    return torch.gather(times, 1, wrap)
 
 
 class SequenceBatches(SeededBatches):
@@ -166,7 +277,8 @@ class SequenceBatches(SeededBatches):
     ``generator``, or from a fresh ``generator_factory()`` called at the start of each
     pass; evaluation passes reuse one order and one set of anchor times drawn from
     ``seed``, so that held-out values are repeatable. A last partial batch is dropped: the
-    bound depends on the batch size.
+    bound depends on the batch size. Sequences of different lengths draw their anchor
+    times among their own (:func:`draw_anchor_times`).
     """
 
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
@@ -175,10 +287,12 @@ class SequenceBatches(SeededBatches):
         device = self.dataset.x.device
         # Drawn on the host for the whole pass (device-independent, so the same seed gives
         # the same batches on any device) and copied once, not once per batch.
-        rows = to_device(torch.randperm(n, generator=generator), device)
-        # An independent random permutation of the anchor times for every sequence.
-        times = torch.argsort(torch.rand(n, n_times, generator=generator), dim=1)
-        times = to_device(times, device)
+        rows = torch.randperm(n, generator=generator)
+        counts = self.dataset.anchor_counts
+        # An independent random permutation of the anchor times for every sequence;
+        # times[i] belongs to the sequence rows[i].
+        times = draw_anchor_times(n_times, None if counts is None else counts[rows], n, generator)
+        rows, times = to_device(rows, device), to_device(times, device)
         for start in self._batch_starts():
             index = rows[start : start + self.batch_size]
             yield (

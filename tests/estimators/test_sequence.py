@@ -23,7 +23,12 @@ from sk_mlcpc.datasets import make_frequency_sequences, make_switching_ar
 
 # Tiny and fast: the tests check behaviour, not accuracy (except the end-to-end test).
 # 48 time steps, windows of 8 with hop 4: 11 windows, 2 steps ahead, 9 anchor times.
+# The MLP window encoder with the last context (the defaults before the convolutional
+# encoder and multiscale pooling); tests/estimators/test_sequence_collections.py tests
+# the new defaults.
 FAST = {
+    "encoder": "mlp",
+    "pooling": "last",
     "window": 8,
     "stride": 4,
     "prediction_steps": 2,
@@ -475,10 +480,14 @@ def test_wrong_width_after_fit_raises(fitted, data):
         fitted.score(np.hstack([X, X]))
 
 
-def test_three_dimensional_input_raises(data):
+def test_three_dimensional_input_is_read_as_cases_channels_timepoints(data):
+    # aeon's layout (n_cases, n_channels, n_timepoints): 24 channels of 2 time points
+    # are too short for windows of 8.
     X, _ = data
-    with pytest.raises(ValueError, match="dim 3"):
+    with pytest.raises(ValueError, match="too short"):
         _fast().fit(X.reshape(300, 24, 2))
+    est = _fast(max_epochs=1).fit(X.reshape(300, 2, 24))
+    assert (est.n_channels_, est.n_timesteps_) == (2, 24)
 
 
 def test_too_few_sequences_raise(data):
