@@ -504,3 +504,18 @@ def test_the_staircase_figure_says_quick_run_and_draws_each_cap(tmp_path, monkey
     assert caps[0] == pytest.approx(np.log(128), abs=0.01)
     assert caps[-1] == pytest.approx(np.log(128 * 127 + 1) - np.log(1.007), abs=0.01)
     assert len(caps) == 3
+
+
+def test_estimate_reads_integer_labels_as_classes_unless_told(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 2))
+    labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    np.savetxt(tmp_path / "y.csv", labels, fmt="%d")
+    x, y = str(tmp_path / "x.csv"), str(tmp_path / "y.csv")
+    assert main(["estimate", x, y, "--max-epochs", "2", "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "Barber-Agakov over the 3 classes of Y" in out and "validity: proven" in out
+    args = ["--max-epochs", "2", "--verbose", "0", "--target-type", "continuous"]
+    assert main(["estimate", x, y, *args]) == 0
+    assert "bound: ml_cpc" in capsys.readouterr().out
