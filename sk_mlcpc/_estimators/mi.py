@@ -602,7 +602,7 @@ class MutualInformationEstimator(
                     "than a constant critic's 0, so the critic is the network alone "
                     "(baseline_ is None); pass baseline=None to skip fitting it.",
                     UserWarning,
-                    stacklevel=6,  # the user's call of fit
+                    stacklevel=8,  # the user's call of fit
                 )
                 return
         critic.set_baseline(*models[structure])
@@ -629,7 +629,7 @@ class MutualInformationEstimator(
                 f"than {_BASELINE_MAX_COLUMNS:,} columns are not fitted). The critic is the "
                 "network alone (baseline_ is None); pass baseline=None to silence this.",
                 UserWarning,
-                stacklevel=6,  # the user's call of fit
+                stacklevel=7,  # the user's call of fit
             )
             self.baseline_ = None
             return critic
@@ -664,7 +664,7 @@ class MutualInformationEstimator(
             "is the network alone (baseline_ is None). Its correlations carry no dependence "
             "that holds on new rows; pass baseline=None to skip fitting it.",
             UserWarning,
-            stacklevel=6,  # the user's call of fit
+            stacklevel=7,  # the user's call of fit
         )
         return wrapped.critic
 

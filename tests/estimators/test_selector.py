@@ -105,7 +105,7 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(ValueError, match="n_features_to_select=5 is larger than the 3 columns"):
         MutualInformationSelector(n_features_to_select=5, **FAST).fit(X, y)
     with pytest.raises(ValueError, match="single class"):
-        MutualInformationSelector(**FAST).fit(X, np.zeros(60, dtype=int))
+        MutualInformationSelector(**FAST).fit(X, np.array(["a"] * 60))
     labels = np.array(["a", "b"] * 29 + ["a", "c"])
     with pytest.raises(ValueError, match="Class 'c' of y has a single row"):
         MutualInformationSelector(**FAST).fit(X, labels)
