@@ -9,6 +9,7 @@ from sk_mlcpc import blockwise, bounds, critics, datasets, encoders, views
 from sk_mlcpc._engine.evaluation import SaturationWarning
 from sk_mlcpc._engine.net import DivergenceError
 from sk_mlcpc._engine.persistence import ModelFileError
+from sk_mlcpc._estimators.conditional import ConditionalMutualInformationEstimator
 from sk_mlcpc._estimators.distill import ContrastiveDistillationClassifier
 from sk_mlcpc._estimators.encoder import ContrastiveEncoder
 from sk_mlcpc._estimators.mi import MIEstimate, MutualInformationEstimator
@@ -18,6 +19,7 @@ from sk_mlcpc._estimators.sequence import ContrastivePredictiveCoding
 from sk_mlcpc._version import __version__
 
 __all__ = [
+    "ConditionalMutualInformationEstimator",
     "ContrastiveDistillationClassifier",
     "ContrastiveEncoder",
     "ContrastivePredictiveCoding",
