@@ -2,3 +2,6 @@
 
 from sk_mlcpc._nn.encoders import *  # noqa: F403
 from sk_mlcpc._nn.encoders import __all__, __doc__  # noqa: F401
+from sk_mlcpc._nn.images import ConvEncoder
+
+__all__ = [*__all__, "ConvEncoder"]

@@ -43,6 +43,7 @@ from sk_mlcpc._estimators.base import (
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._math.bounds import bound_validity, cap, resolve_alpha
 from sk_mlcpc._nn.encoders import make_mlp
+from sk_mlcpc._nn.images import ConvEncoder, check_image_shape, make_image_view
 from sk_mlcpc._nn.views import VIEWS, make_view
 
 __all__ = ["ContrastiveEncoder"]
@@ -87,9 +88,28 @@ class ContrastiveEncoder(
     temperature : float, default=0.1
         Scores are cosine similarities of the projections divided by ``temperature``;
         the bound is then at most about ``2 / temperature`` nats.
-    augmentation : {"corruption", "noise", "mask"} or callable, default="corruption"
+    image_shape : tuple of int or None, default=None
+        ``(h, w)`` or ``(h, w, c)`` when each row of ``X`` is an image of ``h x w``
+        pixels and ``c`` channels, flattened channels-last (``images.reshape(n, -1)``
+        of an array shaped ``(n, h, w, c)``, or ``(n, h, w)`` for one channel);
+        ``h * w * c`` must be the number of columns. It turns on the image mode:
+        ``augmentation="auto"`` moves pixels (``translation``, ``rotation``, ``zoom``),
+        ``encoder=None`` builds a small convolutional network
+        (:class:`sk_mlcpc.encoders.ConvEncoder`), and ``preprocessing="standard"``
+        standardises with one mean and one standard deviation per channel over all
+        pixels, so that neighbouring pixels keep their relation (a per-column scaling
+        would give each pixel its own). ``None``: rows are tabular. The image
+        defaults (views and encoder) were chosen on scikit-learn's ``8 x 8`` digits
+        (``benchmarks/images.py``); larger images were only checked to run.
+    augmentation : {"auto", "image", "corruption", "noise", "mask"} or callable, \
+default="auto"
         How a view is made from a batch (after ``preprocessing``): see
-        :mod:`sk_mlcpc.views`. A callable ``view(x_batch, generator) -> x_view`` gets a
+        :mod:`sk_mlcpc.views`. ``"auto"`` is ``"corruption"`` for tabular rows and
+        ``"image"`` with ``image_shape``: random shifts by up to ``translation`` of the
+        image's sides, rotations by up to ``rotation`` degrees and zooms by up to
+        ``zoom``, on the pixel grid (:class:`sk_mlcpc.views.RandomAffine`), pixels from
+        outside the image taking the value 0 of the raw data. A callable
+        ``view(x_batch, generator) -> x_view`` gets a
         float32 tensor ``(n, n_features)`` and a :class:`torch.Generator` on the batch's
         device to draw from (pass ``device=generator.device`` to random functions), and
         must return a tensor of the same shape (a module-level function, so that the
@@ -98,8 +118,17 @@ class ContrastiveEncoder(
         Share of each row's features replaced (``"corruption"``) or zeroed (``"mask"``).
     noise_scale : float, default=0.5
         Noise standard deviation for ``"noise"``, relative to each feature's.
+    translation : float, default=0.25
+        ``"image"`` views: largest shift along each axis, as a share of the image's
+        height and width (0.25: two pixels of an ``8 x 8`` image, eight of a ``32 x 32``).
+    rotation : float, default=15.0
+        ``"image"`` views: largest rotation, in degrees.
+    zoom : float, default=0.2
+        ``"image"`` views: largest relative zoom in or out.
     encoder : torch.nn.Module instance or class, or None, default=None
-        ``None`` builds an MLP ``n_features -> hidden_layer_sizes -> n_components``. A
+        ``None`` builds an MLP ``n_features -> hidden_layer_sizes -> n_components``, or
+        with ``image_shape`` a :class:`~sk_mlcpc.encoders.ConvEncoder` (two blocks of
+        convolutions, 32 and 64 channels; ``hidden_layer_sizes`` is then unused). A
         class is called as ``encoder(n_features_in, n_components)``; an instance is
         copied (the original is left untouched) and ``n_components_`` is read from its
         output width. Either maps a float32 batch ``(n, n_features)`` to ``(n, width)``;
@@ -139,7 +168,10 @@ class ContrastiveEncoder(
         Minimum improvement (nats) that resets the patience.
     preprocessing : {"standard", "quantile"} or None, default="standard"
         Per-column transformation learnt on the training rows, applied before the views
-        and at :meth:`transform`.
+        and at :meth:`transform`. With ``image_shape``, ``"standard"`` uses one mean and
+        one standard deviation per channel, over all the pixels of the training rows
+        (``"quantile"`` is refused: it maps each pixel by its own quantiles), and
+        ``None`` leaves the pixels as they are.
     .. shared-parameter:: device
     .. shared-parameter:: n_threads
     random_state : int, RandomState instance or None, default=None
@@ -240,6 +272,16 @@ class ContrastiveEncoder(
     (178, 8)
     >>> encoder.get_feature_names_out()[:2].tolist()
     ['contrastiveencoder0', 'contrastiveencoder1']
+
+    Rows that are images (here ``8 x 8`` digits, flattened):
+
+    >>> from sklearn.datasets import load_digits
+    >>> X_digits, _ = load_digits(return_X_y=True)
+    >>> images = ContrastiveEncoder(image_shape=(8, 8), max_epochs=2, random_state=0)
+    >>> images.fit_transform(X_digits[:200]).shape
+    (200, 32)
+    >>> type(images.encoder_).__name__
+    'ConvEncoder'
     """
 
     _own_parameter_constraints: ClassVar[dict] = {
@@ -247,9 +289,13 @@ class ContrastiveEncoder(
         "alpha_schedule": [StrOptions({"geometric", "cosine"}), None],
         "alpha_final": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "temperature": [Interval(Real, 0, None, closed="neither")],
-        "augmentation": [StrOptions(set(VIEWS)), callable],
+        "image_shape": [tuple, list, None],
+        "augmentation": [StrOptions({"auto", "image", *VIEWS}), callable],
         "corruption_rate": [Interval(Real, 0, 1, closed="both")],
         "noise_scale": [Interval(Real, 0, None, closed="left")],
+        "translation": [Interval(Real, 0, 1, closed="both")],
+        "rotation": [Interval(Real, 0, 180, closed="both")],
+        "zoom": [Interval(Real, 0, None, closed="left")],
         "encoder": [nn.Module, type, None],
         "projection_dim": [Interval(Integral, 1, None, closed="left"), None],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
@@ -264,9 +310,13 @@ class ContrastiveEncoder(
         alpha_schedule: str | None = None,
         alpha_final: float | str = "auto",
         temperature: float = 0.1,
-        augmentation: str | ViewFunction = "corruption",
+        image_shape: tuple[int, ...] | None = None,
+        augmentation: str | ViewFunction = "auto",
         corruption_rate: float = 0.3,
         noise_scale: float = 0.5,
+        translation: float = 0.25,
+        rotation: float = 15.0,
+        zoom: float = 0.2,
         encoder: nn.Module | type[nn.Module] | None = None,
         hidden_layer_sizes: tuple[int, ...] = (256,),
         projection_dim: int | None = 64,
@@ -304,8 +354,17 @@ class ContrastiveEncoder(
 
     # ------------------------------------------------------------------ building blocks
 
+    @property
+    def _image_shape(self) -> tuple[int, int, int] | None:
+        """``image_shape`` as ``(h, w, c)`` (checked against the fitted width), or None."""
+        if self.image_shape is None:
+            return None
+        return check_image_shape(self.image_shape, getattr(self, "n_features_in_", None))
+
     def _build_encoder(self, n_features: int) -> tuple[nn.Module, int]:
-        if self.encoder is None:
+        if self.encoder is None and self.image_shape is not None:
+            module = ConvEncoder(self._image_shape, self.n_components, activation=self.activation)
+        elif self.encoder is None:
             module = make_mlp(
                 n_features, self.n_components, self._check_hidden_layer_sizes(), self.activation
             )
@@ -342,8 +401,21 @@ class ContrastiveEncoder(
     def _make_view(self, reference: torch.Tensor) -> ViewFunction:
         if callable(self.augmentation):
             return self.augmentation
+        augmentation = self.augmentation
+        if augmentation == "auto":
+            augmentation = "corruption" if self.image_shape is None else "image"
+        if augmentation == "image":
+            # Raw 0 (the border of a pad-and-crop) in the scaled units the view sees.
+            fill = -self._image_mean / self._image_scale
+            return make_image_view(
+                self._image_shape,
+                translation=self.translation,
+                rotation=self.rotation,
+                zoom=self.zoom,
+                fill=fill,
+            )
         return make_view(
-            self.augmentation,
+            augmentation,
             reference,
             corruption_rate=self.corruption_rate,
             noise_scale=self.noise_scale,
@@ -351,9 +423,27 @@ class ContrastiveEncoder(
 
     def _preprocess(self, X: np.ndarray, device=None) -> torch.Tensor:
         device = self._data_device if device is None else device
-        if self.preprocessor_ is not None:
+        if self.image_shape is not None:
+            # One offset and scale per channel, shared by every pixel (float64, then cast).
+            pixels = self._image_shape[0] * self._image_shape[1]
+            mean = np.tile(self._image_mean.numpy(), pixels)
+            scale = np.tile(self._image_scale.numpy(), pixels)
+            X = (np.asarray(X, dtype=np.float64) - mean) / scale
+        elif self.preprocessor_ is not None:
             X = self.preprocessor_.transform(X)
         return torch.as_tensor(as_float32(X, "X"), device=device)
+
+    def _fit_image_scaling(self, X: np.ndarray) -> None:
+        """Per-channel mean and scale over every pixel of the training rows ``X``."""
+        c = self._image_shape[2]
+        if self.preprocessing == "standard":
+            pixels = np.asarray(X, dtype=np.float64).reshape(-1, c)
+            mean, scale = pixels.mean(axis=0), pixels.std(axis=0)
+            scale[~(scale > 0)] = 1.0  # a constant channel is only centred
+        else:
+            mean, scale = np.zeros(c), np.ones(c)
+        self._image_mean = torch.as_tensor(mean, dtype=torch.float64)
+        self._image_scale = torch.as_tensor(scale, dtype=torch.float64)
 
     def _own_callbacks(self) -> list:
         callbacks = super()._own_callbacks()
@@ -388,11 +478,28 @@ class ContrastiveEncoder(
     def _validate_fit_data(self, X, y, *, warm: bool) -> dict:
         check_has_features(X)
         X = validate_input(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
+        self._check_image_parameters(X.shape[1])
         if self.early_stopping and self.validation_fraction == 0:
             raise ValueError(
                 "early_stopping=True needs held-out rows: set validation_fraction > 0."
             )
         return {"arrays": (X,), "n_samples": len(X)}
+
+    def _check_image_parameters(self, n_features: int) -> None:
+        if self.image_shape is None:
+            if self.augmentation == "image":
+                raise ValueError(
+                    "augmentation='image' moves pixels: it needs image_shape=(h, w) or "
+                    "(h, w, c), the shape of the images the rows hold."
+                )
+            return
+        check_image_shape(self.image_shape, n_features)
+        if self.preprocessing == "quantile":
+            raise ValueError(
+                "preprocessing='quantile' maps each column by its own quantiles, which "
+                "scrambles the neighbourhoods of an image; with image_shape use 'standard' "
+                "(one mean and standard deviation per channel over all pixels) or None."
+            )
 
     def _test_fraction_in_use(self) -> float:
         return self.test_fraction if self.early_stopping else 0.0
@@ -402,7 +509,17 @@ class ContrastiveEncoder(
         n_train, n_valid = len(split.train), len(split.valid)
         # The rows of mi_: the test rows when early stopping chooses on the validation ones.
         n_held = min(n_valid, len(split.test)) if len(split.test) else n_valid
+        if warm and getattr(self, "_fitted_image_mode", False) != (self.image_shape is not None):
+            raise ValueError(
+                "warm_start continues the fitted model: image_shape cannot be set or unset "
+                "between fits; set warm_start=False to fit again."
+            )
         if not warm:
+            self._fitted_image_mode = self.image_shape is not None
+        if not warm and self.image_shape is not None:
+            self.preprocessor_ = None
+            self._fit_image_scaling(X[split.train])
+        elif not warm:
             self.preprocessor_ = self._make_preprocessor(n_train, split.seeds["prep"])
             if self.preprocessor_ is not None:
                 self.preprocessor_.fit(X[split.train])
@@ -500,13 +617,42 @@ class ContrastiveEncoder(
     _saved_preprocessors = ("preprocessor_",)
 
     def _saved_tensors(self) -> dict[str, torch.Tensor]:
-        return {"view_reference": self._view_reference}
+        tensors = {"view_reference": self._view_reference}
+        if self.image_shape is not None:
+            tensors.update(image_mean=self._image_mean, image_scale=self._image_scale)
+        return tensors
 
     def _restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self._view_reference = tensors["view_reference"].cpu()
+        self._fitted_image_mode = self.image_shape is not None
+        if self.image_shape is None:
+            return
+        channels = self._image_shape[2]
+        for name in ("image_mean", "image_scale"):
+            value = tensors[name]
+            if value.shape != (channels,) or value.dtype != torch.float64:
+                raise ValueError(
+                    f"{name} is a {value.dtype} tensor of shape {tuple(value.shape)}, not "
+                    f"float64 of shape ({channels},)"
+                )
+            if not torch.isfinite(value).all():
+                raise ValueError(f"{name} holds non-finite values")
+        if not (tensors["image_scale"] > 0).all():
+            raise ValueError("image_scale holds values that are not positive")
+        self._image_mean = tensors["image_mean"].clone()
+        self._image_scale = tensors["image_scale"].clone()
 
     def _stand_in_tensors(self) -> None:
         self._view_reference = torch.zeros(1, self.n_features_in_)
+        if self.image_shape is not None:
+            channels = self._image_shape[2]
+            self._image_mean = torch.zeros(channels, dtype=torch.float64)
+            self._image_scale = torch.ones(channels, dtype=torch.float64)
+
+    def _preprocessor_classes(self, name: str) -> tuple[frozenset[str], str]:
+        if self.image_shape is not None:  # scaled by _image_mean / _image_scale instead
+            return frozenset(), f"image_shape={self.image_shape!r}"
+        return super()._preprocessor_classes(name)
 
     def _rebuild_net(self, *, shuffle_seed: int, eval_seed: int):
         if not hasattr(self, "blockwise_"):

@@ -7,6 +7,12 @@ batch tensor of shape ``(n, d)`` and a :class:`torch.Generator`, returning a new
 of the same shape, dtype and device; the input is never modified. Any callable with this
 signature can be passed to :class:`sk_mlcpc.ContrastiveEncoder` as ``augmentation``.
 
+Rows that are images (``ContrastiveEncoder(image_shape=...)``) get views that move pixels
+on the grid instead: :class:`RandomTranslation` (whole-pixel pad-and-crop shifts) and
+:class:`RandomAffine` (small rotations, zooms and shifts), with the helpers
+:func:`check_image_shape`, :func:`flat_to_images` and :func:`images_to_flat` for the
+flattened channels-last layout (the code lives in :mod:`sk_mlcpc._nn.images`).
+
 The estimator passes a generator on the batch's device (a CUDA generator when training on
 a GPU), so that no step waits for a copy from the host: draw with
 ``device=generator.device`` (``torch.rand(shape, generator=generator,
@@ -19,8 +25,28 @@ from __future__ import annotations
 import torch
 
 from sk_mlcpc._nn.devices import to_device
+from sk_mlcpc._nn.images import (
+    RandomAffine,
+    RandomTranslation,
+    check_image_shape,
+    flat_to_images,
+    images_to_flat,
+    make_image_view,
+)
 
-__all__ = ["VIEWS", "FeatureCorruption", "FeatureMask", "GaussianNoise", "make_view"]
+__all__ = [
+    "VIEWS",
+    "FeatureCorruption",
+    "FeatureMask",
+    "GaussianNoise",
+    "RandomAffine",
+    "RandomTranslation",
+    "check_image_shape",
+    "flat_to_images",
+    "images_to_flat",
+    "make_image_view",
+    "make_view",
+]
 
 
 def _check_rate(rate: float, name: str = "rate") -> float:
