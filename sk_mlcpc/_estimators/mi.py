@@ -143,12 +143,12 @@ class MutualInformationEstimator(
         single column of strings, booleans or objects as classes, and numeric labels
         too when scikit-learn's :func:`~sklearn.utils.multiclass.type_of_target` calls
         them ``"binary"`` or ``"multiclass"`` with at most 50 distinct values, each seen
-        at least twice (others are read as a continuous ``y``, such as a count). For class labels the critic scores
-        every class for each row (:class:`~sk_mlcpc.critics.ClassCritic`): every class
-        is a negative, weighted by its frequency in the training rows, and ``mi_`` is
-        the Barber-Agakov bound ``H(y) - cross-entropy`` on the test rows, capped by
-        ``H(y)``; ``objective`` and ``alpha`` do not apply. See
-        :ref:`class-targets`.
+        at least twice (others are read as a continuous ``y``, such as a count). For
+        class labels the critic scores every class for each row
+        (:class:`~sk_mlcpc.critics.ClassCritic`): every class is a negative, weighted by
+        its frequency in the training rows, and ``mi_`` is the Barber-Agakov bound
+        ``H(y) - cross-entropy`` on the test rows, capped by ``H(y)``; ``objective`` and
+        ``alpha`` do not apply. See :ref:`class-targets`.
     hidden_layer_sizes : tuple of int, default=(256, 256)
         Hidden widths of the critic's MLP(s).
     n_components : int, default=64
@@ -512,6 +512,22 @@ class MutualInformationEstimator(
                 self.n_features_y_,
                 cross_structure=getattr(self, "baseline_structure_", None) or "dense",
             )
+        return self._net_around(
+            critic,
+            shuffle_seed=shuffle_seed,
+            eval_seed=eval_seed,
+            valid_set=valid_set,
+            criterion=BoundLoss,
+            criterion__objective=self.objective,
+            criterion__alpha=self.alpha_,
+            criterion__eval_alpha=self._alpha_at(self.validation_batch_size_),
+            blockwise=self.blockwise_ and self._separable_scores,
+            chunk_pairs=self.blockwise_ and not self._separable_scores,
+        )
+
+    def _net_around(self, critic, *, shuffle_seed: int, eval_seed: int, valid_set, **options):
+        """The skorch net training ``critic``: on ``device_``, or on every process of the
+        accelerator; ``options`` name the criterion and how scores are computed."""
         net_class, placement = ContrastiveNet, {"device": self.device_}
         if self.accelerator is not None:
             from sk_mlcpc._engine.distributed import AcceleratedContrastiveNet
@@ -524,16 +540,7 @@ class MutualInformationEstimator(
             valid_set=valid_set,
             eval_batch_size=self.validation_batch_size_,
         )
-        return net_class(
-            critic,
-            criterion=BoundLoss,
-            criterion__objective=self.objective,
-            criterion__alpha=self.alpha_,
-            criterion__eval_alpha=self._alpha_at(self.validation_batch_size_),
-            blockwise=self.blockwise_ and self._separable_scores,
-            chunk_pairs=self.blockwise_ and not self._separable_scores,
-            **{**shared, **placement},
-        )
+        return net_class(critic, **options, **{**shared, **placement})
 
     def _make_class_net(self, *, shuffle_seed: int, eval_seed: int, valid_set=None):
         """The net of a class target: a :class:`ClassCritic` and the pointwise bound."""
@@ -553,24 +560,14 @@ class MutualInformationEstimator(
         )
         if rows is not None and self.baseline is not None:
             self._fit_class_baseline(critic, *rows)
-        net_class, placement = ContrastiveNet, {"device": self.device_}
-        if self.accelerator is not None:
-            from sk_mlcpc._engine.distributed import AcceleratedContrastiveNet
-
-            net_class = AcceleratedContrastiveNet
-            placement = {"accelerator": self.accelerator, "device": None}
-        shared = self._net_arguments(
+        return self._net_around(
+            critic,
             shuffle_seed=shuffle_seed,
             eval_seed=eval_seed,
             valid_set=valid_set,
-            eval_batch_size=self.validation_batch_size_,
-        )
-        return net_class(
-            critic,
             criterion=PointwiseBoundLoss,
             blockwise=False,
             chunk_pairs=False,
-            **{**shared, **placement},
         )
 
     def _fit_class_baseline(self, critic: ClassCritic, x_train, y_train, x_valid, y_valid):
