@@ -20,11 +20,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import type_of_target
 
 from sk_mlcpc._engine.evaluation import HeldOutEstimate
+from sk_mlcpc._engine.inputs import check_input
 from sk_mlcpc._nn.class_critic import class_indices, pointwise_log_ratio
 
 __all__ = [
     "MAX_AUTO_CLASSES",
     "ClassLabelsRecord",
+    "check_labels",
     "class_baselines",
     "class_entropy",
     "class_log_prior",
@@ -104,6 +106,29 @@ def is_class_target(y, target_type: str) -> bool:
     # seen once is more likely a measurement with integral values than a class).
     _, counts = np.unique(labels, return_counts=True)
     return 2 <= len(counts) <= MAX_AUTO_CLASSES and bool(np.all(counts >= 2))
+
+
+def check_labels(y, n_samples: int, *, min_samples: int = 2) -> np.ndarray:
+    """``y`` as one column of class labels of ``n_samples`` rows (any dtype), or a clear
+    ValueError."""
+    labels = check_input(
+        y,
+        dtype=None,
+        ensure_2d=False,
+        ensure_all_finite=False,
+        input_name="y",
+        ensure_min_samples=min_samples,
+    )
+    if labels.ndim == 2 and labels.shape[1] != 1:
+        raise ValueError(
+            f"Class labels must be one column, but y has shape {labels.shape}; pass "
+            "target_type='continuous' for a multi-column y."
+        )
+    if len(labels) != n_samples:
+        raise ValueError(
+            f"X and y must have the same number of rows, got {n_samples} and {len(labels)}."
+        )
+    return labels
 
 
 def encode_labels(y, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ from sk_mlcpc._estimators.base import (
 )
 from sk_mlcpc._estimators.class_targets import (
     ClassLabelsRecord,
+    check_labels,
     class_baselines,
     class_entropy,
     class_log_prior,
@@ -441,32 +442,10 @@ class MutualInformationEstimator(
 
     def _validate_labels(self, y, n_samples: int, *, reset: bool, min_samples: int) -> np.ndarray:
         """Class labels -> their indices among ``classes_``, as a float column."""
-        labels = check_input(
-            y,
-            dtype=None,
-            ensure_2d=False,
-            ensure_all_finite=False,
-            input_name="y",
-            ensure_min_samples=min_samples,
-        )
-        if labels.ndim == 2 and labels.shape[1] != 1:
-            raise ValueError(
-                f"Class labels must be one column, but y has shape {labels.shape}; pass "
-                "target_type='continuous' for a multi-column y."
-            )
-        if len(labels) != n_samples:
-            raise ValueError(
-                f"X and y must have the same number of rows, got {n_samples} and {len(labels)}."
-            )
+        labels = check_labels(y, n_samples, min_samples=min_samples)
         if reset:
-            classes, indices = encode_labels(labels)
-            previous = getattr(self, "classes_", None) if self.warm_start else None
-            if previous is not None and not np.array_equal(previous, classes):
-                raise ValueError(
-                    f"warm_start continues with the fitted classes {previous.tolist()!r}, "
-                    f"but y holds the classes {classes.tolist()!r}."
-                )
-            self.target_type_, self.classes_, self.n_features_y_ = "classes", classes, 1
+            self.classes_, indices = encode_labels(labels)
+            self.target_type_, self.n_features_y_ = "classes", 1
         else:
             indices = encode_labels(labels, self.classes_)[1]
         return indices.astype(np.float32).reshape(-1, 1)
@@ -972,11 +951,14 @@ class MutualInformationEstimator(
         entropy of their labels (the estimate's cap)."""
         indices = class_indices(dataset.y).cpu().numpy()
         if getattr(self, "critic_choice_", "trained") == "constant":
-            terms = torch.zeros(len(indices), dtype=torch.float64)
-            estimate = held_out_class_estimate(terms, np.zeros(len(indices), dtype=np.int64))
+            # The constant critic's q is the rows' own marginal: every term is 0.
+            estimate = held_out_class_estimate(
+                torch.zeros(len(indices)), np.zeros(len(indices), dtype=np.int64)
+            )
         else:
-            log_q = class_log_q(self.critic_, dataset.x, dataset.y)
-            estimate = held_out_class_estimate(log_q, indices)
+            estimate = held_out_class_estimate(
+                class_log_q(self.critic_, dataset.x, dataset.y), indices
+            )
         return estimate, class_entropy(indices, len(self.classes_))
 
     def _record_held_out(self, estimate: HeldOutEstimate, *, advice: str) -> None:

@@ -29,6 +29,7 @@ from sk_mlcpc._engine.net import ContrastiveNet
 from sk_mlcpc._estimators.base import ContrastiveEstimator, FitSplit
 from sk_mlcpc._estimators.class_targets import (
     ClassLabelsRecord,
+    check_labels,
     class_log_prior,
     encode_labels,
     is_class_target,
@@ -277,10 +278,7 @@ class MutualInformationSelector(SelectorMixin, ClassLabelsRecord, ContrastiveEst
                 f"n_features_to_select={wanted} is larger than the {n_features} columns of X."
             )
         if is_class_target(y, self.target_type):
-            labels = check_input(
-                y, dtype=None, ensure_2d=False, ensure_all_finite=False, input_name="y"
-            )
-            self.classes_, indices = encode_labels(labels)
+            self.classes_, indices = encode_labels(check_labels(y, len(X)))
             self.target_type_ = "classes"
             Y = indices.astype(np.float32).reshape(-1, 1)
         else:
