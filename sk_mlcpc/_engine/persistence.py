@@ -178,7 +178,11 @@ FITTED_ATTRIBUTE_TYPES: dict[str, _Check] = {
         ("mi_", "mi_std_", "mi_cap_", "alpha_", "eval_alpha_", "score_ceiling_"), _NUMBER
     ),
     **dict.fromkeys(("baseline_valid_mi_", "valid_mi_"), _NUMBER),
-    "baseline_": (lambda v: v is None or v == "gaussian", "'gaussian' or null"),
+    "baseline_": (
+        lambda v: v in (None, "gaussian", "student_t"),
+        "'gaussian', 'student_t' or null",
+    ),
+    "baseline_df_": (lambda v: v is None or (_is_number(v) and v > 0), "a positive number or null"),
     "baseline_structure_": (
         lambda v: v in (None, "dense", "sparse", "shared_covariance", "logistic"),
         "'dense', 'sparse', 'shared_covariance', 'logistic' or null",
@@ -267,6 +271,7 @@ _ADDED_SINCE_FORMAT_1: dict[str, frozenset[str]] = {
     "MutualInformationEstimator": frozenset(
         {
             "baseline_",
+            "baseline_df_",
             "baseline_structure_",
             "baseline_valid_mi_",
             "critic_choice_",

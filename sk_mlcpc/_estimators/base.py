@@ -230,6 +230,11 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
     #: Whether ``evaluate`` scores a separable critic (large batches then go blockwise).
     _separable_scores: ClassVar[bool] = True
 
+    @property
+    def _factored_scores(self) -> bool:
+        """Whether the scores can be computed blockwise from separable factors."""
+        return self._separable_scores
+
     # ------------------------------------------------------------------ the template
 
     def _fit(self, X, y, fit_params: dict, **extra) -> ContrastiveEstimator:
@@ -454,7 +459,7 @@ class ContrastiveEstimator(PersistenceMixin, BaseEstimator):
             dataset,
             batch_size=batch_size,
             alpha_at=self._alpha_at,
-            separable=self._separable_scores,
+            separable=self._factored_scores,
             score_ceiling=self._score_ceiling(),
         )
 

@@ -17,7 +17,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from sk_mlcpc._engine.evaluation import HeldOutEstimate
+from sk_mlcpc._engine.evaluation import AUTO_EVAL_MAX_SEPARABLE, HeldOutEstimate
 from sk_mlcpc._engine.fitting import (
     PlateauLearningRate,
     auto_blockwise,
@@ -69,6 +69,13 @@ _CHUNK_PAIRS_FROM = 1024
 # its float64 correlation, solve and inverses take about six (p + q)^2 matrices (0.8 GB
 # at 4,096 columns) and its cubic-cost factorisations tens of seconds on 2 cores beyond.
 _BASELINE_MAX_COLUMNS = 4096
+# Degrees of freedom of the Student-t copula models that baseline="auto" / "student_t" fit
+# and choose among on the validation rows (the Gaussian model is the limit nu -> inf).
+_TAIL_DFS = (2.0, 4.0, 8.0, 16.0)
+# Columns of X and Y together above which no Student-t model is fitted: its EM
+# iterations cost O(rows * columns^2) each, and its scatter matrix needs the rows that
+# _LOOSE_ROWS_PER_COLUMN asks for in any case.
+_TAIL_MAX_COLUMNS = 256
 # Training rows per column (of X and Y together) below which the estimate is flagged loose.
 _LOOSE_ROWS_PER_COLUMN = 10
 # Validation rows on which the trained critic's CPC and ML-CPC bounds are compared (dense
@@ -122,23 +129,31 @@ class MutualInformationEstimator(
         evaluations per batch); the separable critics score ``g(x) . h(y)`` (with
         ``+ a(x) + b(y)`` for ``"separable_additive"``) and give embeddings via
         :meth:`transform`.
-    baseline : {"gaussian"} or None, default="gaussian"
-        A closed-form part of the critic that the network builds on. ``"gaussian"`` adds
-        the log density ratio ``log p(y | x) - log p(y)`` of a Gaussian model fitted to the
-        preprocessed training rows (means and a correlation matrix shrunk by
-        Ledoit-Wolf's data-driven weight; see
-        :class:`sk_mlcpc.critics.GaussianBaselineCritic`), with a trained scale and
-        offset; the network starts from zero and learns what the Gaussian model misses.
-        It is kept only if its bound on the validation rows is above 0 (``baseline_``).
-        With the default quantile preprocessing the model is a Gaussian copula, close to
-        the optimal critic whenever the dependence is near-Gaussian after per-column
-        monotone maps, which a network trained on a few thousand rows in many dimensions
-        finds only roughly. Any critic gives a valid bound, so this changes how tight
-        ``mi_`` is, never whether it is a bound. ``None`` trains the network alone.
-        For class targets, ``"gaussian"`` is the Gaussian model of each class with one
-        covariance for all (linear discriminant analysis, covariance shrunk by
-        Ledoit-Wolf), or multinomial logistic regression, whichever has the higher
-        bound on the validation rows (``baseline_structure_``).
+    baseline : {"auto", "gaussian", "student_t"} or None, default="auto"
+        A closed-form part of the critic that the network builds on: the log density
+        ratio ``log p(y | x) - log p(y)`` of a model fitted to the preprocessed training
+        rows, with a trained scale and offset; the network starts from zero and learns
+        what the model misses. ``"gaussian"``: a Gaussian model (means and a
+        correlation matrix shrunk by Ledoit-Wolf's data-driven weight; see
+        :class:`sk_mlcpc.critics.GaussianBaselineCritic`), with dense or thresholded
+        cross-correlations. ``"student_t"``: a Student-t copula with 2, 4, 8 or 16
+        degrees of freedom (``tail_df`` of the same class), for dependence with heavy
+        joint tails, a shared scale that makes every column of a row large at once,
+        which no Gaussian copula has; it is fitted only with at least 10 training rows
+        a column, at most 256 columns of X and Y together, and batches that need no
+        separable factors (a warning says when it is skipped). ``"auto"``: all of
+        these. The model with the highest bound on the validation rows is kept, and
+        only if that bound is above 0 (``baseline_``, ``baseline_structure_``,
+        ``baseline_df_``). With the default quantile preprocessing the models are
+        copulas, close to the optimal critic whenever the dependence is near-Gaussian,
+        or near-elliptical, after per-column monotone maps, which a network trained on
+        a few thousand rows in many dimensions finds only roughly. Any critic gives a
+        valid bound, so this changes how tight ``mi_`` is, never whether it is a bound.
+        ``None`` trains the network alone. For class targets, ``"auto"`` and
+        ``"gaussian"`` are the Gaussian model of each class with one covariance for all
+        (linear discriminant analysis, covariance shrunk by Ledoit-Wolf), or
+        multinomial logistic regression, whichever has the higher bound on the
+        validation rows (``baseline_structure_``); ``"student_t"`` has no class form.
     target_type : {"auto", "continuous", "classes"}, default="auto"
         Whether ``y`` is a continuous variable or class labels. ``"auto"`` reads a
         single column of strings, booleans or objects as classes, and numeric labels
@@ -273,11 +288,14 @@ class MutualInformationEstimator(
         made on the validation rows, like the epoch, never on the test rows.
     valid_mi_ : float
         The trained critic's bound on the validation rows (NaN without them).
-    baseline_ : {"gaussian"} or None
-        The baseline the critic uses: ``baseline``, unless its closed-form critic alone
-        was not above 0 on the validation rows (``baseline_valid_mi_``), or X and Y have
-        more than 4,096 columns together (its dense model would take gigabytes; a warning
-        says so); then None.
+    baseline_ : {"gaussian", "student_t"} or None
+        The kind of baseline the critic uses, the one chosen on the validation rows;
+        None where no closed-form model was above 0 there (``baseline_valid_mi_``), or X
+        and Y have more than 4,096 columns together (its dense model would take
+        gigabytes; a warning says so).
+    baseline_df_ : float or None
+        The degrees of freedom of a Student-t baseline (None for a Gaussian one or
+        none).
     baseline_structure_ : {"dense", "sparse"} or None
         How the kept baseline regularises the correlations between X and Y columns
         (``cross_structure`` of :class:`~sk_mlcpc.critics.GaussianBaselineCritic`):
@@ -358,7 +376,7 @@ class MutualInformationEstimator(
         objective: str = "ml_cpc",
         alpha: float | str = "auto",
         critic: str = "separable_additive",
-        baseline: str | None = "gaussian",
+        baseline: str | None = "auto",
         target_type: str = "auto",
         hidden_layer_sizes: tuple[int, ...] = (256, 256),
         n_components: int = 64,
@@ -406,6 +424,13 @@ class MutualInformationEstimator(
     @property
     def _separable_scores(self) -> bool:
         return self.critic in _SEPARABLE_CRITICS
+
+    @property
+    def _factored_scores(self) -> bool:
+        # A Student-t baseline's scores are no sum of separable factors, though they cost
+        # O(n m) like a separable critic's: batch sizes follow the network, evaluation
+        # follows this.
+        return self._separable_scores and getattr(self, "baseline_df_", None) is None
 
     # ------------------------------------------------------------------ input handling
 
@@ -484,12 +509,13 @@ class MutualInformationEstimator(
         rows = self.__dict__.pop("_baseline_rows", None)
         if rows is not None:
             critic = self._fitted_baseline_or_not(critic, *rows)
-        elif getattr(self, "baseline_", self.baseline) == "gaussian":
+        elif getattr(self, "baseline_", self.baseline) is not None:
             critic = GaussianBaselineCritic(
                 critic,
                 self.n_features_in_,
                 self.n_features_y_,
                 cross_structure=getattr(self, "baseline_structure_", None) or "dense",
+                tail_df=getattr(self, "baseline_df_", None),
             )
         return self._net_around(
             critic,
@@ -573,8 +599,9 @@ class MutualInformationEstimator(
                 )
                 self.baseline_ = None
                 warnings.warn(
-                    f"baseline='gaussian' was not used: the best closed-form class model's "
-                    f"bound on the validation rows is {values[structure]:.3f} nats, no better "
+                    f"baseline={self.baseline!r} was not used: the best closed-form class "
+                    f"model's bound on the validation rows is {values[structure]:.3f} nats, "
+                    "no better "
                     "than a constant critic's 0, so the critic is the network alone "
                     "(baseline_ is None); pass baseline=None to skip fitting it.",
                     UserWarning,
@@ -582,7 +609,7 @@ class MutualInformationEstimator(
                 )
                 return
         critic.set_baseline(*models[structure])
-        self.baseline_structure_ = structure
+        self.baseline_, self.baseline_structure_ = "gaussian", structure
 
     def _seed_for_baseline(self) -> int:
         random_state = self.random_state
@@ -600,8 +627,8 @@ class MutualInformationEstimator(
         if columns > _BASELINE_MAX_COLUMNS:
             gigabytes = 6 * 8 * columns**2 / 1e9
             warnings.warn(
-                f"baseline='gaussian' was skipped: X and Y have {columns:,} columns together, "
-                f"and its dense Gaussian model would need about {gigabytes:.1f} GB (more "
+                f"baseline={self.baseline!r} was skipped: X and Y have {columns:,} columns "
+                f"together, and its dense Gaussian model would need about {gigabytes:.1f} GB (more "
                 f"than {_BASELINE_MAX_COLUMNS:,} columns are not fitted). The critic is the "
                 "network alone (baseline_ is None); pass baseline=None to silence this.",
                 UserWarning,
@@ -610,32 +637,43 @@ class MutualInformationEstimator(
             self.baseline_ = None
             return critic
         n_valid = min(len(x_valid), self.validation_batch_size_)
-        # Both models come from the same moments of the training rows, computed once.
         models = {
-            structure: GaussianBaselineCritic(
+            ("gaussian", structure, None): GaussianBaselineCritic(
                 critic, self.n_features_in_, self.n_features_y_, cross_structure=structure
             )
             for structure in (("dense",) if n_valid < 2 else ("dense", "sparse"))
+            if self.baseline in ("auto", "gaussian")
         }
+        if self.baseline in ("auto", "student_t") and self._student_t_fits(columns, x_train):
+            for df in _TAIL_DFS if n_valid >= 2 else _TAIL_DFS[1:2]:
+                models["student_t", "dense", df] = GaussianBaselineCritic(
+                    critic, self.n_features_in_, self.n_features_y_, tail_df=df
+                )
+        if not models:  # baseline="student_t" where it cannot be fitted: warned above
+            self.baseline_ = None
+            return critic
+        # Every model comes from the same moments of the training rows, computed once.
         GaussianBaselineCritic.fit_baselines(list(models.values()), x_train, y_train)
-        if n_valid < 2:  # nothing to choose on: keep the dense model
-            self.baseline_structure_ = "dense"
-            return models["dense"]
+        if n_valid < 2:  # nothing to choose on: keep the first model
+            (kind, structure, df), wrapped = next(iter(models.items()))
+            self.baseline_, self.baseline_structure_, self.baseline_df_ = kind, structure, df
+            return wrapped
         candidates = {
-            structure: (self._baseline_bound(model, x_valid, y_valid), model)
-            for structure, model in models.items()
+            key: (self._baseline_bound(model, x_valid, y_valid), model)
+            for key, model in models.items()
         }
-        structure = max(candidates, key=lambda name: candidates[name][0])
-        value, wrapped = candidates[structure]
+        key = max(candidates, key=lambda name: candidates[name][0])
+        value, wrapped = candidates[key]
         self.baseline_valid_mi_ = value
         # Above rounding: a sparse model whose every cross-correlation fell below the
         # threshold is the independence model, whose bound is 0 up to float error.
         if math.isfinite(value) and value > 1e-6:
-            self.baseline_structure_ = structure
+            self.baseline_, self.baseline_structure_, self.baseline_df_ = key
             return wrapped
         self.baseline_ = None
         warnings.warn(
-            f"baseline='gaussian' was not used: the Gaussian model's bound on the validation "
+            f"baseline={self.baseline!r} was not used: the best closed-form model's bound on "
+            "the validation "
             f"rows is {value:.3f} nats, no better than a constant critic's 0, so the critic "
             "is the network alone (baseline_ is None). Its correlations carry no dependence "
             "that holds on new rows; pass baseline=None to skip fitting it.",
@@ -643,6 +681,33 @@ class MutualInformationEstimator(
             stacklevel=7,  # the user's call of fit
         )
         return wrapped.critic
+
+    def _student_t_fits(self, columns: int, x_train) -> bool:
+        """Whether Student-t models are fitted: few enough columns for their EM
+        iterations, enough training rows per column for their scatter matrix, and scores
+        that are never needed in separable factors (no blockwise training, evaluation
+        batches small enough for dense score matrices)."""
+        reasons = []
+        if columns > _TAIL_MAX_COLUMNS:
+            reasons.append(f"X and Y have {columns} columns together (at most {_TAIL_MAX_COLUMNS})")
+        if len(x_train) < _LOOSE_ROWS_PER_COLUMN * columns:
+            reasons.append(
+                f"{len(x_train)} training rows are fewer than {_LOOSE_ROWS_PER_COLUMN} a column"
+            )
+        if self.blockwise_ or max(self.validation_batch_size_, self.eval_batch_size_) > (
+            AUTO_EVAL_MAX_SEPARABLE
+        ):
+            reasons.append(
+                "its scores are not separable, and these batch sizes need separable factors"
+            )
+        if reasons and self.baseline == "student_t":
+            warnings.warn(
+                f"baseline='student_t' was skipped: {'; '.join(reasons)}. The critic is the "
+                "network alone (baseline_ is None); use baseline='auto' or 'gaussian'.",
+                UserWarning,
+                stacklevel=8,  # the user's call of fit
+            )
+        return not reasons
 
     def _baseline_bound(self, wrapped, x_valid, y_valid) -> float:
         """The closed-form critic's bound on (the first batch of) the validation rows."""
@@ -677,6 +742,7 @@ class MutualInformationEstimator(
     n_features_y_: int
     baseline_: str | None
     baseline_structure_: str | None
+    baseline_df_: float | None
     baseline_valid_mi_: float
     critic_choice_: str
     valid_mi_: float
@@ -742,6 +808,11 @@ class MutualInformationEstimator(
         check_has_features(X)
         X = validate_input(self, X, dtype=INPUT_DTYPES, ensure_min_samples=2, reset=not warm)
         Y = self._validate_y(y, len(X), reset=not warm)
+        if self._class_target and self.baseline == "student_t":
+            raise ValueError(
+                "baseline='student_t' has no form for class labels (y is read as classes): "
+                "use baseline='auto' or 'gaussian' (the class models), or None."
+            )
         self._check_hidden_layer_sizes()
         return {"arrays": (X, Y), "n_samples": len(X)}
 
@@ -789,6 +860,7 @@ class MutualInformationEstimator(
             self.baseline_ = self.baseline
             self.baseline_valid_mi_ = math.nan
             self.baseline_structure_ = None
+            self.baseline_df_ = None
             if self.baseline is not None:
                 # Popped by the next _make_net of this fit, which fits the baseline on the
                 # training rows and keeps it only if it beats a constant on validation.

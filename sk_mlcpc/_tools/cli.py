@@ -635,10 +635,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     estimate.add_argument(
         "--baseline",
-        default="gaussian",
-        choices=["gaussian", "none"],
-        help="closed-form Gaussian part of the critic (kept only if it beats a constant "
-        "critic on the validation rows), or 'none'",
+        default="auto",
+        choices=["auto", "gaussian", "student_t", "none"],
+        help="closed-form part of the critic: a Gaussian or Student-t copula model, or "
+        "the better of them on the validation rows ('auto'); kept only if it beats a "
+        "constant critic there; or 'none'",
     )
     estimate.add_argument(
         "--target-type",

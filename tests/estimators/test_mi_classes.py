@@ -158,7 +158,7 @@ def test_the_unused_baseline_warning_points_at_the_callers_fit(target):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 3))
     y = rng.standard_normal((300, 2)) if target == "continuous" else rng.integers(0, 3, 300)
-    with pytest.warns(UserWarning, match="baseline='gaussian' was not used") as record:
+    with pytest.warns(UserWarning, match="baseline='auto' was not used") as record:
         MutualInformationEstimator(max_epochs=2, hidden_layer_sizes=(8,), random_state=0).fit(X, y)
     baseline = [w for w in record if "was not used" in str(w.message)]
     assert baseline and all(w.filename == __file__ for w in baseline)

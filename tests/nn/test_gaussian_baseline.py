@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from sk_mlcpc import MutualInformationEstimator
+from sk_mlcpc._estimators.mi import _TAIL_DFS
 from sk_mlcpc._nn.critics import GaussianBaselineCritic
 from sk_mlcpc.blockwise import blockwise_bound, separable_parts
 from sk_mlcpc.bounds import ml_cpc
@@ -133,9 +134,9 @@ def test_the_estimator_fits_the_baseline_on_the_training_rows_only(weak_gaussian
     estimator = MutualInformationEstimator(max_epochs=1, random_state=0).fit(X, Y)
     n_valid = math.ceil(0.1 * 2000)
     n_test = math.ceil(0.2 * 2000)
-    # Two models (dense and sparse cross-correlations), both on the training rows; the
-    # validation rows only choose between them.
-    assert seen == [2000 - n_valid - n_test] * 2
+    # The Gaussian models (dense and sparse cross-correlations) and a Student-t copula
+    # per degrees of freedom, all on the training rows; the validation rows only choose.
+    assert seen == [2000 - n_valid - n_test] * (2 + len(_TAIL_DFS))
     assert isinstance(estimator.critic_, GaussianBaselineCritic)
     assert estimator.baseline_structure_ in ("dense", "sparse")
     # None trains the network alone.
@@ -160,7 +161,8 @@ def test_a_saved_model_with_the_baseline_loads_identically(weak_gaussians, tmp_p
     estimator = MutualInformationEstimator(max_epochs=2, random_state=0).fit(X, Y)
     estimator.save(tmp_path / "model")
     loaded = MutualInformationEstimator.load(tmp_path / "model")
-    assert loaded.baseline == "gaussian"
+    assert loaded.baseline == "auto"
+    assert loaded.baseline_ == estimator.baseline_ == "gaussian"
     assert torch.equal(loaded.critic_.cross, estimator.critic_.cross)
     assert loaded.score(X[:300], Y[:300]) == estimator.score(X[:300], Y[:300])
 
