@@ -532,19 +532,18 @@ class GaussianBaselineCritic(nn.Module):
         scores = _interpolate(moments.standard, self.t_table.to(torch.float64))
         width = scores.shape[1]
         eye = torch.eye(width, dtype=torch.float64)
-        scatter = _correlation_of(scores.T @ scores / len(scores))
         shrinkage = moments.shrinkage
+        scatter = (1 - shrinkage) * _correlation_of(scores.T @ scores / len(scores))
+        scatter = scatter + shrinkage * eye
         for _ in range(_T_EM_ITERATIONS):
-            scatter = (1 - shrinkage) * scatter + shrinkage * eye
-            precision = torch.linalg.inv(scatter)
-            quadratic = ((scores @ precision) * scores).sum(dim=1)
+            quadratic = ((scores @ torch.linalg.inv(scatter)) * scores).sum(dim=1)
             weights = (nu + width) / (nu + quadratic)
-            updated = _correlation_of((scores * weights[:, None]).T @ scores / len(scores))
+            weighted = _correlation_of((scores * weights[:, None]).T @ scores / len(scores))
+            updated = (1 - shrinkage) * weighted + shrinkage * eye
             change = float((updated - scatter).abs().max())
             scatter = updated
             if change < _T_EM_TOLERANCE:
                 break
-        scatter = (1 - shrinkage) * scatter + shrinkage * eye
         r_xx, r_yy = scatter[:n_x, :n_x], scatter[n_x:, n_x:]
         self.t_precision.copy_(torch.linalg.inv(scatter))
         self.t_x_precision.copy_(torch.linalg.inv(r_xx))
@@ -740,7 +739,7 @@ def _correlation_of(scatter: torch.Tensor) -> torch.Tensor:
 _T_TABLE_RANGE = 8.0
 _T_TABLE_POINTS = 3201
 _T_EM_ITERATIONS = 50
-_T_EM_TOLERANCE = 1e-5
+_T_EM_TOLERANCE = 1e-4
 
 
 def _normal_to_t_table(df: float) -> torch.Tensor:
