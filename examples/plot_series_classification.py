@@ -8,7 +8,8 @@ labels and returns one row per series, so it sits in a scikit-learn
 aeon's layouts: a 3-D array ``(n_cases, n_channels, n_timepoints)`` or a list of 2-D
 arrays of different lengths. Its defaults fit the series: a dilated causal convolution
 encoder whose receptive field (``window="auto"``) follows the series length, and features
-pooled over time from every layer (``pooling="multiscale"``).
+pooled over time from every layer, plus the latents averaged over a few equal time
+segments, which keep *when* things happen (``pooling="multiscale"``, ``n_segments``).
 
 The series here are two-channel noisy sinusoids made by
 :func:`~sk_mlcpc.datasets.make_frequency_sequences`, whose frequency class is the label.
@@ -103,6 +104,19 @@ alone = unequal[0].transform(cut_test[:1])
 together = unequal[0].transform(cut_test)[:1]
 print(f"unequal lengths (40 to 64 time points): accuracy {unequal_accuracy:.3f}")
 print("same features alone and in a batch:", np.allclose(alone, together, atol=1e-5))
+
+# %%
+# The phase of these sinusoids is random, so *when* a pattern occurs says nothing about
+# the class, and the positional features (``n_segments_`` time segments of the latents)
+# only add noise for the probe. ``n_segments=0`` keeps the position-free pooling.
+position_free = make_pipeline(
+    ContrastivePredictiveCoding(n_segments=0, max_epochs=15, random_state=0), probe()
+)
+position_free_accuracy = position_free.fit(cut_train, y_train).score(cut_test, y_test)
+print(
+    f"{unequal[0].n_segments_} segments: {unequal_accuracy:.3f}, "
+    f"no segments: {position_free_accuracy:.3f}"
+)
 
 # %%
 # Summary

@@ -167,7 +167,7 @@ _COUNTS = (
     "batch_size_", "validation_batch_size_", "eval_batch_size_", "n_epochs_", "n_restores_",
     "n_features_in_",
     "n_features_y_", "n_components_", "n_timesteps_", "n_windows_", "n_anchor_times_",
-    "window_", "stride_", "n_channels_",
+    "window_", "stride_", "n_channels_", "n_segments_",
     "n_teacher_features_", "n_negatives_", "_n_train",
     "n_features_to_select_", "_net_columns", "_n_copies", "_mask_seed", "_validation_batch_size",
 )  # fmt: skip
@@ -303,7 +303,20 @@ _DERIVED_ATTRIBUTES: dict[str, Callable[[dict], Any]] = {
     "window_": lambda manifest: manifest["params"]["window"],
     "stride_": lambda manifest: manifest["params"]["stride"],
     "n_channels_": lambda manifest: manifest["params"]["n_channels"],
+    # ContrastivePredictiveCoding before n_segments: no positional features.
+    "n_segments_": lambda manifest: _segments_before_parameter(manifest),
 }
+
+
+def _segments_before_parameter(manifest: dict) -> int:
+    """``n_segments_`` of a file without it: 0 when written before ``n_segments`` existed
+    (position-free pooling); a file with the parameter must hold the fitted value."""
+    if "n_segments" in manifest["params"]:
+        raise _Malformed(
+            "fitted has no 'n_segments_', which every ContrastivePredictiveCoding model "
+            "file with the parameter n_segments holds"
+        )
+    return 0
 
 
 def _decode(value: Any, what: str) -> Any:

@@ -28,7 +28,13 @@ from sk_mlcpc._engine.net import BoundLoss, ContrastiveNet, SeededBatches, _at_l
 from sk_mlcpc._math.bounds import get_objective
 from sk_mlcpc._nn.devices import to_device
 from sk_mlcpc._nn.encoders import ACTIVATIONS
-from sk_mlcpc._nn.temporal import CausalConvEncoder, last_valid, masked_max, masked_mean
+from sk_mlcpc._nn.temporal import (
+    CausalConvEncoder,
+    last_valid,
+    masked_max,
+    masked_mean,
+    segment_means,
+)
 
 __all__ = [
     "PredictiveBoundLoss",
@@ -166,8 +172,8 @@ class PredictiveCodingModule(nn.Module):
             scores.append(torch.einsum("ird,jrd->rij", predictions, targets))
         return torch.stack(scores)
 
-    def feature_width(self, pooling: str) -> int:
-        """Columns of :meth:`features` for ``pooling``."""
+    def feature_width(self, pooling: str, n_segments: int = 0) -> int:
+        """Columns of :meth:`features` for ``pooling`` and ``n_segments``."""
         context_dim = self.context.hidden_size
         if pooling in ("last", "mean"):
             return context_dim
@@ -178,10 +184,14 @@ class PredictiveCodingModule(nn.Module):
             hidden = sum(
                 layer.out_channels for layer in self.encoder[:-1] if isinstance(layer, nn.Conv1d)
             )
-        return 2 * (hidden + latent_dim) + 2 * context_dim
+        return 2 * (hidden + latent_dim) + 2 * context_dim + n_segments * latent_dim
 
     def features(
-        self, x: torch.Tensor, lengths: torch.Tensor, pooling: str = "multiscale"
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor,
+        pooling: str = "multiscale",
+        n_segments: int = 0,
     ) -> torch.Tensor:
         """One feature vector per sequence, pooled over its real time steps.
 
@@ -195,11 +205,16 @@ class PredictiveCodingModule(nn.Module):
             ``"last"``: the context after the last complete window; ``"mean"``: the mean
             context over the windows; ``"multiscale"``: the mean and the maximum over
             time of every encoder layer's output (receptive fields from 2 samples up to
-            ``window``; the latents too), then the mean and the last context.
+            ``window``; the latents too), then the mean and the last context, then (for
+            ``n_segments > 0``) the latents averaged over ``n_segments`` equal stretches
+            of each sequence's windows (:func:`~sk_mlcpc._nn.temporal.segment_means`).
+        n_segments : int, default=0
+            Segments of the positional part of ``"multiscale"``; 0 for none. Ignored by
+            ``"last"`` and ``"mean"``.
 
         Returns
         -------
-        features : torch.Tensor of shape (B, feature_width(pooling))
+        features : torch.Tensor of shape (B, feature_width(pooling, n_segments))
         """
         layers, z, full_rate = self._encoded(x)
         c, _ = self.context(z.transpose(1, 2))
@@ -214,6 +229,9 @@ class PredictiveCodingModule(nn.Module):
         for h in layers:
             parts += [masked_mean(h, rates), masked_max(h, rates)]
         parts += [masked_mean(c, windows), last_valid(c, windows)]
+        if n_segments:
+            # Where things happen: the latents on a grid of equal stretches of windows.
+            parts.append(segment_means(z, windows, n_segments))
         return torch.cat(parts, dim=1)
 
 

@@ -71,6 +71,8 @@ from sk_mlcpc._math.bounds import bound_validity
 __all__ = ["ContrastivePredictiveCoding", "auto_geometry"]
 
 _TRANSFORM_CHUNK = 4096
+#: Most segments of ``n_segments="auto"``: the auto geometry's hop is ``T // 12``.
+_MAX_AUTO_SEGMENTS = 12
 
 
 def _n_windows(n_timesteps, window: int, stride: int):
@@ -213,8 +215,9 @@ class ContrastivePredictiveCoding(
     by ``f_k(c_t, z) = (W_k c_t) . z``. The networks are trained to maximise a
     contrastive bound on ``I(c_t; z_{t+k})``, whose negatives are the future latents of
     the other sequences of the batch, at other times. :meth:`transform` returns one row
-    of features per sequence (by default pooled from every encoder layer and the
-    contexts), so that the estimator drops into a Pipeline before any classifier.
+    of features per sequence (by default pooled over time from every encoder layer and
+    the contexts, plus the latents on a coarse grid of time segments), so that the
+    estimator drops into a Pipeline before any classifier.
 
     Parameters
     ----------
@@ -257,10 +260,21 @@ class ContrastivePredictiveCoding(
         Features returned by :meth:`transform`. ``"multiscale"``: the mean and the
         maximum over time of every encoder layer's output (receptive fields from 2
         samples to ``window`` for ``"conv"``) and of the latents, then the mean and the
-        last context: ``2 * (sum of hidden widths + latent_dim) + 2 * n_components``
-        columns. ``"last"``: the context after the last window; ``"mean"``: the mean
-        context over the windows (``n_components`` columns). Padding of shorter series is
-        never pooled.
+        last context, then the latents averaged over ``n_segments_`` equal stretches of
+        the windows (where in the series things happen):
+        ``2 * (sum of hidden widths + latent_dim) + 2 * n_components
+        + n_segments_ * latent_dim`` columns. ``"last"``: the context after the last
+        window; ``"mean"``: the mean context over the windows (``n_components``
+        columns). Padding of shorter series is never pooled.
+    n_segments : int or "auto", default="auto"
+        Segments of the positional part of ``pooling="multiscale"``: each sequence's
+        windows are cut into this many equal stretches and the latents ``z_t`` averaged
+        over each (:func:`~sk_mlcpc._nn.temporal.segment_means`), so that a probe sees
+        *when* a pattern occurs, which means and maxima over time discard. ``"auto"``:
+        the windows of the shortest training series, at most 12 (then every window is
+        its own segment: about 9 with ``window="auto"``). 0 gives the position-free
+        pooling of earlier versions (model files written before this parameter load with
+        0). Ignored by ``"last"`` and ``"mean"``.
     objective : str, default="ml_cpc"
         The bound to train and report, a name from :data:`sk_mlcpc.bounds.BOUNDS`.
     alpha : float or "auto", default="auto"
@@ -328,6 +342,8 @@ class ContrastivePredictiveCoding(
         Batch sizes used, in sequences (capped by the sequences available).
     window_, stride_ : int
         The window and hop used (``"auto"`` resolved).
+    n_segments_ : int
+        Segments of the positional features (``n_segments="auto"`` resolved).
     n_channels_ : int
         Channels of the training series.
     n_timesteps_ : int
@@ -401,8 +417,10 @@ class ContrastivePredictiveCoding(
     >>> cpc = ContrastivePredictiveCoding(
     ...     window=8, stride=4, prediction_steps=2, max_epochs=3, random_state=0
     ... ).fit(X)
-    >>> cpc.transform(X).shape  # multiscale pooling: 2 * (3 * 64 + 32) + 2 * 32
-    (300, 512)
+    >>> cpc.n_windows_, cpc.n_segments_
+    (15, 12)
+    >>> cpc.transform(X).shape  # multiscale: 2 * (3 * 64 + 32) + 2 * 32 + 12 * 32
+    (300, 896)
     >>> cpc.mi_per_step_.shape
     (2,)
 
@@ -417,7 +435,7 @@ class ContrastivePredictiveCoding(
     >>> ContrastivePredictiveCoding(max_epochs=2, random_state=0).fit(series).transform(
     ...     series
     ... ).shape
-    (60, 640)
+    (60, 960)
     """
 
     _own_parameter_constraints: ClassVar[dict] = {
@@ -429,6 +447,7 @@ class ContrastivePredictiveCoding(
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "encoder": [StrOptions({"conv", "mlp"})],
         "pooling": [StrOptions({"last", "mean", "multiscale"})],
+        "n_segments": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "eval_batch_size": [Interval(Integral, 2, None, closed="left"), None],
         "preprocessing": [StrOptions({"standard"}), None],
     }
@@ -446,6 +465,7 @@ class ContrastivePredictiveCoding(
         hidden_layer_sizes: tuple[int, ...] = (64,),
         activation: str = "relu",
         pooling: str = "multiscale",
+        n_segments: int | str = "auto",
         objective: str = "ml_cpc",
         alpha: float | str = "auto",
         batch_size: int = 64,
@@ -476,8 +496,8 @@ class ContrastivePredictiveCoding(
     _separable_scores = False  # a stack of score matrices per batch, never blockwise
     _sample_noun = _row_noun = "sequences"
     # Model files written before these parameters existed load with the behaviour of
-    # the version that wrote them (the MLP window encoder).
-    _parameters_added: ClassVar[dict] = {"encoder": "mlp"}
+    # the version that wrote them (the MLP window encoder, no positional features).
+    _parameters_added: ClassVar[dict] = {"encoder": "mlp", "n_segments": 0}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -703,6 +723,11 @@ class ContrastivePredictiveCoding(
         self.n_timesteps_ = n_timesteps
         self.n_windows_ = n_windows
         self.n_anchor_times_ = n_windows - self.prediction_steps
+        self.n_segments_ = (
+            min(n_windows, _MAX_AUTO_SEGMENTS)
+            if self.n_segments == "auto"
+            else int(self.n_segments)
+        )
         n_channels = self.n_channels_
         if self.preprocessing == "standard":
             train = series.values[split.train]
@@ -771,6 +796,7 @@ class ContrastivePredictiveCoding(
     window_: int
     stride_: int
     n_channels_: int
+    n_segments_: int
     _saved_arrays: ClassVar[tuple[str, ...]] = ("mi_per_step_", "channel_mean_", "channel_scale_")
 
     def _saved_tensors(self) -> dict[str, torch.Tensor]:
@@ -793,7 +819,7 @@ class ContrastivePredictiveCoding(
 
     @property
     def _n_features_out(self) -> int:
-        return self.module_.feature_width(self.pooling)
+        return self.module_.feature_width(self.pooling, self.n_segments_)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -928,9 +954,10 @@ class ContrastivePredictiveCoding(
         -------
         X_features : ndarray of shape (n_samples, n_features_out), float32
             ``pooling="multiscale"``: the mean and maximum over time of every encoder
-            layer's output, then the mean and last context; ``"last"`` / ``"mean"``: the
-            context after the last window or its mean over the windows (``n_components``
-            columns). Padding of shorter series is never pooled.
+            layer's output, then the mean and last context, then the latents averaged
+            over ``n_segments_`` equal stretches of the windows; ``"last"`` / ``"mean"``:
+            the context after the last window or its mean over the windows
+            (``n_components`` columns). Padding of shorter series is never pooled.
         """
         x, lengths, _ = self._validated_series(X, min_samples=1, scoring=False)
         module = self.module_.eval()
@@ -938,5 +965,7 @@ class ContrastivePredictiveCoding(
         with torch.no_grad():
             for start in range(0, len(x), _TRANSFORM_CHUNK):
                 chunk = slice(start, start + _TRANSFORM_CHUNK)
-                parts.append(module.features(x[chunk], lengths[chunk], self.pooling))
+                parts.append(
+                    module.features(x[chunk], lengths[chunk], self.pooling, self.n_segments_)
+                )
         return torch.cat(parts).float().cpu().numpy()

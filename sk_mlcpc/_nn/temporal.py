@@ -3,9 +3,9 @@
 :class:`CausalConvEncoder` maps ``(B, C, T)`` series to per-time-step features whose
 receptive field is exactly ``window`` samples ending at each time step (causal, dilated
 convolutions in the line of WaveNet, CPC and TS2Vec); :func:`masked_mean`,
-:func:`masked_max` and :func:`last_valid` pool features over time while ignoring the
-padding of shorter series in a batch (right padding: causal features at the real time
-steps never see it).
+:func:`masked_max`, :func:`last_valid` and :func:`segment_means` pool features over time
+while ignoring the padding of shorter series in a batch (right padding: causal features
+at the real time steps never see it).
 
 Examples
 --------
@@ -32,6 +32,7 @@ __all__ = [
     "last_valid",
     "masked_max",
     "masked_mean",
+    "segment_means",
     "time_mask",
 ]
 
@@ -203,3 +204,50 @@ def last_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """
     index = (lengths - 1).view(-1, 1, 1).expand(-1, x.shape[1], 1)
     return torch.gather(x, 2, index).squeeze(-1)
+
+
+def segment_means(x: torch.Tensor, lengths: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Means of ``(B, D, T)`` over ``n_segments`` equal stretches of each series' real times.
+
+    Series ``b`` (``L = lengths[b]`` real times) is cut as
+    :func:`torch.nn.functional.adaptive_avg_pool1d` cuts a series of length ``L``:
+    segment ``s`` covers the times ``floor(s L / S) .. ceil((s + 1) L / S) - 1``, so every
+    segment holds at least one time (neighbouring segments share one when ``S`` does not
+    divide ``L``; each time is its own segment when ``L == S``; times repeat when
+    ``L < S``). The padding after ``L`` is never read. Unlike a global mean, the result
+    keeps *where* in the series a feature occurs, at a resolution of ``L / S`` times.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (B, D, T)
+        Features over time, right-padded after each series' length.
+    lengths : torch.Tensor of shape (B,), int64
+        Real times of each series, between 1 and ``T``.
+    n_segments : int
+        Segments ``S``, at least 1.
+
+    Returns
+    -------
+    means : torch.Tensor of shape (B, D * S)
+        Column ``d * S + s`` is the mean of feature ``d`` over segment ``s``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mlcpc._nn.temporal import segment_means
+    >>> x = torch.tensor([[[1.0, 3.0, 5.0, 7.0, 100.0]]])
+    >>> segment_means(x, torch.tensor([4]), 2)  # times 0-1 and 2-3; the padding unread
+    tensor([[2., 6.]])
+    >>> segment_means(x, torch.tensor([4]), 4)  # one time per segment
+    tensor([[1., 3., 5., 7.]])
+    """
+    if n_segments < 1:
+        raise ValueError(f"n_segments must be a positive integer, got {n_segments}.")
+    segment = torch.arange(n_segments, device=x.device).unsqueeze(0)  # (1, S)
+    length = lengths.to(x.device).unsqueeze(1)  # (B, 1)
+    start = torch.div(segment * length, n_segments, rounding_mode="floor")  # (B, S)
+    end = torch.div((segment + 1) * length + n_segments - 1, n_segments, rounding_mode="floor")
+    times = torch.arange(x.shape[-1], device=x.device).view(1, 1, -1)  # (1, 1, T)
+    inside = (times >= start.unsqueeze(-1)) & (times < end.unsqueeze(-1))  # (B, S, T)
+    weights = inside.to(x.dtype) / (end - start).unsqueeze(-1).to(x.dtype)
+    return torch.einsum("bdt,bst->bds", x, weights).reshape(len(x), -1)

@@ -82,8 +82,10 @@ def test_default_output_width_matches_feature_names():
     est = _fast().fit(X3)
     Z = est.transform(X3)
     hidden = len(causal_dilations(est.window_)) * 16
-    # mean and max of every hidden layer and of the latents, mean and last context.
-    assert Z.shape == (80, 2 * (hidden + 8) + 2 * 8)
+    # mean and max of every hidden layer and of the latents, mean and last context, the
+    # latents on n_segments_ time segments (every window, for the 9 windows of auto).
+    assert est.n_segments_ == est.n_windows_ == 9
+    assert Z.shape == (80, 2 * (hidden + 8) + 2 * 8 + 9 * 8)
     assert len(est.get_feature_names_out()) == Z.shape[1]
     assert Z.dtype == np.float32 and np.isfinite(Z).all()
 
