@@ -184,8 +184,8 @@ FITTED_ATTRIBUTE_TYPES: dict[str, _Check] = {
     ),
     "baseline_df_": (lambda v: v is None or (_is_number(v) and v > 0), "a positive number or null"),
     "baseline_structure_": (
-        lambda v: v in (None, "dense", "sparse", "shared_covariance", "logistic"),
-        "'dense', 'sparse', 'shared_covariance', 'logistic' or null",
+        lambda v: v in (None, "dense", "sparse", "low_rank", "shared_covariance", "logistic"),
+        "'dense', 'sparse', 'low_rank', 'shared_covariance', 'logistic' or null",
     ),
     "target_type_": (lambda v: v in ("continuous", "classes"), "'continuous' or 'classes'"),
     "_target_classes_record": (

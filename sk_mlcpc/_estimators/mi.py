@@ -51,7 +51,13 @@ from sk_mlcpc._estimators.class_targets import (
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._math.bounds import BOUNDS
 from sk_mlcpc._nn.class_critic import ClassCritic, class_indices
-from sk_mlcpc._nn.critics import BASELINES, CRITICS, GaussianBaselineCritic, make_critic
+from sk_mlcpc._nn.critics import (
+    BASELINES,
+    CRITICS,
+    CROSS_STRUCTURES,
+    GaussianBaselineCritic,
+    make_critic,
+)
 from sk_mlcpc._nn.devices import resolve_device
 
 __all__ = ["MIEstimate", "MutualInformationEstimator"]
@@ -135,8 +141,8 @@ class MutualInformationEstimator(
         rows, with a trained scale and offset; the network starts from zero and learns
         what the model misses. ``"gaussian"``: a Gaussian model (means and a
         correlation matrix shrunk by Ledoit-Wolf's data-driven weight; see
-        :class:`sk_mlcpc.critics.GaussianBaselineCritic`), with dense or thresholded
-        cross-correlations. ``"student_t"``: a Student-t copula with 2, 4, 8 or 16
+        :class:`sk_mlcpc.critics.GaussianBaselineCritic`), with dense, thresholded or
+        low-rank cross-correlations. ``"student_t"``: a Student-t copula with 2, 4, 8 or 16
         degrees of freedom (``tail_df`` of the same class), for dependence with heavy
         joint tails, a shared scale that makes every column of a row large at once,
         which no Gaussian copula has; it is fitted only with at least 10 training rows
@@ -296,11 +302,12 @@ class MutualInformationEstimator(
     baseline_df_ : float or None
         The degrees of freedom of a Student-t baseline (None for a Gaussian one or
         none).
-    baseline_structure_ : {"dense", "sparse"} or None
+    baseline_structure_ : {"dense", "sparse", "low_rank"} or None
         How the kept baseline regularises the correlations between X and Y columns
-        (``cross_structure`` of :class:`~sk_mlcpc.critics.GaussianBaselineCritic`):
-        both are fitted on the training rows and the one with the higher bound on the
-        validation rows is kept. None without a baseline.
+        (``cross_structure`` of :class:`~sk_mlcpc.critics.GaussianBaselineCritic`;
+        always "dense" for a Student-t one; for class targets "shared_covariance" or
+        "logistic"): every form is fitted on the training rows and the one with the
+        higher bound on the validation rows is kept. None without a baseline.
     baseline_valid_mi_ : float
         The kept Gaussian model's own bound on the validation rows, before training
         (NaN when it was not fitted).
@@ -641,7 +648,7 @@ class MutualInformationEstimator(
             ("gaussian", structure, None): GaussianBaselineCritic(
                 critic, self.n_features_in_, self.n_features_y_, cross_structure=structure
             )
-            for structure in (("dense",) if n_valid < 2 else ("dense", "sparse"))
+            for structure in (("dense",) if n_valid < 2 else CROSS_STRUCTURES)
             if self.baseline in ("auto", "gaussian")
         }
         if self.baseline in ("auto", "student_t") and self._student_t_fits(columns, x_train):

@@ -257,13 +257,18 @@ class GaussianBaselineCritic(nn.Module):
         passed in is left unchanged.
     x_features, y_features : int
         Widths of ``x`` and ``y``.
-    cross_structure : {"dense", "sparse"}, default="dense"
+    cross_structure : {"dense", "sparse", "low_rank"}, default="dense"
         How the correlations between ``x`` and ``y`` columns are regularised.
         ``"dense"`` shrinks them with the rest (``shrinkage``). ``"sparse"``
         soft-thresholds each sample cross-correlation at the universal threshold
         ``sqrt(2 log(p q) / n)`` (a few informative pairs among many columns: the
         dense model spreads its weight over every noisy pair), then scales the cross
         block down if needed to keep the correlation matrix positive definite.
+        ``"low_rank"`` keeps the canonical pairs (singular values of the whitened cross
+        block) above the noise edge of Wachter's law, ``sqrt(c_x (1 - c_y)) +
+        sqrt(c_y (1 - c_x))`` with ``c = columns / rows``, each pulled down to
+        ``sqrt(s^2 - edge^2)`` and held below 0.999 (a dependence through a few
+        directions spread over every column).
     shrinkage : {"ledoit_wolf", "oas"} or float, default="ledoit_wolf"
         Weight of the identity in the correlation matrix the Gaussian model uses,
         ``(1 - shrinkage) R + shrinkage I``. The sample correlations of many columns
@@ -335,9 +340,9 @@ class GaussianBaselineCritic(nn.Module):
                 "tail_df needs cross_structure='dense': the Student-t model has no sparse form."
             )
         self.tail_df = None if tail_df is None else float(tail_df)
-        if cross_structure not in ("dense", "sparse"):
+        if cross_structure not in CROSS_STRUCTURES:
             raise ValueError(
-                f"cross_structure must be 'dense' or 'sparse', got {cross_structure!r}."
+                f"cross_structure must be one of {CROSS_STRUCTURES}, got {cross_structure!r}."
             )
         self.cross_structure = cross_structure
         if isinstance(shrinkage, str):
@@ -506,6 +511,8 @@ class GaussianBaselineCritic(nn.Module):
         r_xx, r_xy, r_yy = shrunk[:n_x, :n_x], shrunk[:n_x, n_x:], shrunk[n_x:, n_x:]
         if self.cross_structure == "sparse":
             r_xy = _thresholded_cross(correlation[:n_x, n_x:], r_xx, r_yy, moments.n_rows)
+        elif self.cross_structure == "low_rank":
+            r_xy = _low_rank_cross(correlation[:n_x, n_x:], r_xx, r_yy, moments.n_rows)
         regression = torch.linalg.solve(r_xx, r_xy)  # E[y | x] = x @ regression
         residual = r_yy - r_xy.T @ regression
         residual_inv = torch.linalg.inv(residual)
@@ -529,21 +536,23 @@ class GaussianBaselineCritic(nn.Module):
         weighted by ``(nu + d) / (nu + Q_i)``, which tames the rows the heavy tails make
         extreme), shrunk towards the identity with the Gaussian model's weight."""
         nu, n_x = self.tail_df, moments.n_x
-        scores = _interpolate(moments.standard, self.t_table.to(torch.float64))
+        # In NumPy: float64 on the CPU, and no tensor reads while the EM iterates.
+        scores = _interpolate(moments.standard, self.t_table.to(torch.float64)).numpy()
         width = scores.shape[1]
-        eye = torch.eye(width, dtype=torch.float64)
+        eye = np.eye(width)
         shrinkage = moments.shrinkage
         scatter = (1 - shrinkage) * _correlation_of(scores.T @ scores / len(scores))
         scatter = scatter + shrinkage * eye
         for _ in range(_T_EM_ITERATIONS):
-            quadratic = ((scores @ torch.linalg.inv(scatter)) * scores).sum(dim=1)
+            quadratic = ((scores @ np.linalg.inv(scatter)) * scores).sum(axis=1)
             weights = (nu + width) / (nu + quadratic)
             weighted = _correlation_of((scores * weights[:, None]).T @ scores / len(scores))
             updated = (1 - shrinkage) * weighted + shrinkage * eye
-            change = float((updated - scatter).abs().max())
+            change = np.abs(updated - scatter).max()
             scatter = updated
             if change < _T_EM_TOLERANCE:
                 break
+        scatter = torch.as_tensor(scatter)
         r_xx, r_yy = scatter[:n_x, :n_x], scatter[n_x:, n_x:]
         self.t_precision.copy_(torch.linalg.inv(scatter))
         self.t_x_precision.copy_(torch.linalg.inv(r_xx))
@@ -725,13 +734,13 @@ def _moments(rows: torch.Tensor, n_x: int, shrinkage: float | str) -> _Moments:
     return _Moments(mean, std, correlation, float(shrinkage), len(rows), n_x, standard)
 
 
-def _correlation_of(scatter: torch.Tensor) -> torch.Tensor:
+def _correlation_of(scatter: np.ndarray) -> np.ndarray:
     """``scatter`` rescaled to a unit diagonal (a zero-variance column keeps 1 there)."""
-    diagonal = scatter.diagonal()
-    scale = torch.where(diagonal > 0, diagonal, torch.ones_like(diagonal)).rsqrt()
-    eye = torch.eye(len(scatter), dtype=scatter.dtype)
+    diagonal = np.diagonal(scatter)
+    scale = 1 / np.sqrt(np.where(diagonal > 0, diagonal, 1.0))
     correlation = scatter * scale[:, None] * scale[None, :]
-    return correlation * (1 - eye) + eye
+    np.fill_diagonal(correlation, 1.0)
+    return correlation
 
 
 #: Normal scores are mapped to t scores through a table on [-8, 8] (a normal score of
@@ -781,6 +790,32 @@ def _thresholded_cross(
     return cross * min(1.0, 0.95 / largest)
 
 
+def _low_rank_cross(
+    sample_cross: torch.Tensor, r_xx: torch.Tensor, r_yy: torch.Tensor, n_rows: int
+) -> torch.Tensor:
+    """The cross-correlations through the canonical pairs that stand out of noise.
+
+    The whitened cross block ``L_x^{-1} C L_y^{-T}`` (Cholesky factors of the shrunk
+    blocks) is decomposed into its singular values, the sample canonical correlations.
+    Under independence the largest of them sits near the upper edge of Wachter's law,
+    ``sqrt(c_x (1 - c_y)) + sqrt(c_y (1 - c_x))`` with ``c = columns / rows``; the pairs
+    above the edge are kept, each correlation pulled down to ``sqrt(s^2 - edge^2)`` (the
+    noise adds to the squares) and held below 0.999, the rest are dropped. A dependence
+    through a few directions spread over every column is then carried by those
+    directions only, where the dense model spreads its weight over all the noisy ones.
+    """
+    p, q = sample_cross.shape
+    c_x, c_y = min(p / n_rows, 1.0), min(q / n_rows, 1.0)
+    edge = math.sqrt(c_x * (1 - c_y)) + math.sqrt(c_y * (1 - c_x))
+    left = torch.linalg.cholesky(r_xx)
+    right = torch.linalg.cholesky(r_yy)
+    whitened = torch.linalg.solve_triangular(left, sample_cross, upper=False)
+    whitened = torch.linalg.solve_triangular(right, whitened.T, upper=False).T
+    u, singular, v_t = torch.linalg.svd(whitened, full_matrices=False)
+    kept = (singular.square() - edge**2).clamp(min=0).sqrt().clamp(max=0.999)
+    return left @ (u * kept) @ v_t @ right.T
+
+
 def _ledoit_wolf(standard: np.ndarray) -> float:
     return float(ledoit_wolf_shrinkage(standard, assume_centered=True))
 
@@ -792,6 +827,9 @@ def _oas(standard: np.ndarray) -> float:
 #: Shrinkage estimated from the standardised rows, by name.
 _SHRINKAGE_ESTIMATORS = {"ledoit_wolf": _ledoit_wolf, "oas": _oas}
 
+
+#: How a Gaussian baseline regularises the cross-correlations (``cross_structure``).
+CROSS_STRUCTURES = ("dense", "sparse", "low_rank")
 
 #: Closed-form critic parts accepted by ``baseline=`` (``None`` for none).
 BASELINES = ("auto", "gaussian", "student_t")

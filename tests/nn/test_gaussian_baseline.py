@@ -8,7 +8,7 @@ import torch
 
 from sk_mlcpc import MutualInformationEstimator
 from sk_mlcpc._estimators.mi import _TAIL_DFS
-from sk_mlcpc._nn.critics import GaussianBaselineCritic
+from sk_mlcpc._nn.critics import CROSS_STRUCTURES, GaussianBaselineCritic
 from sk_mlcpc.blockwise import blockwise_bound, separable_parts
 from sk_mlcpc.bounds import ml_cpc
 from sk_mlcpc.critics import make_critic
@@ -134,11 +134,12 @@ def test_the_estimator_fits_the_baseline_on_the_training_rows_only(weak_gaussian
     estimator = MutualInformationEstimator(max_epochs=1, random_state=0).fit(X, Y)
     n_valid = math.ceil(0.1 * 2000)
     n_test = math.ceil(0.2 * 2000)
-    # The Gaussian models (dense and sparse cross-correlations) and a Student-t copula
-    # per degrees of freedom, all on the training rows; the validation rows only choose.
-    assert seen == [2000 - n_valid - n_test] * (2 + len(_TAIL_DFS))
+    # The Gaussian models (dense, sparse and low-rank cross-correlations) and a Student-t
+    # copula per degrees of freedom, all on the training rows; the validation rows only
+    # choose.
+    assert seen == [2000 - n_valid - n_test] * (len(CROSS_STRUCTURES) + len(_TAIL_DFS))
     assert isinstance(estimator.critic_, GaussianBaselineCritic)
-    assert estimator.baseline_structure_ in ("dense", "sparse")
+    assert estimator.baseline_structure_ in CROSS_STRUCTURES
     # None trains the network alone.
     seen.clear()
     alone = MutualInformationEstimator(baseline=None, max_epochs=1, random_state=0).fit(X, Y)
@@ -279,6 +280,43 @@ def test_a_sparse_cross_structure_finds_few_pairs_among_many_columns():
             bounds[structure] = float(ml_cpc(critic.baseline_scores(x[700:], y[700:])))
     assert bounds["dense"] < 0.2
     assert bounds["sparse"] > 0.6
+
+
+def test_a_low_rank_cross_structure_finds_a_few_directions_spread_over_every_column():
+    """Y = A X + noise with A of rank 2 over 100 columns a side (MI 4), 700 training rows:
+    every column carries a little of two directions, so neither the dense model (its
+    noise in every direction) nor thresholding single pairs finds them; keeping the
+    canonical pairs above Wachter's noise edge does (1.5 to 1.8 nats when written)."""
+    from sk_mlcpc.datasets import make_linear_gaussian
+
+    X, Y, _ = make_linear_gaussian(1000, 100, rank=2, mi=4.0, random_state=0)
+    x, y = torch.as_tensor(X), torch.as_tensor(Y)
+    bounds = {}
+    for structure in ("dense", "sparse", "low_rank"):
+        critic = _wrapped("separable", 100, 100, cross_structure=structure).double()
+        critic.fit_baseline(x[:700], y[:700])
+        with torch.no_grad():
+            scores = critic.baseline_scores(x[800:], y[800:])
+            bounds[structure] = float(ml_cpc(scores, alpha=1 / 200))
+    assert bounds["dense"] < 0 and bounds["sparse"] < 0
+    assert bounds["low_rank"] > 1.2
+
+
+def test_the_low_rank_cross_block_drops_noise_and_keeps_the_correlation_valid():
+    """Independent columns: no canonical pair stands above the noise edge, so the cross
+    block is exactly 0 (the independence model); a near-perfect pair keeps a finite,
+    positive definite model (its correlation held below 0.999)."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(400, 20)), rng.normal(size=(400, 20))
+    critic = _wrapped("separable", 20, 20, cross_structure="low_rank").double()
+    critic.fit_baseline(x, y)
+    assert float(critic.cross.abs().max()) == 0.0
+    x = rng.normal(size=(60, 3))
+    critic = _wrapped("separable", 3, 3, cross_structure="low_rank").double()
+    critic.fit_baseline(x, x + 1e-4 * rng.normal(size=(60, 3)))
+    with torch.no_grad():
+        scores = critic.baseline_scores(torch.as_tensor(x), torch.as_tensor(x))
+    assert torch.isfinite(scores).all()
 
 
 def test_the_sparse_cross_block_keeps_the_correlation_positive_definite():
