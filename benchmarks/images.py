@@ -12,10 +12,16 @@ labels (``random_state=seed``) and on all of them, and scored on the test split.
   corruption, per-column standardisation, an MLP), as ``benchmarks/representation.py``;
 - ``image views, <objective>``: ContrastiveEncoder(image_shape=(8, 8)) at its defaults:
   random shifts, rotations and zooms on the pixel grid, one mean and scale for all
-  pixels, a small convolutional encoder.
+  pixels, a small convolutional encoder whose pooled feature map (64 channels x 2 x 2
+  cells: 256 numbers per image, ``n_components="auto"``) is the embedding;
+- ``untrained conv encoder``: the same convolutional encoder with its random initial
+  weights (seeded by the split's seed), the same pixel scaling, batch normalisation
+  statistics of the training rows, no training: the control that says what the
+  contrastive training adds beyond the architecture and the width.
 
-Every encoder returns 32 numbers per image (``n_components=32``, as in the representation
-benchmark). Fit time is the representation's ``fit`` alone, on one CPU thread.
+The tabular encoders return 32 numbers per image (``n_components=32``, as in the
+representation benchmark). Fit time is the representation's ``fit`` alone, on one CPU
+thread.
 
 Run::
 
@@ -41,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import FunctionTransformer
@@ -49,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from representation import probe_accuracy  # the same probe
 
 from sk_mlcpc import ContrastiveEncoder, SaturationWarning
+from sk_mlcpc.encoders import ConvEncoder
 
 RESULTS = Path(__file__).parent / "results"
 WIDTH = 32
@@ -58,16 +66,50 @@ ROWS = (
     "tabular views, ml_cpc",
     "image views, cpc",
     "image views, ml_cpc",
+    "untrained conv encoder",
 )
+
+
+class UntrainedConvEncoder(TransformerMixin, BaseEstimator):
+    """The image mode's default ConvEncoder with random weights: the control row."""
+
+    def __init__(self, random_state: int = 0) -> None:
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=np.float64)
+        self.mean_, self.scale_ = X.mean(), X.std()  # one scaling for all pixels
+        with torch.random.fork_rng():
+            torch.manual_seed(self.random_state)
+            self.encoder_ = ConvEncoder((8, 8))
+        for module in self.encoder_.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.momentum = None  # running statistics: the mean over the batches seen
+        with torch.no_grad():
+            self.encoder_.train()(self._scaled(X))
+        self.encoder_.eval()
+        return self
+
+    def _scaled(self, X) -> torch.Tensor:
+        X = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+        return torch.as_tensor(X, dtype=torch.float32)
+
+    def transform(self, X) -> np.ndarray:
+        with torch.no_grad():
+            return self.encoder_(self._scaled(X)).numpy()
 
 
 def representation(row: str, seed: int, image_params: dict):
     if row == "raw pixels":
         return FunctionTransformer()
+    if row == "untrained conv encoder":
+        return UntrainedConvEncoder(random_state=seed)
     kind, objective = row.split(", ")
-    params = {"n_components": WIDTH, "objective": objective, "random_state": seed}
+    params = {"objective": objective, "random_state": seed}
     if kind == "image views":
-        params.update(image_shape=(8, 8), **image_params)
+        params.update(image_shape=(8, 8), **image_params)  # n_components at its default
+    else:
+        params.update(n_components=WIDTH)
     return ContrastiveEncoder(**params)
 
 
@@ -112,8 +154,8 @@ def _mean_std(values: list[float], digits: int = 3) -> str:
 
 def format_table(records: list[dict]) -> str:
     header = (
-        f"| {'representation':24s} | {'acc, 10% labels':17s} | {'min..max, 10%':13s} | "
-        f"{'acc, 100% labels':17s} | {'fit s':13s} | {'held-out MI':13s} |"
+        f"| {'representation':24s} | {'width':5s} | {'acc, 10% labels':17s} | "
+        f"{'min..max, 10%':13s} | {'acc, 100% labels':17s} | {'fit s':13s} | {'held-out MI':13s} |"
     )
     lines = [header, "|" + "|".join("-" * len(part) for part in header.split("|")[1:-1]) + "|"]
     for row in dict.fromkeys(r["representation"] for r in records):
@@ -121,7 +163,7 @@ def format_table(records: list[dict]) -> str:
         acc_10 = [r["acc_10"] for r in chosen]
         mi = [r["held_out_mi"] for r in chosen if "held_out_mi" in r]
         lines.append(
-            f"| {row:24s} | {_mean_std(acc_10):17s} | "
+            f"| {row:24s} | {chosen[0]['width']:5d} | {_mean_std(acc_10):17s} | "
             f"{f'{min(acc_10):.3f}..{max(acc_10):.3f}':13s} | "
             f"{_mean_std([r['acc_100'] for r in chosen]):17s} | "
             f"{_mean_std([r['fit_seconds'] for r in chosen], 1):13s} | "
@@ -137,6 +179,7 @@ def format_rst(records: list[dict], caption: str) -> str:
         "   :header-rows: 1",
         "",
         "   * - representation",
+        "     - width",
         "     - accuracy, 10% labels",
         "     - accuracy, 100% labels",
         "     - fit time (s)",
@@ -145,6 +188,7 @@ def format_rst(records: list[dict], caption: str) -> str:
         chosen = [r for r in records if r["representation"] == row]
         out += [
             f"   * - {row}",
+            f"     - {chosen[0]['width']}",
             f"     - {_mean_std([r['acc_10'] for r in chosen])}",
             f"     - {_mean_std([r['acc_100'] for r in chosen])}",
             f"     - {_mean_std([r['fit_seconds'] for r in chosen], 1)}",

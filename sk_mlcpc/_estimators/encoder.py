@@ -52,6 +52,8 @@ __all__ = ["ContrastiveEncoder"]
 # with the model, so their number is bounded.
 _MAX_REFERENCE_ROWS = 8192
 _TRANSFORM_CHUNK = 8192
+# n_components="auto" for tabular rows and a user's encoder class.
+_DEFAULT_WIDTH = 32
 
 
 @shared_parameter_docs
@@ -69,8 +71,16 @@ class ContrastiveEncoder(
 
     Parameters
     ----------
-    n_components : int, default=32
-        Width of the embedding returned by :meth:`transform`.
+    n_components : int or "auto", default="auto"
+        Width of the embedding returned by :meth:`transform` (``n_components_``).
+        ``"auto"`` is 32 for tabular rows and for a user's ``encoder`` class; with
+        ``image_shape`` and ``encoder=None`` it is the width of the convolutional
+        encoder's pooled feature map (128 channels x 2 x 2 cells, 512 numbers), which
+        :meth:`transform` then returns without any linear layer after the
+        convolutions: the layers after them (the projection head) serve the
+        contrastive loss only, as in SimCLR [3]_. An integer with ``image_shape`` adds a
+        linear layer from the feature map (pooled to at most 4 x 4 cells) to
+        ``n_components`` numbers.
     objective : str, default="ml_cpc"
         Bound from :data:`sk_mlcpc.bounds.BOUNDS`.
     alpha : float or "auto", default="auto"
@@ -95,7 +105,8 @@ class ContrastiveEncoder(
         ``h * w * c`` must be the number of columns. It turns on the image mode:
         ``augmentation="auto"`` moves pixels (``translation``, ``rotation``, ``zoom``),
         ``encoder=None`` builds a small convolutional network
-        (:class:`sk_mlcpc.encoders.ConvEncoder`), and ``preprocessing="standard"``
+        (:class:`sk_mlcpc.encoders.ConvEncoder`) whose pooled features
+        :meth:`transform` returns (see ``n_components``), and ``preprocessing="standard"``
         standardises with one mean and one standard deviation per channel over all
         pixels, so that neighbouring pixels keep their relation (a per-column scaling
         would give each pixel its own). ``None``: rows are tabular. The image
@@ -128,8 +139,10 @@ default="auto"
     encoder : torch.nn.Module instance or class, or None, default=None
         ``None`` builds an MLP ``n_features -> hidden_layer_sizes -> n_components``, or
         with ``image_shape`` a :class:`~sk_mlcpc.encoders.ConvEncoder` (two blocks of
-        convolutions, 32 and 64 channels; ``hidden_layer_sizes`` is then unused). A
-        class is called as ``encoder(n_features_in, n_components)``; an instance is
+        convolutions, 64 and 128 channels, ending at the pooled feature map with
+        ``n_components="auto"``; ``hidden_layer_sizes`` is then unused). A
+        class is called as ``encoder(n_features_in, n_components)`` (32 for
+        ``"auto"``); an instance is
         copied (the original is left untouched) and ``n_components_`` is read from its
         output width. Either maps a float32 batch ``(n, n_features)`` to ``(n, width)``;
         reshape inside the module for images given as flattened rows.
@@ -261,6 +274,8 @@ default="auto"
     .. [1] J. Song, S. Ermon. "Multi-label Contrastive Predictive Coding." NeurIPS 2020.
     .. [2] D. Bahri et al. "SCARF: Self-Supervised Contrastive Learning using Random
        Feature Corruption." ICLR 2022.
+    .. [3] T. Chen et al. "A Simple Framework for Contrastive Learning of Visual
+       Representations." ICML 2020.
 
     Examples
     --------
@@ -278,8 +293,8 @@ default="auto"
     >>> from sklearn.datasets import load_digits
     >>> X_digits, _ = load_digits(return_X_y=True)
     >>> images = ContrastiveEncoder(image_shape=(8, 8), max_epochs=2, random_state=0)
-    >>> images.fit_transform(X_digits[:200]).shape
-    (200, 32)
+    >>> images.fit_transform(X_digits[:200]).shape  # the pooled features: 128 x 2 x 2
+    (200, 512)
     >>> type(images.encoder_).__name__
     'ConvEncoder'
     """
@@ -289,6 +304,7 @@ default="auto"
         "alpha_schedule": [StrOptions({"geometric", "cosine"}), None],
         "alpha_final": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "temperature": [Interval(Real, 0, None, closed="neither")],
+        "n_components": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "image_shape": [tuple, list, None],
         "augmentation": [StrOptions({"auto", "image", *VIEWS}), callable],
         "corruption_rate": [Interval(Real, 0, 1, closed="both")],
@@ -304,7 +320,7 @@ default="auto"
     def __init__(
         self,
         *,
-        n_components: int = 32,
+        n_components: int | str = "auto",
         objective: str = "ml_cpc",
         alpha: float | str = "auto",
         alpha_schedule: str | None = None,
@@ -362,16 +378,17 @@ default="auto"
         return check_image_shape(self.image_shape, getattr(self, "n_features_in_", None))
 
     def _build_encoder(self, n_features: int) -> tuple[nn.Module, int]:
+        # "auto": 32, except the image encoder's pooled features (no linear layer after them).
+        width = _DEFAULT_WIDTH if self.n_components == "auto" else self.n_components
         if self.encoder is None and self.image_shape is not None:
-            module = ConvEncoder(self._image_shape, self.n_components, activation=self.activation)
+            conv_width = None if self.n_components == "auto" else width
+            module = ConvEncoder(self._image_shape, conv_width, activation=self.activation)
         elif self.encoder is None:
-            module = make_mlp(
-                n_features, self.n_components, self._check_hidden_layer_sizes(), self.activation
-            )
+            module = make_mlp(n_features, width, self._check_hidden_layer_sizes(), self.activation)
         elif isinstance(self.encoder, nn.Module):
             module = copy.deepcopy(self.encoder)
         elif isinstance(self.encoder, type) and issubclass(self.encoder, nn.Module):
-            module = self.encoder(n_features, self.n_components)
+            module = self.encoder(n_features, width)
         else:
             raise TypeError(
                 "encoder must be None, a torch.nn.Module instance or a torch.nn.Module "

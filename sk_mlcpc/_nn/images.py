@@ -359,19 +359,31 @@ class ConvEncoder(nn.Module):
     Blocks of ``3 x 3`` convolution (padding 1), batch normalisation and ``activation``,
     one block per entry of ``channels``; after a block, a ``2 x 2`` max-pooling halves the
     grid while its shorter side is at least 8 (an ``8 x 8`` image is pooled once, a
-    ``32 x 32`` one three times). An adaptive average pooling brings the grid to at most
-    ``4 x 4`` and a linear layer maps it to ``n_components``.
+    ``32 x 32`` one three times). Then:
+
+    - ``n_components=None``: the last block's feature map, average-pooled to at most
+      ``2 x 2`` cells and flattened, is the output: ``channels[-1]`` numbers per cell
+      (512 for an image of at least ``8 x 8`` pixels with the default channels), with no
+      linear layer after the convolutions;
+    - ``n_components`` an integer: an average pooling to at most ``4 x 4`` cells and a
+      linear layer map the feature map to ``n_components`` numbers.
 
     Parameters
     ----------
     image_shape : tuple of int
         ``(h, w)`` or ``(h, w, c)``; rows are flattened channels-last.
-    n_components : int
-        Output width.
-    channels : sequence of int, default=(32, 64)
+    n_components : int or None, default=None
+        Output width, through a final linear layer; ``None`` returns the pooled feature
+        map itself (width :attr:`out_features`).
+    channels : sequence of int, default=(64, 128)
         Channels of each convolution block.
     activation : str, default="relu"
         One of :data:`sk_mlcpc.encoders.ACTIVATIONS`.
+
+    Attributes
+    ----------
+    out_features : int
+        Width of the output.
 
     Examples
     --------
@@ -380,13 +392,16 @@ class ConvEncoder(nn.Module):
     >>> encoder = ConvEncoder((8, 8), n_components=16)
     >>> encoder(torch.zeros(4, 64)).shape
     torch.Size([4, 16])
+    >>> pooled = ConvEncoder((8, 8))  # 128 channels x 2 x 2 cells
+    >>> pooled(torch.zeros(4, 64)).shape, pooled.out_features
+    (torch.Size([4, 512]), 512)
     """
 
     def __init__(
         self,
         image_shape,
-        n_components: int,
-        channels: Sequence[int] = (32, 64),
+        n_components: int | None = None,
+        channels: Sequence[int] = (64, 128),
         activation: str = "relu",
     ) -> None:
         super().__init__()
@@ -394,8 +409,14 @@ class ConvEncoder(nn.Module):
         if activation not in ACTIVATIONS:
             choices = ", ".join(repr(name) for name in ACTIVATIONS)
             raise ValueError(f"Unknown activation {activation!r}. Choose one of: {choices}.")
-        if not isinstance(n_components, Integral) or n_components < 1:
-            raise ValueError(f"n_components must be a positive integer, got {n_components!r}.")
+        if n_components is not None and (
+            not isinstance(n_components, Integral)
+            or isinstance(n_components, bool)
+            or n_components < 1
+        ):
+            raise ValueError(
+                f"n_components must be a positive integer or None, got {n_components!r}."
+            )
         channels = tuple(channels)
         if not channels or any(not isinstance(width, Integral) or width < 1 for width in channels):
             raise ValueError(f"channels must hold positive integers, got {channels!r}.")
@@ -412,10 +433,17 @@ class ConvEncoder(nn.Module):
                 layers.append(nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
             width_in = int(width)
-        grid = (min(h, 4), min(w, 4))
+        cells = 2 if n_components is None else 4
+        grid = (min(h, cells), min(w, cells))
         layers += [nn.AdaptiveAvgPool2d(grid), nn.Flatten()]
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width_in * grid[0] * grid[1], int(n_components))
+        pooled = width_in * grid[0] * grid[1]
+        if n_components is None:
+            self.head: nn.Module = nn.Identity()
+            self.out_features = pooled
+        else:
+            self.head = nn.Linear(pooled, int(n_components))
+            self.out_features = int(n_components)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(flat_to_images(x, self.image_shape)))

@@ -119,6 +119,89 @@ def test_a_user_encoder_replaces_the_conv_encoder(digits):
     assert isinstance(encoder.net_.view, RandomAffine)
 
 
+# ------------------------------------------------------------------ the embedding's width
+
+
+def _linear_layers(module):
+    return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_auto_width_returns_the_pooled_conv_features(digits):
+    # n_components="auto" with image_shape: transform returns the conv encoder's pooled
+    # feature map (128 channels x 2 x 2 cells), with no linear layer after the convolutions;
+    # the projection head maps those 512 numbers and is used for the loss only.
+    encoder = _fast(n_components="auto", max_epochs=1).fit(digits)
+    assert encoder.n_components_ == 512 == encoder.encoder_.out_features
+    assert _linear_layers(encoder.encoder_) == []
+    head = encoder.net_.module_.head
+    assert _linear_layers(head)[0].in_features == 512
+    assert _linear_layers(head)[-1].out_features == encoder.projection_dim
+    Z = encoder.transform(digits)
+    assert Z.shape == (len(digits), 512) and Z.dtype == np.float32
+    assert encoder.get_feature_names_out().shape == (512,)
+    # What transform returns is the encoder's output on the scaled rows.
+    with torch.no_grad():
+        expected = encoder.encoder_.eval()(encoder._preprocess(digits)).numpy()
+    np.testing.assert_allclose(Z, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_auto_width_is_the_default_and_follows_the_channels():
+    assert ContrastiveEncoder().n_components == "auto"
+    X = np.random.default_rng(0).random((40, 6 * 5 * 3))
+    encoder = _fast(image_shape=(6, 5, 3), n_components="auto", max_epochs=1).fit(X)
+    # 6 x 5 is not pooled (shorter side under 8), then averaged to 2 x 2 cells.
+    assert encoder.transform(X).shape == (40, 128 * 4)
+    tiny = np.random.default_rng(0).random((40, 1 * 3))
+    one_row = _fast(image_shape=(1, 3), n_components="auto", max_epochs=1).fit(tiny)
+    assert one_row.n_components_ == 128 * 1 * 2  # a 1 x 3 grid averages to 1 x 2 cells
+
+
+def test_an_integer_width_adds_a_linear_layer(digits):
+    encoder = _fast(n_components=12, max_epochs=1).fit(digits)
+    assert encoder.n_components_ == 12
+    (linear,) = _linear_layers(encoder.encoder_)
+    assert linear.out_features == 12
+    assert encoder.transform(digits).shape == (len(digits), 12)
+
+
+def test_auto_width_of_tabular_rows_and_user_encoders_is_32(digits):
+    tabular = ContrastiveEncoder(max_epochs=1, random_state=0).fit(digits)
+    assert tabular.n_components_ == 32
+    assert _linear_layers(tabular.encoder_)[-1].out_features == 32
+
+    class Mine(torch.nn.Module):
+        def __init__(self, n_features, n_components):
+            super().__init__()
+            self.layer = torch.nn.Linear(n_features, n_components)
+
+        def forward(self, x):
+            return self.layer(x)
+
+    mine = _fast(n_components="auto", encoder=Mine, max_epochs=1).fit(digits)
+    assert mine.n_components_ == 32
+
+
+@pytest.mark.parametrize("value", ["wide", 0, -3, 2.5])
+def test_a_wrong_width_is_refused_by_name(digits, value):
+    with pytest.raises((TypeError, ValueError), match="n_components"):
+        _fast(n_components=value).fit(digits)
+
+
+def test_auto_width_round_trips_through_save_and_load(digits, tmp_path):
+    fitted = _fast(n_components="auto").fit(digits)
+    fitted.save(tmp_path / "pooled.skmlcpc")
+    loaded = ContrastiveEncoder.load(tmp_path / "pooled.skmlcpc", device="cpu")
+    assert loaded.n_components == "auto" and loaded.n_components_ == 512
+    np.testing.assert_array_equal(loaded.transform(digits), fitted.transform(digits))
+    assert pickle.loads(pickle.dumps(fitted)).transform(digits[:5]).shape == (5, 512)
+
+
+def test_auto_width_fits_are_reproducible(digits):
+    first = _fast(n_components="auto", random_state=5).fit_transform(digits)
+    second = _fast(n_components="auto", random_state=5).fit_transform(digits)
+    np.testing.assert_array_equal(first, second)
+
+
 def test_rgb_rows_round_trip_through_fit_and_transform():
     X = np.random.default_rng(1).random((40, 6 * 5 * 3))
     Z = _fast(image_shape=[6, 5, 3], max_epochs=1).fit_transform(X)

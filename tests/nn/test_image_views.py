@@ -245,6 +245,37 @@ def test_conv_encoder_maps_rows_to_the_requested_width(shape):
     assert out.shape == (3, 7) and out.dtype == torch.float32
 
 
+@pytest.mark.parametrize(
+    ("shape", "channels", "width"),
+    [
+        ((8, 8), (64, 128), 128 * 2 * 2),
+        ((28, 28), (32, 64), 64 * 2 * 2),
+        ((32, 32, 3), (8, 16, 24), 24 * 2 * 2),
+        ((3, 5), (32, 64), 64 * 2 * 2),
+        ((1, 7), (4,), 4 * 1 * 2),
+        ((1, 1, 2), (5,), 5),
+    ],
+)
+def test_conv_encoder_without_width_returns_the_pooled_feature_map(shape, channels, width):
+    encoder = ConvEncoder(shape, channels=channels).eval()
+    if channels == (64, 128):  # the default
+        assert ConvEncoder(shape).out_features == width
+    assert encoder.out_features == width
+    assert not any(isinstance(m, torch.nn.Linear) for m in encoder.modules())
+    x = torch.randn(3, math.prod(shape))
+    out = encoder(x)
+    assert out.shape == (3, width) and out.dtype == torch.float32
+    # The output is the last block's feature map, average-pooled: what the body returns.
+    torch.testing.assert_close(out, encoder.body(flat_to_images(x, encoder.image_shape)))
+
+
+def test_conv_encoder_pooled_features_are_non_negative_after_relu():
+    # Pooled ReLU feature maps: averages of non-negative numbers, not a linear projection.
+    encoder = ConvEncoder((8, 8)).eval()
+    assert bool((encoder(torch.randn(16, 64)) >= 0).all())
+    assert ConvEncoder((8, 8), 16).out_features == 16
+
+
 def test_conv_encoder_pools_larger_images_more():
     def pools(shape):
         encoder = ConvEncoder(shape, 4, channels=(8, 8, 8))
@@ -271,6 +302,8 @@ def test_conv_encoder_sees_the_grid_not_the_column_order():
     ("kwargs", "message"),
     [
         ({"n_components": 0}, "n_components"),
+        ({"n_components": True}, "n_components"),
+        ({"n_components": 2.0}, "n_components"),
         ({"channels": ()}, "channels"),
         ({"channels": (8, 0)}, "channels"),
         ({"activation": "nope"}, "Unknown activation"),
