@@ -231,7 +231,7 @@ class ConcatCritic(nn.Module):
 
 
 class GaussianBaselineCritic(nn.Module):
-    """A critic plus the log density ratio of a Gaussian fitted in closed form.
+    """A critic plus the log density ratio of a Gaussian (or Student-t) model fitted in closed form.
 
     ``f(x, y) = network(x, y) + s * q(x, y) + c``, where ``q`` is the log density ratio
     ``log p(y | x) - log p(y)`` of the jointly Gaussian model whose covariance is that of
@@ -319,6 +319,10 @@ class GaussianBaselineCritic(nn.Module):
     >>> with torch.no_grad():
     ...     print(round(float(cpc(critic(x[2000:], y[2000:]))), 2))
     1.64
+    >>> heavy = GaussianBaselineCritic(SeparableCritic(2, 2, 8, (16,)), 2, 2, tail_df=4.0)
+    >>> heavy.fit_baseline(x[:2000], y[:2000])  # a Student-t copula with 4 degrees of freedom
+    >>> heavy.separable, heavy.baseline_scores(x[:5], y[:3]).shape
+    (False, torch.Size([5, 3]))
     """
 
     def __init__(
