@@ -17,7 +17,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from sk_mlcpc._engine.evaluation import AUTO_EVAL_MAX_SEPARABLE, HeldOutEstimate
+from sk_mlcpc._engine.evaluation import (
+    AUTO_EVAL_MAX_SEPARABLE,
+    JACKKNIFE_GROUPS,
+    HeldOutEstimate,
+)
 from sk_mlcpc._engine.fitting import (
     PlateauLearningRate,
     auto_blockwise,
@@ -148,13 +152,14 @@ class MutualInformationEstimator(
         which no Gaussian copula has; it is fitted only with at least 10 training rows
         a column, at most 256 columns of X and Y together, and batches that need no
         separable factors (a warning says when it is skipped). ``"auto"``: all of
-        these. The model with the highest bound on the validation rows is kept, and
-        only if that bound is above 0 (``baseline_``, ``baseline_structure_``,
-        ``baseline_df_``). With the default quantile preprocessing the models are
-        copulas, close to the optimal critic whenever the dependence is near-Gaussian,
-        or near-elliptical, after per-column monotone maps, which a network trained on
-        a few thousand rows in many dimensions finds only roughly. Any critic gives a
-        valid bound, so this changes how tight ``mi_`` is, never whether it is a bound.
+        these. The model with the highest bound on the validation rows is kept if the
+        lower end of that bound's 95% jackknife interval is above 0, else the next
+        one, and so on (``baseline_``, ``baseline_structure_``, ``baseline_df_``).
+        With the default quantile preprocessing the models are copulas, close to the
+        optimal critic whenever the dependence is near-Gaussian, or near-elliptical,
+        after per-column monotone maps, which a network trained on a few thousand rows
+        in many dimensions finds only roughly. Any critic gives a valid bound, so this
+        changes how tight ``mi_`` is, never whether it is a bound.
         ``None`` trains the network alone. For class targets, ``"auto"`` and
         ``"gaussian"`` are the Gaussian model of each class with one covariance for all
         (linear discriminant analysis, covariance shrunk by Ledoit-Wolf), or
@@ -296,7 +301,8 @@ class MutualInformationEstimator(
         The trained critic's bound on the validation rows (NaN without them).
     baseline_ : {"gaussian", "student_t"} or None
         The kind of baseline the critic uses, the one chosen on the validation rows;
-        None where no closed-form model was above 0 there (``baseline_valid_mi_``), or X
+        None where no closed-form model was clearly above 0 there (the lower end of its
+        95% jackknife interval; ``baseline_valid_mi_`` is the best one's bound), or X
         and Y have more than 4,096 columns together (its dense model would take
         gigabytes; a warning says so).
     baseline_df_ : float or None
@@ -669,21 +675,27 @@ class MutualInformationEstimator(
             key: (self._baseline_bound(model, x_valid, y_valid), model)
             for key, model in models.items()
         }
-        key = max(candidates, key=lambda name: candidates[name][0])
-        value, wrapped = candidates[key]
-        self.baseline_valid_mi_ = value
-        # Above rounding: a sparse model whose every cross-correlation fell below the
-        # threshold is the independence model, whose bound is 0 up to float error.
-        if math.isfinite(value) and value > 1e-6:
-            self.baseline_, self.baseline_structure_, self.baseline_df_ = key
-            return wrapped
+        ranked = sorted(candidates, key=lambda name: candidates[name][0], reverse=True)
+        best_value, wrapped = candidates[ranked[0]]
+        self.baseline_valid_mi_ = best_value
+        # Above 0 beyond the noise of the validation rows (the lower end of a 95%
+        # jackknife interval), not only above rounding: with heavy tails and few rows, a
+        # model can read above 0 on the validation rows by luck and far below on others.
+        for key in ranked:
+            value, model = candidates[key]
+            if not (math.isfinite(value) and value > 1e-6):
+                break
+            if value - 2 * self._baseline_bound_error(model, x_valid, y_valid) > 0:
+                self.baseline_valid_mi_ = value
+                self.baseline_, self.baseline_structure_, self.baseline_df_ = key
+                return model
         self.baseline_ = None
         warnings.warn(
             f"baseline={self.baseline!r} was not used: the best closed-form model's bound on "
-            "the validation "
-            f"rows is {value:.3f} nats, no better than a constant critic's 0, so the critic "
-            "is the network alone (baseline_ is None). Its correlations carry no dependence "
-            "that holds on new rows; pass baseline=None to skip fitting it.",
+            f"the validation rows is {best_value:.3f} nats, not clearly above a constant "
+            "critic's 0 (no model's 95% jackknife interval there lies above 0), so the "
+            "critic is the network alone (baseline_ is None). Its correlations carry no "
+            "dependence that holds on new rows; pass baseline=None to skip fitting it.",
             UserWarning,
             stacklevel=7,  # the user's call of fit
         )
@@ -726,6 +738,29 @@ class MutualInformationEstimator(
             value = BOUNDS[self.objective](scores, **options)
         value = float(value[0] if isinstance(value, tuple) else value)
         return value if math.isfinite(value) else -math.inf
+
+    def _baseline_bound_error(self, wrapped, x_valid, y_valid) -> float:
+        """The delete-a-group jackknife standard error of :meth:`_baseline_bound`, over
+        the groups of the evaluation's jackknife (a row's group: its index modulo their
+        number)."""
+        n_valid = min(len(x_valid), self.validation_batch_size_)
+        n_groups = min(JACKKNIFE_GROUPS, n_valid // 2)
+        if n_groups < 2:
+            return math.inf
+        options = {"alpha": self._alpha_at(n_valid)} if self._takes_alpha else {}
+        rows = torch.arange(n_valid, device=x_valid.device)
+        with torch.no_grad():
+            scores = wrapped.to(x_valid.device).baseline_scores(
+                x_valid[:n_valid], y_valid[:n_valid]
+            )
+            replicates = []
+            for group in range(n_groups):
+                kept = rows[rows % n_groups != group]
+                value = BOUNDS[self.objective](scores[kept][:, kept], **options)
+                replicates.append(value[0] if isinstance(value, tuple) else value)
+        values = torch.stack(replicates).double().cpu().numpy()
+        spread = (n_groups - 1) / n_groups * float(((values - values.mean()) ** 2).sum())
+        return math.sqrt(spread) if math.isfinite(spread) else math.inf
 
     def _own_callbacks(self) -> list:
         callbacks = super()._own_callbacks()

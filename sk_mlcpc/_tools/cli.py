@@ -638,8 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=["auto", "gaussian", "student_t", "none"],
         help="closed-form part of the critic: a Gaussian or Student-t copula model, or "
-        "the better of them on the validation rows ('auto'); kept only if it beats a "
-        "constant critic there; or 'none'",
+        "the better of them on the validation rows ('auto'); kept only if it clearly "
+        "beats a constant critic there; or 'none'",
     )
     estimate.add_argument(
         "--target-type",
