@@ -30,7 +30,11 @@ RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)))``, fitted on the train split a
 Three seeds, 0 to 2 (each seed changes the estimators' ``random_state``; the splits are
 the archive's). ``n_segments="auto"`` (the positional features) was chosen on seeds 10
 to 18 (``--first-seed 10``, which writes no results file unless ``--output`` is given),
-not on the reported ones.
+not on the reported ones. Tuning runs set estimator parameters with ``--param
+name=value`` (e.g. ``--param augmentation='auto' --param spread_weight=1.0``) and the
+strengths of :class:`~sk_mlcpc._nn.sequence_views.SeriesAugmentation` with ``--view
+scale,jitter,mask_rate``; they write no results file either. The augmentations and the
+spread penalty were tried on seeds 10 to 15 and left off (docs/user_guide/sequences.rst).
 Seconds are per ``fit`` of the representation on one thread. Writes
 ``benchmarks/results/series.txt`` (``--output`` to change).
 """
@@ -38,6 +42,7 @@ Seconds are per ``fit`` of the representation on one thread. Writes
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import platform
 import sys
@@ -52,6 +57,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_mlcpc import ContrastivePredictiveCoding
+from sk_mlcpc._nn.sequence_views import SeriesAugmentation
 
 ROOT = Path(__file__).resolve().parents[1]
 # benchmarks/coverage.py would shadow the coverage package that numba (under aeon)
@@ -82,9 +88,21 @@ def _flat(X: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(X, (0, 2, 1))).reshape(len(X), -1)
 
 
+#: Parameters set with ``--param name=value`` (tuning runs); empty for the defaults.
+OVERRIDES: dict = {}
+
+
+def _parameter(text: str) -> tuple[str, object]:
+    name, _, value = text.partition("=")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
 def cpc_estimator(config: str, objective: str, seed: int, n_timepoints: int, n_channels: int):
     if config == "final":
-        return ContrastivePredictiveCoding(objective=objective, random_state=seed)
+        return ContrastivePredictiveCoding(objective=objective, random_state=seed, **OVERRIDES)
     window = max(1, n_timepoints // 16)
     return ContrastivePredictiveCoding(
         encoder="mlp",
@@ -148,7 +166,23 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--no-unequal", action="store_true", help="skip the unequal-length row")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=_parameter,
+        help="name=value: an estimator parameter for tuning runs (--config final only)",
+    )
+    parser.add_argument(
+        "--view",
+        type=lambda text: tuple(float(v) for v in text.split(",")),
+        default=None,
+        help="scale,jitter,mask_rate: augmentation=SeriesAugmentation(...) (tuning runs)",
+    )
     args = parser.parse_args(argv)
+    OVERRIDES.update(args.param)
+    if args.view is not None:
+        OVERRIDES["augmentation"] = SeriesAugmentation(*args.view)
     torch.set_num_threads(1)
     if "minirocket" in args.methods:
         # numba compiles MiniRocket on first use: not counted in the first fit's time.
@@ -181,7 +215,10 @@ def main(argv=None) -> int:
     lines = [
         "UCR/UEA series classification (benchmarks/series.py)",
         f"command: OMP_NUM_THREADS=1 python benchmarks/series.py --config {args.config} "
-        f"--seeds {args.seeds}" + (f" --first-seed {args.first_seed}" if args.first_seed else ""),
+        f"--seeds {args.seeds}"
+        + (f" --first-seed {args.first_seed}" if args.first_seed else "")
+        + "".join(f" --param {name}={value!r}" for name, value in args.param)
+        + (f" --view {','.join(map(str, args.view))}" if args.view else ""),
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, one thread per fit "
         f"(n_threads=None, MiniRocket n_jobs=1), torch {torch.__version__}",
         "probe: StandardScaler + RidgeClassifierCV(alphas=logspace(-3, 3, 10)), fitted on the "
@@ -214,7 +251,8 @@ def main(argv=None) -> int:
     report = "\n".join(lines)
     print(report)
     output = args.output
-    if output is None and args.config == "final" and not args.first_seed:
+    tuning = args.first_seed or args.param or args.view
+    if output is None and args.config == "final" and not tuning:
         output = ROOT / "benchmarks" / "results" / "series.txt"
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -26,14 +27,16 @@ from torch import nn
 
 from sk_mlcpc._engine.net import BoundLoss, ContrastiveNet, SeededBatches, _at_least_fp32
 from sk_mlcpc._math.bounds import get_objective
-from sk_mlcpc._nn.devices import to_device
+from sk_mlcpc._nn.devices import device_generator, to_device
 from sk_mlcpc._nn.encoders import ACTIVATIONS
+from sk_mlcpc._nn.sequence_views import zero_padding
 from sk_mlcpc._nn.temporal import (
     CausalConvEncoder,
     last_valid,
     masked_max,
     masked_mean,
     segment_means,
+    spread_penalty,
 )
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "PredictiveCodingNet",
     "SequenceBatches",
     "SequenceDataset",
+    "TrainingScores",
     "draw_anchor_times",
 ]
 
@@ -49,6 +53,19 @@ __all__ = [
 # ---------------------------------------------------------------------------------------
 # Model
 # ---------------------------------------------------------------------------------------
+
+#: Temperature of the cosine scores between two views of the same sequences.
+VIEW_TEMPERATURE = 0.2
+
+
+class TrainingScores(NamedTuple):
+    """What a training forward of :class:`PredictiveCodingModule` returns besides the
+    predictive scores: the ``(B, B)`` view scores and the spread penalty (None when
+    not computed)."""
+
+    scores: torch.Tensor
+    view_scores: torch.Tensor | None
+    penalty: torch.Tensor | None
 
 
 class PredictiveCodingModule(nn.Module):
@@ -96,9 +113,13 @@ class PredictiveCodingModule(nn.Module):
         hidden_layer_sizes: Sequence[int] = (64,),
         activation: str = "relu",
         encoder: str = "mlp",
+        view_head: bool = False,
+        spread: bool = False,
     ) -> None:
         super().__init__()
         self.kind = encoder
+        # Training forwards also return the spread penalty of the batch's latents.
+        self.spread = bool(spread)
         self.window, self.stride = int(window), int(stride)
         if encoder == "conv":
             width = hidden_layer_sizes[0] if len(hidden_layer_sizes) else None
@@ -118,6 +139,15 @@ class PredictiveCodingModule(nn.Module):
         self.predictors = nn.ModuleList(
             nn.Linear(context_dim, latent_dim, bias=False) for _ in range(prediction_steps)
         )
+        if view_head:
+            # Projection of a sequence's summary (mean latent and mean context) for the
+            # contrast between two views of the same sequence.
+            summary = latent_dim + context_dim
+            self.view_head = nn.Sequential(
+                nn.Linear(summary, summary),
+                ACTIVATIONS[activation](),
+                nn.Linear(summary, latent_dim),
+            )
 
     def _encoded(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, bool]:
         """Hidden layers' outputs, the latents ``(B, latent_dim, L)`` and whether the
@@ -144,7 +174,13 @@ class PredictiveCodingModule(nn.Module):
         c, _ = self.context(z)
         return z, c
 
-    def forward(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        order: torch.Tensor,
+        x_view: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor | TrainingScores:
         """Score matrices for every step ahead and anchor draw.
 
         Parameters
@@ -154,14 +190,53 @@ class PredictiveCodingModule(nn.Module):
             ``order[b, r]`` is the anchor time of sequence ``b`` in draw ``r``, a time in
             ``0 .. P_b - 1`` with ``P_b = L_b - prediction_steps`` (``L_b`` the windows
             of sequence ``b``; padding after them is never read).
+        x_view : torch.Tensor of shape (B, C, T) or None, default=None
+            A second view of the same sequences (training with ``augmentation``). With
+            it and a ``view_head``, the view scores are returned too.
+        lengths : torch.Tensor of shape (B,) or None, default=None
+            Real time steps of each sequence, for the view summaries and the spread
+            penalty; None: all ``T``.
 
         Returns
         -------
         scores : torch.Tensor of shape (K, P, B, B)
             ``scores[k - 1, r, i, j] = (W_k c_{i, t_ir}) . z_{j, t_jr + k}``, positives on
-            the diagonal of each ``B x B`` matrix.
+            the diagonal of each ``B x B`` matrix. In training mode with view scores or
+            ``spread``, a :class:`TrainingScores` holding it and the following.
+        view_scores : torch.Tensor of shape (B, B), only with ``x_view`` and ``view_head``
+            ``view_scores[i, j] = cos(h(x_i), h(x_view_j)) / VIEW_TEMPERATURE``, ``h`` the
+            ``view_head`` projection of the sequence's mean latent and mean context over
+            its windows: positives (two views of one sequence) on the diagonal.
         """
-        z, c = self.contexts(x)
+        # Without a view head (view_weight=0) the second view is not scored.
+        views = x_view is not None and hasattr(self, "view_head")
+        spread = self.training and getattr(self, "spread", False)
+        if not (views or spread):
+            return self._predictive_scores(*self.contexts(x), order)
+        n = len(x)
+        z, c = self.contexts(torch.cat([x, x_view]) if views else x)
+        scores = self._predictive_scores(z[:n], c[:n], order)
+        if lengths is None:
+            lengths = torch.full((n,), x.shape[2], dtype=torch.int64, device=x.device)
+        if views:
+            lengths = torch.cat([lengths, lengths])
+        windows = torch.div(lengths - self.window, self.stride, rounding_mode="floor") + 1
+        view_scores = penalty = None
+        if views:
+            summary = torch.cat(
+                [masked_mean(z.transpose(1, 2), windows), masked_mean(c.transpose(1, 2), windows)],
+                dim=1,
+            )
+            h = nn.functional.normalize(self.view_head(summary), dim=1)
+            view_scores = h[:n] @ h[n:].T / VIEW_TEMPERATURE
+        if spread:
+            penalty = spread_penalty(z, windows)
+        return TrainingScores(scores, view_scores, penalty)
+
+    def _predictive_scores(
+        self, z: torch.Tensor, c: torch.Tensor, order: torch.Tensor
+    ) -> torch.Tensor:
+        """The ``(K, P, B, B)`` stack of :meth:`forward` from latents and contexts."""
         index_c = order.unsqueeze(-1).expand(-1, -1, c.shape[-1])
         anchors = torch.gather(c, 1, index_c)  # (B, P, context_dim)
         scores = []
@@ -252,14 +327,22 @@ class SequenceDataset(torch.utils.data.Dataset):
     anchor_counts : torch.Tensor of shape (n,) or None, default=None
         Anchor times each sequence has, ``P_b = L_b - prediction_steps`` (on the host);
         None when every sequence has ``P``.
+    lengths : torch.Tensor of shape (n,) or None, default=None
+        Real time steps of each sequence, on ``x``'s device (the views of training
+        batches need them); None when every sequence has ``T``.
     """
 
     def __init__(
-        self, x: torch.Tensor, n_anchor_times: int, anchor_counts: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        n_anchor_times: int,
+        anchor_counts: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
     ) -> None:
         self.x = x
         self.n_anchor_times = int(n_anchor_times)
         self.anchor_counts = anchor_counts
+        self.lengths = lengths
 
     def __len__(self) -> int:
         return len(self.x)
@@ -297,7 +380,16 @@ class SequenceBatches(SeededBatches):
     ``seed``, so that held-out values are repeatable. A last partial batch is dropped: the
     bound depends on the batch size. Sequences of different lengths draw their anchor
     times among their own (:func:`draw_anchor_times`).
+
+    With a ``view`` (a sequence view of :mod:`sk_mlcpc._nn.sequence_views`), every batch
+    holds two random views of its sequences, ``{"x": view_a, "order", "x_view": view_b,
+    "lengths"}``, drawn on the data's device from a generator seeded by the pass's; the
+    padding of shorter sequences is set back to zero in both.
     """
+
+    def __init__(self, dataset, batch_size: int, *, view=None, **kwargs) -> None:
+        super().__init__(dataset, batch_size, **kwargs)
+        self.view = view
 
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], None]]:
         n, n_times = len(self.dataset), self.dataset.n_anchor_times
@@ -311,12 +403,46 @@ class SequenceBatches(SeededBatches):
         # times[i] belongs to the sequence rows[i].
         times = draw_anchor_times(n_times, None if counts is None else counts[rows], n, generator)
         rows, times = to_device(rows, device), to_device(times, device)
+        if self.view is not None:
+            view_generator = device_generator(generator, device)
+            all_lengths = self.dataset.lengths
+            if all_lengths is None:
+                all_lengths = torch.full((n,), self.dataset.x.shape[2], device=device)
         for start in self._batch_starts():
             index = rows[start : start + self.batch_size]
-            yield (
-                {"x": self.dataset.x[index], "order": times[start : start + self.batch_size]},
-                None,
-            )
+            order = times[start : start + self.batch_size]
+            x = self.dataset.x[index]
+            if self.view is None:
+                batch = {"x": x, "order": order}
+                if self.dataset.lengths is not None:
+                    batch["lengths"] = self.dataset.lengths[index]
+                yield batch, None
+                continue
+            lengths = all_lengths[index]
+            padded = None if self.dataset.lengths is None else lengths
+            view_a = _checked_view(self.view(x, lengths, view_generator), x, padded)
+            view_b = _checked_view(self.view(x, lengths, view_generator), x, padded)
+            yield {"x": view_a, "order": order, "x_view": view_b, "lengths": lengths}, None
+
+
+def _checked_view(view: torch.Tensor, x: torch.Tensor, lengths: torch.Tensor | None):
+    """A view's output with zero padding, or a ValueError when it does not fit ``x``."""
+    if (
+        not isinstance(view, torch.Tensor)
+        or view.shape != x.shape
+        or view.dtype != x.dtype
+        or view.device != x.device
+    ):
+        got = (
+            f"shape {tuple(view.shape)}, {view.dtype} on {view.device}"
+            if isinstance(view, torch.Tensor)
+            else type(view).__name__
+        )
+        raise ValueError(
+            "augmentation must return a tensor of the batch's shape, dtype and device, "
+            f"{tuple(x.shape)}, {x.dtype} on {x.device}; got {got}."
+        )
+    return zero_padding(view, lengths)
 
 
 class PredictiveBoundLoss(BoundLoss):
@@ -328,10 +454,26 @@ class PredictiveBoundLoss(BoundLoss):
         Bound name from :data:`sk_mlcpc.bounds.BOUNDS`.
     alpha : float, default=1.0
         Positive weight of ``"alpha_cpc"`` / ``"ml_cpc"``.
+    view_weight : float, default=0.0
+        Weight of the bound between two views of the same sequences, added to the
+        training objective when the module returns view scores (training with an
+        augmentation); evaluation batches have no views and score the predictive bound
+        alone.
+    spread_weight : float, default=0.0
+        Weight of the spread penalty (:func:`~sk_mlcpc._nn.temporal.spread_penalty`)
+        subtracted from the training objective when the module returns it.
     """
 
-    def __init__(self, objective: str, alpha: float = 1.0) -> None:
+    def __init__(
+        self,
+        objective: str,
+        alpha: float = 1.0,
+        view_weight: float = 0.0,
+        spread_weight: float = 0.0,
+    ) -> None:
         super().__init__(objective, alpha=alpha, layout="batch")
+        self.view_weight = float(view_weight)
+        self.spread_weight = float(spread_weight)
 
     def per_step(
         self, scores: torch.Tensor, *, update_state: bool = False, alpha: float | None = None
@@ -367,8 +509,17 @@ class PredictiveBoundLoss(BoundLoss):
         alpha = self.alpha if training or self.eval_alpha is None else self.eval_alpha
         return self.per_step(scores, update_state=update_state, alpha=alpha).mean()
 
-    def forward(self, scores: torch.Tensor, training: bool = True) -> torch.Tensor:
-        return -self.per_step(scores, update_state=training).mean()
+    def forward(self, scores: torch.Tensor | TrainingScores, training: bool = True) -> torch.Tensor:
+        if not isinstance(scores, TrainingScores):
+            return -self.per_step(scores, update_state=training).mean()
+        # A training forward with views or the spread penalty.
+        loss = -self.per_step(scores.scores, update_state=training).mean()
+        if scores.view_scores is not None and self.view_weight:
+            view_bound = self.per_step(scores.view_scores[None, None], update_state=False)
+            loss = loss - self.view_weight * view_bound.mean()
+        if scores.penalty is not None and self.spread_weight:
+            loss = loss + self.spread_weight * _at_least_fp32(scores.penalty)
+        return loss
 
 
 class PredictiveCodingNet(ContrastiveNet):
@@ -376,13 +527,21 @@ class PredictiveCodingNet(ContrastiveNet):
 
     The criterion is a :class:`PredictiveBoundLoss`; batches are whole sequences
     (:class:`SequenceBatches`), whose anchor times are drawn from the same per-epoch
-    generator as the order, so an epoch's draws depend on its index only.
+    generator as the order, so an epoch's draws depend on its index only. ``view`` (set
+    as an attribute, not a skorch parameter; None for none) makes two views of every
+    training batch (:class:`SequenceBatches`); evaluation batches are never augmented.
     """
+
+    view = None
 
     def get_iterator(self, dataset, training=False):
         if training:
             return SequenceBatches(
-                dataset, self.batch_size, shuffle=True, generator_factory=self.epoch_generator
+                dataset,
+                self.batch_size,
+                view=self.view,
+                shuffle=True,
+                generator_factory=self.epoch_generator,
             )
         batch_size = self.eval_batch_size or self.batch_size
         return SequenceBatches(dataset, batch_size, shuffle=False, seed=self.eval_seed)

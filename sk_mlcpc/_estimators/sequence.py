@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import ClassVar
@@ -67,6 +68,7 @@ from sk_mlcpc._estimators.base import (
 )
 from sk_mlcpc._estimators.docs import shared_parameter_docs
 from sk_mlcpc._math.bounds import bound_validity
+from sk_mlcpc._nn.sequence_views import SeriesAugmentation
 
 __all__ = ["ContrastivePredictiveCoding", "auto_geometry"]
 
@@ -275,6 +277,36 @@ class ContrastivePredictiveCoding(
         its own segment: about 9 with ``window="auto"``). 0 gives the position-free
         pooling of earlier versions (model files written before this parameter load with
         0). Ignored by ``"last"`` and ``"mean"``.
+    augmentation : {"auto"}, callable or None, default=None
+        Random views of the training sequences (never of the evaluation ones). ``None``:
+        the sequences themselves. ``"auto"``:
+        :class:`~sk_mlcpc._nn.sequence_views.SeriesAugmentation` (amplitude scaling per
+        channel, jitter relative to each series' scale, a masked tenth of the time steps).
+        A callable ``view(x, lengths, generator) -> x_view`` takes a standardised batch
+        ``(B, n_channels, T)``, the real time steps ``(B,)`` of each sequence and a
+        :class:`torch.Generator` on the batch's device, and returns a new tensor of the
+        same shape, dtype and device without modifying ``x``; it must keep the time axis
+        in place (the CPC targets are read at the anchor times). Whatever it writes into
+        the padding of shorter series is set back to zero. Each training batch gets two
+        views: the predictive bound is trained on the first, and ``view_weight`` weighs a
+        second term, the same bound between the two views of each sequence.
+    view_weight : float, default=1.0
+        Weight, with an ``augmentation``, of the instance-level term: the ``objective``'s
+        bound on the ``n x n`` matrix of cosine similarities (temperature 0.2) between
+        the projected summaries (mean latent and mean context) of the two views of the
+        batch's sequences, positives on the diagonal. 0 uses the views as augmented
+        inputs of the predictive bound only. Ignored without ``augmentation``. The
+        ``train_mi`` of ``history_`` is then minus the training loss, this term included;
+        ``valid_mi``, ``mi_`` and :meth:`score` are the predictive bound alone, on
+        sequences that are never augmented.
+    spread_weight : float, default=0.0
+        Weight of a penalty against collapsed latents, subtracted from the training
+        objective: VICReg's variance-covariance regulariser on the window latents ``z_t``
+        of each training batch (every real window of every sequence pooled),
+        ``mean_d relu(1 - std_d) + 0.04 * sum_{d != e} cov_de^2 / latent_dim``
+        (:func:`~sk_mlcpc._nn.temporal.spread_penalty`). 0 for none. It enters
+        ``train_mi`` (minus the training loss), never ``valid_mi``, ``mi_`` or
+        :meth:`score`.
     objective : str, default="ml_cpc"
         The bound to train and report, a name from :data:`sk_mlcpc.bounds.BOUNDS`.
     alpha : float or "auto", default="auto"
@@ -448,6 +480,9 @@ class ContrastivePredictiveCoding(
         "encoder": [StrOptions({"conv", "mlp"})],
         "pooling": [StrOptions({"last", "mean", "multiscale"})],
         "n_segments": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "augmentation": [StrOptions({"auto"}), callable, None],
+        "view_weight": [Interval(Real, 0, None, closed="left")],
+        "spread_weight": [Interval(Real, 0, None, closed="left")],
         "eval_batch_size": [Interval(Integral, 2, None, closed="left"), None],
         "preprocessing": [StrOptions({"standard"}), None],
     }
@@ -466,6 +501,9 @@ class ContrastivePredictiveCoding(
         activation: str = "relu",
         pooling: str = "multiscale",
         n_segments: int | str = "auto",
+        augmentation: str | Callable | None = None,
+        view_weight: float = 1.0,
+        spread_weight: float = 0.0,
         objective: str = "ml_cpc",
         alpha: float | str = "auto",
         batch_size: int = 64,
@@ -497,7 +535,13 @@ class ContrastivePredictiveCoding(
     _sample_noun = _row_noun = "sequences"
     # Model files written before these parameters existed load with the behaviour of
     # the version that wrote them (the MLP window encoder, no positional features).
-    _parameters_added: ClassVar[dict] = {"encoder": "mlp", "n_segments": 0}
+    _parameters_added: ClassVar[dict] = {
+        "encoder": "mlp",
+        "n_segments": 0,
+        "augmentation": None,
+        "view_weight": 1.0,
+        "spread_weight": 0.0,
+    }
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -698,12 +742,15 @@ class ContrastivePredictiveCoding(
             )
         else:
             self._set_fitted_sizes(series, split, *data["geometry"], n_valid, len(split.test))
-        x_all, _ = self._standardised(series, self._data_device if warm else self.device_)
+        x_all, lengths = self._standardised(series, self._data_device if warm else self.device_)
         counts = self._anchor_counts(series.lengths)
 
         def subset(rows):
             return SequenceDataset(
-                x_all[rows], self.n_anchor_times_, None if counts is None else counts[rows]
+                x_all[rows],
+                self.n_anchor_times_,
+                None if counts is None else counts[rows],
+                None if series.equal else lengths[torch.as_tensor(rows, device=lengths.device)],
             )
 
         data["test_set"] = subset(split.test)
@@ -775,18 +822,40 @@ class ContrastivePredictiveCoding(
             hidden_layer_sizes=self._check_hidden_layer_sizes(),
             activation=self.activation,
             encoder=self.encoder,
+            view_head=self._view_weight_used > 0,
+            spread=self.spread_weight > 0,
         )
-        return PredictiveCodingNet(
+        net = PredictiveCodingNet(
             module,
             criterion=PredictiveBoundLoss,
             criterion__objective=self.objective,
             criterion__alpha=self.alpha_,
+            criterion__view_weight=self._view_weight_used,
+            criterion__spread_weight=self.spread_weight,
             **self._net_arguments(
                 shuffle_seed=shuffle_seed,
                 eval_seed=eval_seed,
                 valid_set=valid_set,
                 eval_batch_size=self.eval_batch_size_,
             ),
+        )
+        net.view = self._sequence_view()
+        return net
+
+    @property
+    def _view_weight_used(self) -> float:
+        """``view_weight``, or 0 without an augmentation."""
+        return 0.0 if self.augmentation is None else float(self.view_weight)
+
+    def _sequence_view(self):
+        """The view of ``augmentation`` (None for none)."""
+        if self.augmentation is None or callable(self.augmentation):
+            return self.augmentation
+        if self.augmentation == "auto":
+            return SeriesAugmentation()
+        raise ValueError(
+            f"augmentation must be 'auto', None or a callable view(x, lengths, generator), "
+            f"got {self.augmentation!r}."
         )
 
     # Fitted attributes of its own that save() writes (see ContrastiveEstimator).

@@ -33,6 +33,7 @@ __all__ = [
     "masked_max",
     "masked_mean",
     "segment_means",
+    "spread_penalty",
     "time_mask",
 ]
 
@@ -251,3 +252,47 @@ def segment_means(x: torch.Tensor, lengths: torch.Tensor, n_segments: int) -> to
     inside = (times >= start.unsqueeze(-1)) & (times < end.unsqueeze(-1))  # (B, S, T)
     weights = inside.to(x.dtype) / (end - start).unsqueeze(-1).to(x.dtype)
     return torch.einsum("bdt,bst->bds", x, weights).reshape(len(x), -1)
+
+
+#: Weight of the covariance part of :func:`spread_penalty` relative to its variance part
+#: (VICReg's 1 to 25).
+COVARIANCE_SHARE = 0.04
+
+
+def spread_penalty(z: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Variance-covariance penalty on latents, VICReg's regulariser [1]_: a 0-d tensor.
+
+    With ``N`` latent vectors of width ``D`` (every real time step of every series, pooled)
+    and their covariance ``S``: ``mean_d relu(1 - sqrt(S_dd + 1e-4)) +
+    COVARIANCE_SHARE * sum_{d != e} S_de^2 / D``. It is 0 for whitened latents and grows
+    as they collapse onto fewer dimensions (constant or correlated coordinates).
+
+    Parameters
+    ----------
+    z : torch.Tensor of shape (B, L, D)
+        Latents over time, right-padded after each series' ``lengths[b]`` steps.
+    lengths : torch.Tensor of shape (B,) or None, default=None
+        Real steps of each series; None: all ``L``. Padding never enters.
+
+    References
+    ----------
+    .. [1] A. Bardes, J. Ponce, Y. LeCun. "VICReg: Variance-Invariance-Covariance
+       Regularization for Self-Supervised Learning." ICLR 2022.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mlcpc._nn.temporal import spread_penalty
+    >>> float(spread_penalty(torch.zeros(4, 5, 3)))  # collapsed: every std is 0
+    0.99
+    """
+    if lengths is None:
+        flat = z.reshape(-1, z.shape[-1])
+    else:
+        flat = z[time_mask(lengths.to(z.device), z.shape[1])]
+    flat = flat - flat.mean(dim=0)
+    covariance = flat.T @ flat / max(len(flat) - 1, 1)
+    variance = torch.diagonal(covariance)
+    spread = torch.relu(1.0 - torch.sqrt(variance + 1e-4)).mean()
+    off_diagonal = covariance.square().sum() - variance.square().sum()
+    return spread + COVARIANCE_SHARE * off_diagonal / z.shape[-1]
