@@ -7,9 +7,7 @@ by ``view_weight``, the same bound between two views of each sequence. Tiny data
 epochs: behaviour, not accuracy.
 """
 
-import json
 import pickle
-import zipfile
 
 import numpy as np
 import pytest
@@ -19,21 +17,9 @@ from sk_mlcpc import ContrastivePredictiveCoding
 from sk_mlcpc._nn.sequence_views import SeriesAugmentation, zero_padding
 from sk_mlcpc._nn.temporal import COVARIANCE_SHARE, spread_penalty
 from sk_mlcpc.datasets import make_frequency_sequences
-
-FAST = {
-    "n_components": 8,
-    "latent_dim": 8,
-    "hidden_layer_sizes": (16,),
-    "batch_size": 16,
-    "max_epochs": 2,
-    "random_state": 0,
-}
+from tests.estimators._sequence_helpers import fast_cpc, rewrite_manifest
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-def _fast(**params):
-    return ContrastivePredictiveCoding(**{**FAST, **params})
 
 
 def _three_d(n=60, n_timepoints=36, seed=0):
@@ -193,7 +179,7 @@ def test_spread_penalty_matches_the_formula_and_ignores_padding():
 @pytest.fixture(scope="module")
 def fitted_augmented():
     X3 = _three_d()
-    return X3, _fast(augmentation="auto", view_weight=0.5).fit(X3)
+    return X3, fast_cpc(augmentation="auto", view_weight=0.5).fit(X3)
 
 
 def test_fit_transform_save_load_round_trip(fitted_augmented, tmp_path):
@@ -212,19 +198,19 @@ def test_fit_transform_save_load_round_trip(fitted_augmented, tmp_path):
 
 def test_augmented_fit_is_reproducible_and_differs_from_plain(fitted_augmented):
     X3, est = fitted_augmented
-    again = _fast(augmentation="auto", view_weight=0.5).fit(X3)
+    again = fast_cpc(augmentation="auto", view_weight=0.5).fit(X3)
     np.testing.assert_array_equal(again.transform(X3), est.transform(X3))
-    plain = _fast().fit(X3)
+    plain = fast_cpc().fit(X3)
     assert not np.allclose(plain.transform(X3), est.transform(X3))
 
 
 @pytest.mark.parametrize("data", ["three_d", "unequal"])
 def test_spread_weight_fits_reproducibly_and_round_trips(data, tmp_path):
     X = _three_d() if data == "three_d" else _unequal()
-    est = _fast(spread_weight=1.0).fit(X)
-    again = _fast(spread_weight=1.0).fit(X)
+    est = fast_cpc(spread_weight=1.0).fit(X)
+    again = fast_cpc(spread_weight=1.0).fit(X)
     np.testing.assert_array_equal(again.transform(X), est.transform(X))
-    assert not np.allclose(_fast().fit(X).transform(X), est.transform(X))
+    assert not np.allclose(fast_cpc().fit(X).transform(X), est.transform(X))
     # valid_mi is the predictive bound alone; train_mi includes the penalty.
     assert np.isfinite(est.history_[:, "valid_mi"]).all()
     est.save(tmp_path / "cpc.skmlcpc")
@@ -235,8 +221,8 @@ def test_spread_weight_fits_reproducibly_and_round_trips(data, tmp_path):
 
 def test_identity_view_without_view_term_trains_as_without_augmentation():
     X3 = _three_d()
-    plain = _fast().fit(X3)
-    same = _fast(augmentation=lambda x, lengths, generator: x.clone(), view_weight=0.0).fit(X3)
+    plain = fast_cpc().fit(X3)
+    same = fast_cpc(augmentation=lambda x, lengths, generator: x.clone(), view_weight=0.0).fit(X3)
     np.testing.assert_allclose(same.transform(X3), plain.transform(X3), rtol=1e-4, atol=1e-5)
 
 
@@ -250,8 +236,8 @@ def test_padding_written_by_a_view_never_reaches_the_model():
         padding = torch.arange(x.shape[2], device=x.device) >= lengths[:, None]
         return (x * 1.5).masked_fill(padding[:, None, :], 1e6)
 
-    reference = _fast(augmentation=clean).fit(series)
-    junk = _fast(augmentation=junk_in_padding).fit(series)
+    reference = fast_cpc(augmentation=clean).fit(series)
+    junk = fast_cpc(augmentation=junk_in_padding).fit(series)
     np.testing.assert_array_equal(junk.transform(series), reference.transform(series))
 
 
@@ -266,7 +252,7 @@ def test_views_receive_the_real_lengths_and_inputs_are_not_modified():
             assert (x[row, :, length:] == 0).all()  # the batch arrives zero-padded
         return x.clone()
 
-    _fast(augmentation=view, max_epochs=1).fit(series)
+    fast_cpc(augmentation=view, max_epochs=1).fit(series)
     assert seen and set(torch.cat(seen).tolist()) <= {s.shape[1] for s in series}
     for before, after in zip(copies, series, strict=True):
         np.testing.assert_array_equal(before, after)
@@ -274,9 +260,9 @@ def test_views_receive_the_real_lengths_and_inputs_are_not_modified():
 
 def test_a_view_of_the_wrong_shape_raises():
     with pytest.raises(ValueError, match="augmentation must return"):
-        _fast(augmentation=lambda x, lengths, generator: x[:, :, :-1]).fit(_three_d())
+        fast_cpc(augmentation=lambda x, lengths, generator: x[:, :, :-1]).fit(_three_d())
     with pytest.raises(ValueError, match="augmentation must return"):
-        _fast(augmentation=lambda x, lengths, generator: x.double()).fit(_three_d())
+        fast_cpc(augmentation=lambda x, lengths, generator: x.double()).fit(_three_d())
 
 
 @pytest.mark.parametrize(
@@ -291,23 +277,12 @@ def test_a_view_of_the_wrong_shape_raises():
 )
 def test_bad_parameters_raise(params, match):
     with pytest.raises(ValueError, match=match):
-        _fast(**params).fit(_three_d())
-
-
-def _rewrite_manifest(source, target, edit):
-    with zipfile.ZipFile(source) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    manifest = json.loads(members["model.json"])
-    edit(manifest)
-    members["model.json"] = json.dumps(manifest).encode()
-    with zipfile.ZipFile(target, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+        fast_cpc(**params).fit(_three_d())
 
 
 def test_files_from_before_augmentation_load_without_it(tmp_path):
     X3 = _three_d()
-    est = _fast().fit(X3)
+    est = fast_cpc().fit(X3)
     est.save(tmp_path / "new.skmlcpc")
 
     def before_the_parameters(manifest):
@@ -315,7 +290,7 @@ def test_files_from_before_augmentation_load_without_it(tmp_path):
         del manifest["params"]["view_weight"]
         del manifest["params"]["spread_weight"]
 
-    _rewrite_manifest(tmp_path / "new.skmlcpc", tmp_path / "old.skmlcpc", before_the_parameters)
+    rewrite_manifest(tmp_path / "new.skmlcpc", tmp_path / "old.skmlcpc", before_the_parameters)
     old = ContrastivePredictiveCoding.load(tmp_path / "old.skmlcpc", device="cpu")
     assert (old.augmentation, old.spread_weight) == (None, 0.0)
     np.testing.assert_array_equal(old.transform(X3), est.transform(X3))
@@ -323,7 +298,7 @@ def test_files_from_before_augmentation_load_without_it(tmp_path):
 
 def test_a_callable_augmentation_pickles_but_is_not_written_to_a_model_file(tmp_path):
     X3 = _three_d()
-    est = _fast(augmentation=SeriesAugmentation(scale=0.2)).fit(X3)
+    est = fast_cpc(augmentation=SeriesAugmentation(scale=0.2)).fit(X3)
     with pytest.raises(TypeError, match="augmentation=SeriesAugmentation"):
         est.save(tmp_path / "cpc.skmlcpc")
     restored = pickle.loads(pickle.dumps(est))

@@ -18,19 +18,7 @@ from sk_mlcpc import ContrastivePredictiveCoding
 from sk_mlcpc._estimators.sequence import auto_geometry
 from sk_mlcpc._nn.temporal import CausalConvEncoder, causal_dilations
 from sk_mlcpc.datasets import make_frequency_sequences
-
-FAST = {
-    "n_components": 8,
-    "latent_dim": 8,
-    "hidden_layer_sizes": (16,),
-    "batch_size": 16,
-    "max_epochs": 2,
-    "random_state": 0,
-}
-
-
-def _fast(**params):
-    return ContrastivePredictiveCoding(**{**FAST, **params})
+from tests.estimators._sequence_helpers import fast_cpc
 
 
 def _three_d(n=80, n_timepoints=36, n_channels=2, seed=0):
@@ -52,7 +40,7 @@ def _unequal(n=80, n_channels=2, seed=0):
 @pytest.fixture(scope="module")
 def fitted_unequal():
     cases, _ = _unequal()
-    return _fast().fit(cases), cases
+    return fast_cpc().fit(cases), cases
 
 
 # ---------------------------------------------------------------------------------------
@@ -68,18 +56,18 @@ def test_auto_geometry_fits_the_prediction_horizon(n_timesteps):
 
 def test_auto_geometry_is_recorded_and_used():
     X3, _, _ = _three_d(n_timepoints=36)
-    est = _fast().fit(X3)
+    est = fast_cpc().fit(X3)
     assert (est.window_, est.stride_) == auto_geometry(36, est.prediction_steps)
     assert est.n_windows_ == (36 - est.window_) // est.stride_ + 1
     assert est.n_anchor_times_ == est.n_windows_ - est.prediction_steps
     assert est.module_.encoder.receptive_field == est.window_
-    explicit = _fast(window=6, stride="auto").fit(X3)
+    explicit = fast_cpc(window=6, stride="auto").fit(X3)
     assert (explicit.window_, explicit.stride_) == (6, 3)
 
 
 def test_default_output_width_matches_feature_names():
     X3, _, _ = _three_d()
-    est = _fast().fit(X3)
+    est = fast_cpc().fit(X3)
     Z = est.transform(X3)
     hidden = len(causal_dilations(est.window_)) * 16
     # mean and max of every hidden layer and of the latents, mean and last context, the
@@ -111,7 +99,7 @@ def test_causal_encoder_receptive_field_is_the_window():
 def test_conv_latents_see_their_window_only():
     # The latent of window s is a function of samples s * stride .. s * stride + window - 1.
     X3, _, _ = _three_d()
-    est = _fast(window=8, stride=4).fit(X3)
+    est = fast_cpc(window=8, stride=4).fit(X3)
     x, _, _ = est._validated_series(X3, min_samples=1, scoring=False)
     module = est.module_.eval()
     with torch.no_grad():
@@ -129,8 +117,8 @@ def test_conv_latents_see_their_window_only():
 
 def test_flat_and_three_d_inputs_give_the_same_model():
     X3, X2, _ = _three_d()
-    from_3d = _fast().fit(X3)
-    from_2d = _fast(n_channels=2).fit(X2)
+    from_3d = fast_cpc().fit(X3)
+    from_2d = fast_cpc(n_channels=2).fit(X2)
     assert from_3d.mi_ == from_2d.mi_
     np.testing.assert_array_equal(from_3d.transform(X3), from_2d.transform(X2))
     # A fitted model takes either layout.
@@ -142,7 +130,7 @@ def test_flat_and_three_d_inputs_give_the_same_model():
 
 def test_list_of_equal_series_is_a_three_d_array():
     X3, _, _ = _three_d()
-    est = _fast().fit(X3)
+    est = fast_cpc().fit(X3)
     np.testing.assert_array_equal(est.transform(list(X3)), est.transform(X3))
 
 
@@ -161,14 +149,14 @@ def test_padding_does_not_change_an_embedding(fitted_unequal):
 @pytest.mark.parametrize("pooling", ["last", "mean", "multiscale"])
 def test_every_pooling_ignores_padding(pooling):
     cases, _ = _unequal()
-    est = _fast(pooling=pooling).fit(cases)
+    est = fast_cpc(pooling=pooling).fit(cases)
     together = est.transform(cases)
     np.testing.assert_allclose(est.transform([cases[3]])[0], together[3], rtol=1e-5, atol=1e-5)
 
 
 def test_mlp_encoder_takes_collections_too():
     cases, _ = _unequal()
-    est = _fast(encoder="mlp", window=8, stride=4).fit(cases)
+    est = fast_cpc(encoder="mlp", window=8, stride=4).fit(cases)
     together = est.transform(cases)
     np.testing.assert_allclose(est.transform([cases[2]])[0], together[2], rtol=1e-5, atol=1e-5)
 
@@ -202,7 +190,7 @@ def test_anchor_times_stay_inside_each_sequence():
 
 def test_pipeline_with_collections():
     cases, y = _unequal()
-    pipe = make_pipeline(_fast(), LogisticRegression(max_iter=500)).fit(cases, y)
+    pipe = make_pipeline(fast_cpc(), LogisticRegression(max_iter=500)).fit(cases, y)
     assert pipe.predict(cases).shape == (80,)
 
 
@@ -213,7 +201,7 @@ def test_pipeline_with_collections():
 @pytest.mark.parametrize("layout", ["three_d", "unequal"])
 def test_save_load_round_trip(tmp_path, layout):
     data = _three_d()[0] if layout == "three_d" else _unequal()[0]
-    est = _fast().fit(data)
+    est = fast_cpc().fit(data)
     path = tmp_path / "cpc.skmlcpc"
     est.save(path)
     loaded = ContrastivePredictiveCoding.load(path, device="cpu")
@@ -232,17 +220,17 @@ def test_inputs_are_not_modified():
     cases, _ = _unequal()
     X3_before = X3.copy()
     cases_before = [case.copy() for case in cases]
-    est = _fast().fit(X3)
+    est = fast_cpc().fit(X3)
     est.transform(X3)
     est.score(X3)
-    _fast().fit(cases).transform(cases)
+    fast_cpc().fit(cases).transform(cases)
     np.testing.assert_array_equal(X3, X3_before)
     for case, before in zip(cases, cases_before, strict=True):
         np.testing.assert_array_equal(case, before)
 
 
 def test_clone_keeps_the_new_parameters():
-    est = _fast(encoder="mlp", window="auto", pooling="mean")
+    est = fast_cpc(encoder="mlp", window="auto", pooling="mean")
     assert clone(est).get_params() == est.get_params()
 
 
@@ -264,20 +252,20 @@ def test_shorter_than_the_receptive_field_raises(fitted_unequal):
 def test_too_short_to_fit_raises():
     X3, _, _ = _three_d(n_timepoints=36)
     with pytest.raises(ValueError, match="too short"):
-        _fast(prediction_steps=4).fit(X3[:, :, :4])
+        fast_cpc(prediction_steps=4).fit(X3[:, :, :4])
     with pytest.raises(ValueError, match=r"too short: case 1 of X has n_timesteps=3"):
-        _fast(window=2, stride=1, prediction_steps=2).fit([X3[0], X3[1, :, :3], *list(X3[2:10])])
+        fast_cpc(window=2, stride=1, prediction_steps=2).fit([X3[0], X3[1, :, :3], *list(X3[2:10])])
 
 
 def test_wrong_channel_count_raises():
     X3, _, _ = _three_d()
-    est = _fast().fit(X3)
+    est = fast_cpc().fit(X3)
     with pytest.raises(ValueError, match=r"X has 3 channels, but .* fitted with 2 channels"):
         est.transform(np.concatenate([X3, X3[:, :1]], axis=1))
     with pytest.raises(ValueError, match="X has 1 channels"):
         est.score([x[:1] for x in X3])
     with pytest.raises(ValueError, match="n_channels=3"):
-        _fast(n_channels=3).fit(X3)
+        fast_cpc(n_channels=3).fit(X3)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
@@ -285,23 +273,23 @@ def test_non_finite_values_are_located(bad):
     X3, _, _ = _three_d()
     X3[4, 1, 7] = bad
     with pytest.raises(ValueError, match=r"at case 4, channel 1, time point 7"):
-        _fast().fit(X3)
+        fast_cpc().fit(X3)
     cases, _ = _unequal()
     cases[6][0, 2] = bad
     with pytest.raises(ValueError, match=r"at case 6, channel 0, time point 2"):
-        _fast().fit(cases)
+        fast_cpc().fit(cases)
 
 
 def test_empty_and_ragged_collections_raise():
     cases, _ = _unequal()
     with pytest.raises(ValueError, match="empty list"):
-        _fast().fit([])
+        fast_cpc().fit([])
     ragged = [*cases[:5], cases[5][:1], *cases[6:]]
     with pytest.raises(ValueError, match="different channel counts: case 0 has 2, case 5 has 1"):
-        _fast().fit(ragged)
+        fast_cpc().fit(ragged)
     with pytest.raises(ValueError, match="Case 2 of X has 1 dimension"):
-        _fast().fit([cases[0], cases[1], cases[2][0], *cases[3:]])
+        fast_cpc().fit([cases[0], cases[1], cases[2][0], *cases[3:]])
     with pytest.raises(ValueError, match="minimum of 2"):
-        _fast().fit(cases[:1])
+        fast_cpc().fit(cases[:1])
     with pytest.raises(ValueError, match="not numbers"):
-        _fast().fit([np.array([["a", "b"]] * 2, dtype=object)] * 10)
+        fast_cpc().fit([np.array([["a", "b"]] * 2, dtype=object)] * 10)

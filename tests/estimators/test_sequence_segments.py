@@ -5,9 +5,6 @@ stretches of each series' windows (:func:`sk_mlcpc._nn.temporal.segment_means`),
 a probe sees *when* a pattern occurs. Tiny data and few epochs: behaviour, not accuracy.
 """
 
-import json
-import zipfile
-
 import numpy as np
 import pytest
 import torch
@@ -16,19 +13,7 @@ from torch.nn import functional as F
 from sk_mlcpc import ContrastivePredictiveCoding, ModelFileError
 from sk_mlcpc._nn.temporal import masked_mean, segment_means
 from sk_mlcpc.datasets import make_frequency_sequences
-
-FAST = {
-    "n_components": 8,
-    "latent_dim": 8,
-    "hidden_layer_sizes": (16,),
-    "batch_size": 16,
-    "max_epochs": 2,
-    "random_state": 0,
-}
-
-
-def _fast(**params):
-    return ContrastivePredictiveCoding(**{**FAST, **params})
+from tests.estimators._sequence_helpers import fast_cpc, rewrite_manifest
 
 
 def _three_d(n=60, n_timepoints=36, seed=0):
@@ -102,17 +87,17 @@ def test_segment_means_refuse_no_segments():
 
 def test_auto_segments_are_the_windows_at_most_12():
     X3 = _three_d(n_timepoints=36)
-    est = _fast().fit(X3)  # window="auto": 9 windows
+    est = fast_cpc().fit(X3)  # window="auto": 9 windows
     assert est.n_segments_ == est.n_windows_ == 9
-    many = _fast(window=4, stride=2).fit(X3)  # 17 windows: capped
+    many = fast_cpc(window=4, stride=2).fit(X3)  # 17 windows: capped
     assert many.n_windows_ == 17 and many.n_segments_ == 12
-    assert _fast(n_segments=5).fit(X3).n_segments_ == 5
+    assert fast_cpc(n_segments=5).fit(X3).n_segments_ == 5
 
 
 @pytest.mark.parametrize("n_segments", [0, 3, "auto"])
 def test_output_width_follows_n_segments(n_segments):
     X3 = _three_d()
-    est = _fast(n_segments=n_segments).fit(X3)
+    est = fast_cpc(n_segments=n_segments).fit(X3)
     module = est.module_
     without = module.feature_width("multiscale", 0)
     Z = est.transform(X3)
@@ -134,13 +119,13 @@ def test_output_width_follows_n_segments(n_segments):
 @pytest.mark.parametrize("pooling", ["last", "mean"])
 def test_context_poolings_ignore_n_segments(pooling):
     X3 = _three_d()
-    assert _fast(pooling=pooling, n_segments=4).fit(X3).transform(X3).shape == (60, 8)
+    assert fast_cpc(pooling=pooling, n_segments=4).fit(X3).transform(X3).shape == (60, 8)
 
 
 def test_segments_of_unequal_series_come_from_their_own_windows():
     X3 = _three_d(n_timepoints=48)
     cases = [X3[i, :, : 36 + i % 13].copy() for i in range(60)]
-    est = _fast().fit(cases)
+    est = fast_cpc().fit(cases)
     together = est.transform(cases)
     for index in (0, 7, 12):  # 36, 43 and 48 time points
         alone = est.transform([cases[index]])
@@ -152,39 +137,28 @@ def test_segments_of_unequal_series_come_from_their_own_windows():
 @pytest.mark.parametrize("bad", [-1, 1.5, "all"])
 def test_invalid_n_segments_raises(bad):
     with pytest.raises(ValueError, match="n_segments"):
-        _fast(n_segments=bad).fit(_three_d())
+        fast_cpc(n_segments=bad).fit(_three_d())
 
 
 def test_save_load_keeps_the_segments(tmp_path):
     X3 = _three_d()
-    est = _fast(n_segments=4).fit(X3)
+    est = fast_cpc(n_segments=4).fit(X3)
     est.save(tmp_path / "cpc.skmlcpc")
     loaded = ContrastivePredictiveCoding.load(tmp_path / "cpc.skmlcpc", device="cpu")
     assert loaded.n_segments_ == 4
     np.testing.assert_array_equal(loaded.transform(X3), est.transform(X3))
 
 
-def _rewrite_manifest(source, target, edit):
-    with zipfile.ZipFile(source) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    manifest = json.loads(members["model.json"])
-    edit(manifest)
-    members["model.json"] = json.dumps(manifest).encode()
-    with zipfile.ZipFile(target, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-
-
 def test_files_from_before_n_segments_load_without_positional_features(tmp_path):
     X3 = _three_d()
-    est = _fast(n_segments=0).fit(X3)
+    est = fast_cpc(n_segments=0).fit(X3)
     est.save(tmp_path / "new.skmlcpc")
 
     def before_the_parameter(manifest):
         del manifest["params"]["n_segments"]
         del manifest["fitted"]["n_segments_"]
 
-    _rewrite_manifest(tmp_path / "new.skmlcpc", tmp_path / "old.skmlcpc", before_the_parameter)
+    rewrite_manifest(tmp_path / "new.skmlcpc", tmp_path / "old.skmlcpc", before_the_parameter)
     old = ContrastivePredictiveCoding.load(tmp_path / "old.skmlcpc", device="cpu")
     assert (old.n_segments, old.n_segments_) == (0, 0)
     np.testing.assert_array_equal(old.transform(X3), est.transform(X3))
@@ -192,6 +166,6 @@ def test_files_from_before_n_segments_load_without_positional_features(tmp_path)
     def value_lost(manifest):
         del manifest["fitted"]["n_segments_"]
 
-    _rewrite_manifest(tmp_path / "new.skmlcpc", tmp_path / "lost.skmlcpc", value_lost)
+    rewrite_manifest(tmp_path / "new.skmlcpc", tmp_path / "lost.skmlcpc", value_lost)
     with pytest.raises(ModelFileError, match="no 'n_segments_'"):
         ContrastivePredictiveCoding.load(tmp_path / "lost.skmlcpc")
