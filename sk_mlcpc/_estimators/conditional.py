@@ -395,12 +395,16 @@ class ConditionalMutualInformationEstimator(BaseEstimator):
         >>> bool(low < mi < high), mi == est.score(X[1000:], Y[1000:], Z=Z[1000:])
         (True, True)
         """
+        XZ, Z, value = self._difference(X, y, Z)
+        std_error, interval = self._paired_jackknife(XZ, Z, y, value)
+        return value, std_error, interval
+
+    def _difference(self, X, y, Z) -> tuple[np.ndarray, np.ndarray, float]:
+        """``[X, Z]``, ``Z`` and ``joint_.score([X, Z], y) - conditioning_.score(Z, y)``."""
         check_is_fitted(self)
         X, Z = self._split_columns(X, Z, reset=False)
         XZ = np.hstack([X, Z])
-        value = float(self.joint_.score(XZ, y) - self.conditioning_.score(Z, y))
-        std_error, interval = self._paired_jackknife(XZ, Z, y, value)
-        return value, std_error, interval
+        return XZ, Z, float(self.joint_.score(XZ, y) - self.conditioning_.score(Z, y))
 
     def score(self, X, y, Z=None) -> float:
         """The estimate of ``I(X; Y | Z)`` on new rows, in nats (higher is more dependence).
@@ -419,6 +423,4 @@ class ConditionalMutualInformationEstimator(BaseEstimator):
         -------
         score : float
         """
-        check_is_fitted(self)
-        X, Z = self._split_columns(X, Z, reset=False)
-        return float(self.joint_.score(np.hstack([X, Z]), y) - self.conditioning_.score(Z, y))
+        return self._difference(X, y, Z)[2]
